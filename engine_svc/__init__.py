@@ -1,0 +1,1 @@
+"""engine_svc: market data, the daily-bar A-share backtest engine, metrics, sandboxed execution."""
