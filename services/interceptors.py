@@ -3,6 +3,10 @@
 They wrap the handler's behaviour function, so they work for unary and server-streaming
 RPCs alike; a streaming handler's generator is consumed inside the wrapper, so context
 variables (request id, principal) stay set and exceptions raised mid-stream are mapped too.
+
+Requests whose bytes do not parse (e.g. a string field holding invalid UTF-8) would make
+grpcio answer INTERNAL "Exception deserializing request!"; the wrapper deserializes
+tolerantly and answers INVALID_ARGUMENT instead.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any, Protocol
 import grpc
 import sqlalchemy.exc
 
-from services.errors import DomainError, Unavailable, abort_with, internal_status
+from services.errors import DomainError, InvalidArgument, Unavailable, abort_with, internal_status
 from services.logs import new_request_id, request_id_var
 from services.principal import Credentials, Principal, reset_principal, set_principal
 
@@ -28,14 +32,36 @@ class Authenticator(Protocol):
     def authenticate(self, credentials: Credentials) -> Principal: ...
 
 
+_UNDECODABLE = object()
+
+
+def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserialize is None:
+        return None
+
+    def run(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except Exception:
+            return _UNDECODABLE
+
+    return run
+
+
+def _check_decoded(request: Any) -> None:
+    if request is _UNDECODABLE:
+        raise InvalidArgument("request is not a valid protobuf message (strings must be UTF-8)")
+
+
 def _wrap(handler: grpc.RpcMethodHandler, wrap_unary: Callable[[Behaviour], Behaviour],
           wrap_stream: Callable[[Behaviour], Behaviour]) -> grpc.RpcMethodHandler:
+    deserializer = _tolerant(handler.request_deserializer)
     if handler.unary_unary:
         return grpc.unary_unary_rpc_method_handler(
-            wrap_unary(handler.unary_unary), handler.request_deserializer, handler.response_serializer)
+            wrap_unary(handler.unary_unary), deserializer, handler.response_serializer)
     if handler.unary_stream:
         return grpc.unary_stream_rpc_method_handler(
-            wrap_stream(handler.unary_stream), handler.request_deserializer, handler.response_serializer)
+            wrap_stream(handler.unary_stream), deserializer, handler.response_serializer)
     return handler  # client/bidi streaming: none of our services use them
 
 
@@ -65,6 +91,7 @@ class ServiceInterceptor(grpc.ServerInterceptor):
         def wrap_unary(behaviour: Behaviour) -> Behaviour:
             def run(request: Any, context: grpc.ServicerContext) -> Any:
                 with _CallScope(self, method, context, needs_auth) as scope:
+                    scope.result(lambda: _check_decoded(request))
                     return scope.result(lambda: behaviour(request, context))
                 return None  # unreachable: the scope aborts on error
 
@@ -73,6 +100,7 @@ class ServiceInterceptor(grpc.ServerInterceptor):
         def wrap_stream(behaviour: Behaviour) -> Behaviour:
             def run(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
                 with _CallScope(self, method, context, needs_auth) as scope:
+                    scope.result(lambda: _check_decoded(request))
                     iterator = scope.result(lambda: behaviour(request, context))
                     while True:
                         item = scope.result(lambda: next(iterator, _END))
@@ -120,6 +148,11 @@ class _CallScope:
         except DomainError as exc:
             self.status_name = exc.code.name
             abort_with(self.context, exc.to_status())
+        except sqlalchemy.exc.DataError:
+            # Values the database refuses (e.g. NUL bytes in text on PostgreSQL) are bad input.
+            self.status_name = "INVALID_ARGUMENT"
+            abort_with(self.context, InvalidArgument("a value was rejected by the database "
+                                                     "(text must not contain NUL characters)").to_status())
         except sqlalchemy.exc.OperationalError:
             log.exception("database unavailable", extra={"method": self.method})
             self.status_name = "UNAVAILABLE"

@@ -1,0 +1,141 @@
+"""gRPC adapter for the auth domain: proto messages in, domain calls, proto messages out.
+
+No SQL and no rules here. Two gRPC-specific jobs also live here:
+
+- the client IP for login throttling: the transport peer, or — only when that peer is a
+  trusted proxy (ZQ_AUTH_TRUSTED_PROXIES, default loopback where the bundled Envoy runs) — the
+  LAST `x-forwarded-for` entry. Envoy with `use_remote_address: true` appends the address it
+  accepted the connection from; every earlier entry was written by the client and is ignored.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import datetime
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from zquant.auth.v1 import auth_pb2, auth_pb2_grpc
+
+from auth_svc.service import ApiKeyView, AuthService, TokenPair, UserChanges, UserView
+from services.principal import current_principal
+
+SERVICE_NAME = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
+PUBLIC_METHODS = frozenset(f"/{SERVICE_NAME}/{m}" for m in
+                           ("Login", "Refresh", "Logout", "Authenticate", "GetSigningKeys"))
+
+
+def _ts(value: datetime | None) -> Timestamp | None:
+    if value is None:
+        return None
+    ts = Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+def _user(u: UserView) -> auth_pb2.User:
+    return auth_pb2.User(id=u.id, username=u.username, email=u.email, is_active=u.is_active,
+                         is_admin=u.is_admin, created_at=_ts(u.created_at), updated_at=_ts(u.updated_at))
+
+
+def _api_key(k: ApiKeyView) -> auth_pb2.ApiKey:
+    return auth_pb2.ApiKey(id=k.id, key=k.key, name=k.name, created_at=_ts(k.created_at),
+                           last_used_at=_ts(k.last_used_at), expires_at=_ts(k.expires_at))
+
+
+def _pair(p: TokenPair) -> auth_pb2.TokenPair:
+    return auth_pb2.TokenPair(access_token=p.access_token, refresh_token=p.refresh_token, token_type="bearer",  # noqa: S106
+                              expires_in=p.expires_in, refresh_expires_in=p.refresh_expires_in)
+
+
+def _peer_ip(peer: str) -> str:
+    """"ipv4:1.2.3.4:5678" / "ipv6:[::1]:5678" / "ipv6:%5B::1%5D:5678" → the address."""
+    kind, _, rest = peer.partition(":")
+    if kind == "ipv4":
+        return rest.rsplit(":", 1)[0]
+    if kind == "ipv6":
+        rest = rest.replace("%5B", "[").replace("%5D", "]")
+        return rest[1:rest.index("]")] if rest.startswith("[") and "]" in rest else rest
+    return ""  # unix sockets etc.: no client address
+
+
+def client_ip(context: grpc.ServicerContext, trusted_proxies: frozenset[str]) -> str:
+    ip = _peer_ip(context.peer() or "")
+    if ip in trusted_proxies:
+        forwarded = [v for k, v in context.invocation_metadata() or () if k == "x-forwarded-for"]
+        if forwarded and isinstance(forwarded[-1], str):
+            last = forwarded[-1].split(",")[-1].strip()
+            try:
+                return str(ipaddress.ip_address(last))
+            except ValueError:
+                pass  # garbage in the header: fall back to the proxy's own address
+    return ip
+
+
+class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
+    def __init__(self, service: AuthService) -> None:
+        self.svc = service
+
+    def Login(self, request: auth_pb2.LoginRequest, context: grpc.ServicerContext) -> auth_pb2.TokenPair:
+        ip = client_ip(context, self.svc.settings.trusted_proxies)
+        return _pair(self.svc.login(request.username, request.password, ip))
+
+    def Refresh(self, request: auth_pb2.RefreshRequest, context: grpc.ServicerContext) -> auth_pb2.TokenPair:
+        return _pair(self.svc.refresh(request.refresh_token))
+
+    def Logout(self, request: auth_pb2.LogoutRequest, context: grpc.ServicerContext) -> auth_pb2.LogoutResponse:
+        self.svc.logout(request.refresh_token)
+        return auth_pb2.LogoutResponse()
+
+    def GetMe(self, request: auth_pb2.GetMeRequest, context: grpc.ServicerContext) -> auth_pb2.User:
+        return _user(self.svc.get_user(current_principal()))
+
+    def CreateUser(self, request: auth_pb2.CreateUserRequest, context: grpc.ServicerContext) -> auth_pb2.User:
+        return _user(self.svc.create_user(current_principal(), request.username, request.password,
+                                          request.email, request.is_admin))
+
+    def UpdateUser(self, request: auth_pb2.UpdateUserRequest, context: grpc.ServicerContext) -> auth_pb2.User:
+        changes = UserChanges(
+            is_active=request.is_active if request.HasField("is_active") else None,
+            email=request.email if request.HasField("email") else None,
+            password=request.password if request.HasField("password") else None,
+            is_admin=request.is_admin if request.HasField("is_admin") else None,
+        )
+        return _user(self.svc.update_user(current_principal(), request.user_id, changes))
+
+    def ListApiKeys(self, request: auth_pb2.ListApiKeysRequest,
+                    context: grpc.ServicerContext) -> auth_pb2.ListApiKeysResponse:
+        return auth_pb2.ListApiKeysResponse(api_keys=[_api_key(k) for k in self.svc.list_api_keys(current_principal())])
+
+    def CreateApiKey(self, request: auth_pb2.CreateApiKeyRequest,
+                     context: grpc.ServicerContext) -> auth_pb2.CreateApiKeyResponse:
+        created = self.svc.create_api_key(current_principal(), request.name, request.expires_in_days)
+        k = created.key
+        return auth_pb2.CreateApiKeyResponse(id=k.id, key=k.key, secret=created.secret, name=k.name,
+                                             created_at=_ts(k.created_at), expires_at=_ts(k.expires_at))
+
+    def RevokeApiKey(self, request: auth_pb2.RevokeApiKeyRequest,
+                     context: grpc.ServicerContext) -> auth_pb2.RevokeApiKeyResponse:
+        self.svc.revoke_api_key(current_principal(), request.key_id)
+        return auth_pb2.RevokeApiKeyResponse()
+
+    def Authenticate(self, request: auth_pb2.AuthenticateRequest,
+                     context: grpc.ServicerContext) -> auth_pb2.Principal:
+        if request.access_token:
+            p = self.svc.authenticate_access_token(request.access_token)
+        else:
+            p = self.svc.authenticate_api_key(request.api_key, request.api_secret)
+        return auth_pb2.Principal(user_id=p.user_id, username=p.username, is_admin=p.is_admin,
+                                  auth_method=p.auth_method)
+
+    def GetSigningKeys(self, request: auth_pb2.GetSigningKeysRequest,
+                       context: grpc.ServicerContext) -> auth_pb2.GetSigningKeysResponse:
+        return auth_pb2.GetSigningKeysResponse(
+            keys=[auth_pb2.SigningKey(kid=k.kid, alg=k.alg, public_key_pem=k.public_key_pem)
+                  for k in self.svc.signing_keys()],
+            issuer=self.svc.settings.issuer, audience=self.svc.settings.audience)
+
+
+def register(server: grpc.Server, servicer: AuthServicer) -> list[str]:
+    auth_pb2_grpc.add_AuthServiceServicer_to_server(servicer, server)
+    return [SERVICE_NAME]

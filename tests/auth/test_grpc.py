@@ -1,0 +1,302 @@
+"""The real auth_svc gRPC server (in process, free loopback port) called through the generated
+stubs, on SQLite and PostgreSQL. Nothing here may ever come back INTERNAL."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import time
+
+import grpc
+import jwt
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from zquant.auth.v1 import auth_pb2
+
+from services.errors import field_violations
+from tests.auth.helpers import AuthServer, bearer
+
+pb = auth_pb2
+
+
+def code_of(fn, *args, **kwargs) -> grpc.StatusCode:  # type: ignore[no-untyped-def]
+    with pytest.raises(grpc.RpcError) as exc:
+        fn(*args, **kwargs)
+    return exc.value.code()  # type: ignore[no-any-return, attr-defined]
+
+
+def test_health_and_reflection(server: AuthServer) -> None:
+    health = health_pb2_grpc.HealthStub(server.channel)
+    for name in ("", "zquant.auth.v1.AuthService"):
+        assert health.Check(health_pb2.HealthCheckRequest(service=name)).status == \
+            health_pb2.HealthCheckResponse.SERVING
+    refl = reflection_pb2_grpc.ServerReflectionStub(server.channel)
+    responses = refl.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+    names = {s.name for r in responses for s in r.list_services_response.service}
+    assert "zquant.auth.v1.AuthService" in names
+
+
+def test_login_and_get_me(server: AuthServer) -> None:
+    user, password = server.new_user()
+    pair = server.login(user.username, password)
+    assert pair.token_type == "bearer" and pair.expires_in == 1800 and pair.refresh_expires_in == 1209600
+    me = server.stub.GetMe(pb.GetMeRequest(), metadata=bearer(pair.access_token))
+    assert (me.id, me.username, me.email, me.is_active, me.is_admin) == \
+        (user.id, user.username, user.email, True, False)
+    assert me.created_at.seconds > 0 and me.updated_at.seconds > 0
+
+
+def test_get_me_with_api_key(server: AuthServer) -> None:
+    user, password = server.new_user()
+    md = bearer(server.login(user.username, password).access_token)
+    created = server.stub.CreateApiKey(pb.CreateApiKeyRequest(name="ci", expires_in_days=30), metadata=md)
+    assert created.key.startswith("zqk_") and len(created.secret) >= 43 and created.expires_at.seconds > 0
+    me = server.stub.GetMe(pb.GetMeRequest(), metadata=[("x-api-key", created.key), ("x-api-secret", created.secret)])
+    assert me.id == user.id
+    assert code_of(server.stub.GetMe, pb.GetMeRequest(),
+                   metadata=[("x-api-key", created.key), ("x-api-secret", "wrong")]) == grpc.StatusCode.UNAUTHENTICATED
+    assert code_of(server.stub.GetMe, pb.GetMeRequest(),
+                   metadata=[("x-api-key", created.key)]) == grpc.StatusCode.UNAUTHENTICATED
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def test_bad_credentials_are_unauthenticated(server: AuthServer) -> None:
+    user, password = server.new_user()
+    token = server.login(user.username, password).access_token
+    header, body, sig = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(body + "=="))
+    key = server.app.service.keys.current()
+    now = int(time.time())
+    expired = jwt.encode({**claims, "iat": now - 4000, "nbf": now - 4000, "exp": now - 100}, key.private_key,
+                         algorithm="EdDSA", headers={"kid": key.kid})
+    cases = {
+        "none": [],
+        "garbage bearer": bearer("garbage"),
+        "basic scheme": [("authorization", "Basic YWRtaW46YWRtaW4=")],
+        "tampered": bearer(f"{header}.{_b64(json.dumps({**claims, 'adm': True}).encode())}.{sig}"),
+        "alg none": bearer(f"{_b64(json.dumps({'alg': 'none', 'kid': key.kid}).encode())}.{body}."),
+        "expired": bearer(expired),
+        "bad api key": [("x-api-key", "zqk_nope"), ("x-api-secret", "nope")],
+    }
+    for name, md in cases.items():
+        assert code_of(server.stub.GetMe, pb.GetMeRequest(), metadata=md) == grpc.StatusCode.UNAUTHENTICATED, name
+
+
+def test_disabled_user_is_denied_everywhere(server: AuthServer) -> None:
+    user, password = server.new_user()
+    pair = server.login(user.username, password)
+    key = server.stub.CreateApiKey(pb.CreateApiKeyRequest(name="k"), metadata=bearer(pair.access_token))
+    updated = server.stub.UpdateUser(pb.UpdateUserRequest(user_id=user.id, is_active=False),
+                                     metadata=server.admin_md())
+    assert not updated.is_active
+    denied = grpc.StatusCode.PERMISSION_DENIED
+    assert code_of(server.stub.GetMe, pb.GetMeRequest(), metadata=bearer(pair.access_token)) == denied
+    assert code_of(server.stub.GetMe, pb.GetMeRequest(),
+                   metadata=[("x-api-key", key.key), ("x-api-secret", key.secret)]) == denied
+    assert code_of(server.login, user.username, password) == denied
+    assert code_of(server.login, user.username, "wrong-password") == grpc.StatusCode.UNAUTHENTICATED
+    assert code_of(server.stub.Authenticate, pb.AuthenticateRequest(access_token=pair.access_token)) == denied
+    # Disabling revoked the refresh tokens; re-enabling does not bring them back.
+    server.stub.UpdateUser(pb.UpdateUserRequest(user_id=user.id, is_active=True), metadata=server.admin_md())
+    assert code_of(server.stub.Refresh, pb.RefreshRequest(refresh_token=pair.refresh_token)) == \
+        grpc.StatusCode.UNAUTHENTICATED
+    assert server.stub.GetMe(pb.GetMeRequest(), metadata=bearer(pair.access_token)).id == user.id
+
+
+def test_refresh_rotation_reuse_and_logout(server: AuthServer) -> None:
+    user, password = server.new_user()
+    first = server.login(user.username, password)
+    second = server.stub.Refresh(pb.RefreshRequest(refresh_token=first.refresh_token))
+    assert second.refresh_token != first.refresh_token and second.token_type == "bearer"
+    assert server.stub.GetMe(pb.GetMeRequest(), metadata=bearer(second.access_token)).id == user.id
+    third = server.stub.Refresh(pb.RefreshRequest(refresh_token=second.refresh_token))
+    unauth = grpc.StatusCode.UNAUTHENTICATED
+    assert code_of(server.stub.Refresh, pb.RefreshRequest(refresh_token=second.refresh_token)) == unauth  # reuse
+    assert code_of(server.stub.Refresh, pb.RefreshRequest(refresh_token=third.refresh_token)) == unauth  # family
+    session = server.login(user.username, password)
+    server.stub.Logout(pb.LogoutRequest(refresh_token=session.refresh_token))
+    server.stub.Logout(pb.LogoutRequest(refresh_token=session.refresh_token))  # idempotent
+    server.stub.Logout(pb.LogoutRequest(refresh_token=""))
+    assert code_of(server.stub.Refresh, pb.RefreshRequest(refresh_token=session.refresh_token)) == unauth
+
+
+def test_api_keys_list_and_revoke(server: AuthServer) -> None:
+    owner, pw = server.new_user()
+    other, other_pw = server.new_user()
+    md, other_md = bearer(server.login(owner.username, pw).access_token), \
+        bearer(server.login(other.username, other_pw).access_token)
+    a = server.stub.CreateApiKey(pb.CreateApiKeyRequest(name="a"), metadata=md)
+    b = server.stub.CreateApiKey(pb.CreateApiKeyRequest(name="b"), metadata=md)
+    listed = server.stub.ListApiKeys(pb.ListApiKeysRequest(), metadata=md).api_keys
+    assert [k.id for k in listed] == [b.id, a.id]
+    assert a.secret not in str(listed) and b.secret not in str(listed)
+    assert server.stub.ListApiKeys(pb.ListApiKeysRequest(), metadata=other_md).api_keys == []
+    assert code_of(server.stub.RevokeApiKey, pb.RevokeApiKeyRequest(key_id=a.id), metadata=other_md) == \
+        grpc.StatusCode.NOT_FOUND
+    server.stub.RevokeApiKey(pb.RevokeApiKeyRequest(key_id=a.id), metadata=md)
+    assert code_of(server.stub.GetMe, pb.GetMeRequest(), metadata=[("x-api-key", a.key), ("x-api-secret", a.secret)]) \
+        == grpc.StatusCode.UNAUTHENTICATED
+    assert code_of(server.stub.RevokeApiKey, pb.RevokeApiKeyRequest(key_id=a.id), metadata=md) == \
+        grpc.StatusCode.NOT_FOUND
+    assert [k.id for k in server.stub.ListApiKeys(pb.ListApiKeysRequest(), metadata=md).api_keys] == [b.id]
+    err = code_of(server.stub.CreateApiKey, pb.CreateApiKeyRequest(name="x", expires_in_days=5000), metadata=md)
+    assert err == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_admin_only_rpcs(server: AuthServer) -> None:
+    user, password = server.new_user()
+    md = bearer(server.login(user.username, password).access_token)
+    denied = grpc.StatusCode.PERMISSION_DENIED
+    assert code_of(server.stub.CreateUser, pb.CreateUserRequest(username="x_" + secrets.token_hex(3),
+                                                                password="password-123"), metadata=md) == denied
+    assert code_of(server.stub.UpdateUser, pb.UpdateUserRequest(user_id=user.id, is_admin=True), metadata=md) == denied
+    admin = server.admin_md()
+    assert code_of(server.stub.CreateUser, pb.CreateUserRequest(username=user.username, password="password-123"),
+                   metadata=admin) == grpc.StatusCode.ALREADY_EXISTS
+    assert code_of(server.stub.UpdateUser, pb.UpdateUserRequest(user_id=987_654, email="a@b.co"), metadata=admin) \
+        == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as exc:
+        server.stub.CreateUser(pb.CreateUserRequest(username="bad name", password="short", email="nope"),
+                               metadata=admin)
+    assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+    assert [f for f, _ in field_violations(exc.value)] == ["username", "password", "email"]
+    # Promote, then the same access token carries admin rights (read from the DB per call).
+    server.stub.UpdateUser(pb.UpdateUserRequest(user_id=user.id, is_admin=True), metadata=admin)
+    assert server.stub.GetMe(pb.GetMeRequest(), metadata=md).is_admin
+    # Password reset: the old password and old refresh tokens stop working.
+    pair = server.login(user.username, password)
+    server.stub.UpdateUser(pb.UpdateUserRequest(user_id=user.id, password="brand-new-password"), metadata=admin)
+    assert code_of(server.login, user.username, password) == grpc.StatusCode.UNAUTHENTICATED
+    assert code_of(server.stub.Refresh, pb.RefreshRequest(refresh_token=pair.refresh_token)) == \
+        grpc.StatusCode.UNAUTHENTICATED
+    assert server.login(user.username, "brand-new-password").access_token
+    # Email: set and clear; optional fields left unset stay as they are.
+    u = server.stub.UpdateUser(pb.UpdateUserRequest(user_id=user.id, email=""), metadata=admin)
+    assert u.email == "" and u.is_admin and u.is_active
+
+
+NEVER = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.OK}
+
+
+@pytest.mark.parametrize(("username", "password"), [
+    ("", "password-123"),
+    ("u" * 65, "password-123"),
+    ("u" * 100_000, "password-123"),
+    ("admin", ""),
+    ("admin", "p" * (10 * 1024 * 1024)),  # 10 MB: rejected before hashing
+    ("admin'; DROP TABLE users; --", "x"),
+    ("admin", "' OR '1'='1"),
+    ("admin\x00", "password-123"),
+    ("admin", "pass\x00word"),
+    ("ユーザー", "password-123"),
+    ("admin", "🔑" * 300),
+])
+def test_login_bad_input_is_never_internal(server: AuthServer, username: str, password: str) -> None:
+    code = code_of(server.login, username, password)
+    assert code in {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNAUTHENTICATED}, code
+
+
+def test_ten_megabyte_password_is_invalid_argument_quickly(server: AuthServer) -> None:
+    started = time.perf_counter()
+    assert code_of(server.login, server.admin_username, "p" * (10 * 1024 * 1024)) == grpc.StatusCode.INVALID_ARGUMENT
+    assert time.perf_counter() - started < 5
+
+
+def _field(number: int, data: bytes) -> bytes:
+    """A length-delimited protobuf field (for hand-built messages; lengths < 2**14)."""
+    length = len(data)
+    varint = bytes([length]) if length < 128 else bytes([(length & 0x7F) | 0x80, length >> 7])
+    return bytes([(number << 3) | 2]) + varint + data
+
+
+@pytest.mark.parametrize(("method", "payload", "metadata_kind", "expected"), [
+    ("Login", _field(1, b"\xff\xfeadmin") + _field(2, b"password-123"), "none", "INVALID_ARGUMENT"),
+    ("Login", _field(1, b"admin") + _field(2, b"\xc3\x28pass"), "none", "INVALID_ARGUMENT"),
+    ("Refresh", _field(1, b"\xed\xa0\x80"), "none", "INVALID_ARGUMENT"),  # encoded surrogate
+    ("Authenticate", _field(1, b"\x80\x81"), "none", "INVALID_ARGUMENT"),
+    ("Login", b"\x0a\xff\xff\xff\xff\x0f", "none", "INVALID_ARGUMENT"),  # truncated / absurd length
+    ("CreateUser", _field(1, b"\xffroot") + _field(2, b"password-123"), "admin", "INVALID_ARGUMENT"),
+    ("CreateUser", _field(1, b"\xffroot"), "none", "UNAUTHENTICATED"),  # authentication comes first
+])
+def test_invalid_utf8_and_malformed_protobuf(server: AuthServer, method: str, payload: bytes, metadata_kind: str,
+                                             expected: str) -> None:
+    call = server.channel.unary_unary(f"/zquant.auth.v1.AuthService/{method}")
+    md = server.admin_md() if metadata_kind == "admin" else []
+    with pytest.raises(grpc.RpcError) as exc:
+        call(payload, metadata=md)
+    assert exc.value.code().name == expected, exc.value.details()  # type: ignore[attr-defined]
+
+
+def test_sql_looking_strings_everywhere(server: AuthServer) -> None:
+    admin = server.admin_md()
+    sqlish = "1; DROP TABLE users; --"
+    calls = [
+        lambda: server.stub.Refresh(pb.RefreshRequest(refresh_token=sqlish)),
+        lambda: server.stub.Authenticate(pb.AuthenticateRequest(access_token=sqlish)),
+        lambda: server.stub.Authenticate(pb.AuthenticateRequest(api_key="zqk_' OR 1=1 --", api_secret=sqlish)),
+        lambda: server.stub.Authenticate(pb.AuthenticateRequest()),
+        lambda: server.stub.CreateUser(pb.CreateUserRequest(username="x' OR '1'='1", password="password-123"),
+                                       metadata=admin),
+        lambda: server.stub.UpdateUser(pb.UpdateUserRequest(user_id=-1, email=sqlish), metadata=admin),
+        lambda: server.stub.GetMe(pb.GetMeRequest(), metadata=[("x-api-key", sqlish), ("x-api-secret", sqlish)]),
+    ]
+    for i, call in enumerate(calls):
+        code = code_of(call)
+        assert code in {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNAUTHENTICATED}, (i, code)
+    # A SQL-looking API key name or email is just data.
+    created = server.stub.CreateApiKey(pb.CreateApiKeyRequest(name="'); DELETE FROM api_keys; --"), metadata=admin)
+    assert created.name == "'); DELETE FROM api_keys; --"
+    user, _ = server.new_user()
+    u = server.stub.UpdateUser(pb.UpdateUserRequest(user_id=user.id, email="o'brien+x@example.com"), metadata=admin)
+    assert u.email == "o'brien+x@example.com"
+
+
+def test_login_throttling_over_grpc(server: AuthServer) -> None:
+    user, password = server.new_user()
+    ghost = "ghost_" + secrets.token_hex(3)
+    for name in (user.username, ghost):
+        for _ in range(3):  # FAST: 3 failures per username
+            assert code_of(server.login, name, "wrong-password") == grpc.StatusCode.UNAUTHENTICATED
+    for name, pw in ((user.username, password), (ghost, "wrong-password")):
+        with pytest.raises(grpc.RpcError) as exc:
+            server.login(name, pw)
+        assert exc.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
+        assert exc.value.details().startswith("too many failed logins, retry in ")  # type: ignore[attr-defined]
+    time.sleep(1.1)
+    assert server.login(user.username, password).access_token
+
+
+def test_authenticate_and_signing_keys_are_public(server: AuthServer) -> None:
+    user, password = server.new_user()
+    pair = server.login(user.username, password)
+    p = server.stub.Authenticate(pb.AuthenticateRequest(access_token=pair.access_token))
+    assert (p.user_id, p.username, p.is_admin, p.auth_method) == (user.id, user.username, False, "jwt")
+    key = server.stub.CreateApiKey(pb.CreateApiKeyRequest(name="svc"), metadata=bearer(pair.access_token))
+    p = server.stub.Authenticate(pb.AuthenticateRequest(api_key=key.key, api_secret=key.secret))
+    assert (p.user_id, p.auth_method) == (user.id, "api_key")
+    for req in (pb.AuthenticateRequest(), pb.AuthenticateRequest(access_token="x.y.z"),
+                pb.AuthenticateRequest(api_key=key.key, api_secret="nope")):
+        assert code_of(server.stub.Authenticate, req) == grpc.StatusCode.UNAUTHENTICATED
+    keys = server.stub.GetSigningKeys(pb.GetSigningKeysRequest())
+    assert keys.issuer == "zquant-auth" and keys.audience == "zquant"
+    assert keys.keys[0].kid == jwt.get_unverified_header(pair.access_token)["kid"]
+    assert keys.keys[0].alg == "EdDSA" and keys.keys[0].public_key_pem.startswith("-----BEGIN PUBLIC KEY-----")
+    assert "PRIVATE" not in str(keys)
+
+
+def test_x_forwarded_for_only_last_hop_counts(server: AuthServer) -> None:
+    """The IP counter uses Envoy's appended (last) XFF entry; a spoofed first entry is ignored."""
+    from auth_svc.models import LoginThrottle
+
+    ghost = "ghost_" + secrets.token_hex(3)
+    md = [("x-forwarded-for", "203.0.113.9, 198.51.100.77")]
+    assert code_of(server.stub.Login, pb.LoginRequest(username=ghost, password="wrong-password"), metadata=md) == \
+        grpc.StatusCode.UNAUTHENTICATED
+    with server.app.service._sf() as session:
+        assert session.get(LoginThrottle, "ip:198.51.100.77") is not None
+        assert session.get(LoginThrottle, "ip:203.0.113.9") is None
