@@ -1,168 +1,165 @@
-"""auth_svc benchmark: `Authenticate` called directly over gRPC on loopback.
+"""auth benchmark: the REST gateway path against direct gRPC, in one invocation.
 
-    .venv/bin/python bench/auth_bench.py                       # spawns auth_svc (SQLite), 10 s per case
-    .venv/bin/python bench/auth_bench.py --seconds 5 --threads 8 --cases jwt --json out.json
-    .venv/bin/python bench/auth_bench.py --addr 127.0.0.1:50051 --username admin --password …
+    .venv/bin/python bench/auth_bench.py                  # 10 s per case, 4 client threads
+    .venv/bin/python bench/auth_bench.py --seconds 3 --threads 2 --json out.json
 
-Without --addr the script starts a real `python -m auth_svc` subprocess with a temporary
-ZQ_DATA_DIR (SQLite, ZQ_LOG_LEVEL=WARNING so per-request logging is not measured), creates an
-admin with a random password, logs in and creates an API key. Each case runs `--threads`
-client threads, one channel each, for `--seconds` after a 1 s warm-up, calling Authenticate in
-a closed loop:
+Starts a real `python -m auth_svc` (SQLite in a temporary ZQ_DATA_DIR, ZQ_LOG_LEVEL=WARNING)
+and a real Envoy in front of it with devstack — exactly as `make up` does — then runs each
+case with `--threads` closed-loop client threads (one connection each) for `--seconds`
+after a 1 s warm-up:
 
-  jwt      Authenticate(access_token): Ed25519 verify + user lookup by primary key
-  api_key  Authenticate(api_key, api_secret): key lookup + sha256 + compare_digest + user lookup
+  gateway_me      GET /api/v1/users/me through Envoy (HTTP/1.1 keep-alive, Bearer JWT)
+  grpc_me         GetMe direct over gRPC (same work minus the gateway)
+  grpc_auth_jwt   Authenticate(access_token) direct over gRPC
+  grpc_auth_key   Authenticate(api_key, api_secret) direct over gRPC
 
-Prints a table (stderr-free) and one JSON document. The Envoy side is measured elsewhere.
+Target (issue 2): gateway_me p50 within 1.5× of grpc_auth_jwt p50. Prints a table and JSON.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import secrets
-import signal
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from zquant.auth.v1 import auth_pb2, auth_pb2_grpc
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from services import devstack  # noqa: E402  (repo on sys.path first when run as a script)
+
+Call = Callable[[], None]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _spawn(data_dir: str) -> tuple[subprocess.Popen[bytes], str, str, str]:
-    addr = f"127.0.0.1:{_free_port()}"
-    password = secrets.token_urlsafe(16)
-    env = {**os.environ, "ZQ_DATA_DIR": data_dir, "ZQ_AUTH_ADDR": addr, "ZQ_LOG_LEVEL": "WARNING",
-           "ZQ_ADMIN_USERNAME": "bench_admin", "ZQ_ADMIN_PASSWORD": password,
-           "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    env.pop("ZQ_AUTH_DATABASE_URL", None)
-    subprocess.run([sys.executable, "-m", "auth_svc", "create-admin"], env=env, cwd=ROOT, check=True,
-                   capture_output=True)
-    proc = subprocess.Popen([sys.executable, "-m", "auth_svc"], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    health = health_pb2_grpc.HealthStub(grpc.insecure_channel(addr))
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if health.Check(health_pb2.HealthCheckRequest(), timeout=1).status == \
-                    health_pb2.HealthCheckResponse.SERVING:
-                return proc, addr, "bench_admin", password
-        except grpc.RpcError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("auth_svc did not become SERVING")
-
-
-def _run_case(addr: str, request: auth_pb2.AuthenticateRequest, threads: int, seconds: float) -> dict[str, Any]:
-    stop_at: list[float] = [0.0]
-    measuring = threading.Event()
+def run_case(make_call: Callable[[], Call], threads: int, seconds: float) -> dict[str, Any]:
+    """Each thread gets its own client from make_call (connection set up before timing)."""
+    measuring, stop = threading.Event(), threading.Event()
     latencies: list[list[float]] = [[] for _ in range(threads)]
     errors = [0] * threads
-    start_barrier = threading.Barrier(threads + 1)
+    barrier = threading.Barrier(threads + 1)
 
     def worker(i: int) -> None:
-        channel = grpc.insecure_channel(addr)
-        stub = auth_pb2_grpc.AuthServiceStub(channel)
-        stub.Authenticate(request, timeout=5)  # connect before the clock starts
-        start_barrier.wait()
+        call = make_call()
+        call()
+        barrier.wait()
         own = latencies[i]
-        while True:
+        while not stop.is_set():
             t0 = time.perf_counter()
-            if stop_at[0] and t0 >= stop_at[0]:
-                break
             try:
-                stub.Authenticate(request, timeout=5)
-            except grpc.RpcError:
+                call()
+            except Exception:
                 errors[i] += 1
                 continue
             if measuring.is_set():
                 own.append(time.perf_counter() - t0)
-        channel.close()
 
     pool = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(threads)]
     for t in pool:
         t.start()
-    start_barrier.wait()
-    time.sleep(1.0)  # warm-up
+    barrier.wait()
+    time.sleep(1.0)
     measuring.set()
     began = time.perf_counter()
-    stop_at[0] = began + seconds
+    time.sleep(seconds)
+    measuring.clear()
+    elapsed = time.perf_counter() - began
+    stop.set()
     for t in pool:
         t.join()
-    elapsed = time.perf_counter() - began
-    all_lat = sorted(x for own in latencies for x in own)
-    if not all_lat:
-        return {"requests": 0, "errors": sum(errors)}
+    lat = sorted(x for own in latencies for x in own)
 
     def pct(p: float) -> float:
-        return round(all_lat[min(len(all_lat) - 1, int(p / 100 * len(all_lat)))] * 1000, 3)
+        return round(lat[min(len(lat) - 1, int(p / 100 * len(lat)))] * 1000, 3) if lat else 0.0
 
-    return {"requests": len(all_lat), "errors": sum(errors), "seconds": round(elapsed, 2),
-            "rps": round(len(all_lat) / elapsed, 1), "p50_ms": pct(50), "p90_ms": pct(90), "p99_ms": pct(99),
-            "mean_ms": round(statistics.fmean(all_lat) * 1000, 3)}
+    return {"requests": len(lat), "errors": sum(errors), "rps": round(len(lat) / elapsed, 1),
+            "p50_ms": pct(50), "p90_ms": pct(90), "p99_ms": pct(99)}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--addr", help="benchmark a running auth_svc instead of spawning one")
-    ap.add_argument("--username", default=os.environ.get("ZQ_ADMIN_USERNAME", "admin"))
-    ap.add_argument("--password", default=os.environ.get("ZQ_ADMIN_PASSWORD", ""))
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--threads", type=int, default=4)
-    ap.add_argument("--cases", default="jwt,api_key")
     ap.add_argument("--json", dest="json_out")
     args = ap.parse_args()
 
-    proc = None
     tmp = tempfile.TemporaryDirectory(prefix="zq_auth_bench_")
+    data_dir = Path(tmp.name)
+    password = secrets.token_urlsafe(16)
+    addr = f"127.0.0.1:{devstack.free_port()}"
+    env = devstack.child_env(extra={"ZQ_DATA_DIR": str(data_dir), "ZQ_AUTH_ADDR": addr, "ZQ_LOG_LEVEL": "WARNING",
+                                    "ZQ_ADMIN_USERNAME": "bench_admin", "ZQ_ADMIN_PASSWORD": password})
+    env.pop("ZQ_AUTH_DATABASE_URL", None)
+    subprocess.run([sys.executable, "-m", "auth_svc", "create-admin"], env=env, cwd=ROOT, check=True,
+                   capture_output=True)
+    handles = [devstack.start_service("auth", env)]
     try:
-        if args.addr:
-            addr, username, password = args.addr, args.username, args.password
-        else:
-            proc, addr, username, password = _spawn(tmp.name)
+        gw_port, admin_port = devstack.free_port(), devstack.free_port()
+        handles.append(devstack.start_envoy(data_dir / "envoy", gw_port, admin_port, auth_addr=addr))
         stub = auth_pb2_grpc.AuthServiceStub(grpc.insecure_channel(addr))
-        pair = stub.Login(auth_pb2.LoginRequest(username=username, password=password))
-        md = [("authorization", f"Bearer {pair.access_token}")]
-        key = stub.CreateApiKey(auth_pb2.CreateApiKeyRequest(name="bench"), metadata=md)
-        requests = {
-            "jwt": auth_pb2.AuthenticateRequest(access_token=pair.access_token),
-            "api_key": auth_pb2.AuthenticateRequest(api_key=key.key, api_secret=key.secret),
+        pair = stub.Login(auth_pb2.LoginRequest(username="bench_admin", password=password))
+        bearer = f"Bearer {pair.access_token}"
+        key = stub.CreateApiKey(auth_pb2.CreateApiKeyRequest(name="bench"), metadata=[("authorization", bearer)])
+        time.sleep(2.5)  # Envoy's first active health check marks the cluster healthy
+
+        def gateway_me() -> Call:
+            conn = http.client.HTTPConnection("127.0.0.1", gw_port, timeout=5)
+
+            def call() -> None:
+                conn.request("GET", "/api/v1/users/me", headers={"authorization": bearer})
+                resp = conn.getresponse()
+                resp.read()
+                if resp.status != 200:
+                    raise RuntimeError(resp.status)
+
+            return call
+
+        def grpc_call(method: str, request: Any, metadata: list[tuple[str, str]] | None = None) -> Callable[[], Call]:
+            def make() -> Call:
+                rpc = getattr(auth_pb2_grpc.AuthServiceStub(grpc.insecure_channel(addr)), method)
+                return lambda: rpc(request, metadata=metadata, timeout=5)
+
+            return make
+
+        cases = {
+            "gateway_me": gateway_me,
+            "grpc_me": grpc_call("GetMe", auth_pb2.GetMeRequest(), [("authorization", bearer)]),
+            "grpc_auth_jwt": grpc_call("Authenticate", auth_pb2.AuthenticateRequest(access_token=pair.access_token)),
+            "grpc_auth_key": grpc_call("Authenticate", auth_pb2.AuthenticateRequest(api_key=key.key,
+                                                                                    api_secret=key.secret)),
         }
-        results: dict[str, Any] = {}
-        for case in [c.strip() for c in args.cases.split(",") if c.strip()]:
-            results[case] = _run_case(addr, requests[case], args.threads, args.seconds)
-        stub.RevokeApiKey(auth_pb2.RevokeApiKeyRequest(key_id=key.id), metadata=md)
+        results = {name: run_case(make, args.threads, args.seconds) for name, make in cases.items()}
     finally:
-        if proc is not None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=30)
+        for handle in reversed(handles):
+            handle.stop(grace=5)
         tmp.cleanup()
 
-    doc = {"bench": "auth_svc Authenticate, direct gRPC on loopback", "threads": args.threads,
-           "seconds": args.seconds, "cpus": os.cpu_count(), "spawned": not args.addr, "results": results}
-    header = f"{'case':<8} {'req/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'requests':>9} {'errors':>6}"
+    base = results["grpc_auth_jwt"]["p50_ms"] or 1.0
+    ratio = round(results["gateway_me"]["p50_ms"] / base, 2)
+    doc = {"bench": "auth: REST via Envoy vs direct gRPC", "threads": args.threads, "seconds": args.seconds,
+           "cpus": os.cpu_count(), "results": results,
+           "gateway_me_p50_over_grpc_auth_jwt_p50": ratio,
+           "gateway_me_p50_over_grpc_me_p50": round(results["gateway_me"]["p50_ms"]
+                                                     / (results["grpc_me"]["p50_ms"] or 1.0), 2),
+           "target_met": ratio <= 1.5}
+    header = f"{'case':<14} {'req/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'requests':>9} {'errors':>6}"
     print(header)
     print("-" * len(header))
-    for case, r in results.items():
-        print(f"{case:<8} {r.get('rps', 0):>9} {r.get('p50_ms', 0):>8} {r.get('p90_ms', 0):>8} "
-              f"{r.get('p99_ms', 0):>8} {r['requests']:>9} {r['errors']:>6}")
+    for name, r in results.items():
+        print(f"{name:<14} {r['rps']:>9} {r['p50_ms']:>8} {r['p90_ms']:>8} {r['p99_ms']:>8} "
+              f"{r['requests']:>9} {r['errors']:>6}")
+    print(f"gateway_me p50 / grpc_auth_jwt p50 = {ratio} (target ≤ 1.5)")
     print(json.dumps(doc, indent=1))
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(doc, indent=1))
