@@ -418,6 +418,30 @@ class AuthService:
                 repo.revoke_user_refresh_tokens(session, user.id, self._now())
         return None
 
+    def ensure_service_key(self, username: str, current_key: str = "", current_secret: str = "") -> NewApiKey | None:
+        """Credentials one service presents to another (task_svc → engine_svc), which runs
+        work for users who are not online. `username` is a non-admin account whose password
+        nobody knows; it authenticates only with API keys. Returns a new key, or None when the
+        current pair still authenticates as that account (re-running is safe)."""
+        if v := username_violation(username):
+            raise InvalidArgument([("username", v)])
+        if current_key and current_secret:
+            try:
+                if self.authenticate_api_key(current_key, current_secret).username == username:
+                    return None
+            except (Unauthenticated, PermissionDenied):
+                pass  # revoked, expired or from another database: issue a new one
+        with self._sf() as session:
+            existing = repo.get_user_by_username(session, username)
+        if existing is None:
+            view = self._insert_user(username, secrets.token_urlsafe(32), "", False)
+            user_id, is_admin = view.id, view.is_admin
+        else:
+            if not existing.is_active:
+                raise PermissionDenied(f"service account {username!r} is disabled")
+            user_id, is_admin = existing.id, existing.is_admin
+        return self.create_api_key(Principal(user_id, username, is_admin, "service"), "service credential")
+
     # === API keys =============================================================================
 
     def list_api_keys(self, actor: Principal) -> list[ApiKeyView]:

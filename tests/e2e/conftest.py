@@ -217,6 +217,8 @@ def start_stack(stack_env: dict[str, str], start_gateway: GatewayFactory) -> Ite
 
     def _start(*names: str) -> Stack:
         wanted = names or tuple(n for n, spec in devstack.SERVICES.items() if spec.available())
+        if "task" in wanted:  # task_svc's own credentials for engine_svc, as `make up` makes them
+            stack_env.update(devstack.service_credentials(stack_env))
         handles = {}
         for name in wanted:
             handles[name] = devstack.start_service(name, stack_env)
