@@ -1,0 +1,407 @@
+"""Engine benchmark: a dual moving-average (5/20) equal-weight strategy on synthetic panels.
+
+    .venv/bin/python bench/engine_bench.py                 # default matrix, table + JSON
+    .venv/bin/python bench/engine_bench.py --sizes S,M --cases xs,numpy --json out.json
+    .venv/bin/python bench/engine_bench.py --full          # also the slow zquant-style form on M
+
+Sizes (symbols × days): S 50×1000, M 300×2500, L 1000×2500.
+
+Strategy (same trades in every engine form): a symbol is wanted while MA5 > MA20 of its close
+(adjusted view); an unwanted holding is sold in full, a wanted symbol not held is bought for
+total_value / n_symbols; holdings are not rebalanced in between. Capital is 100 000 per symbol.
+
+Engine forms:
+  xs      bar_mode = "arrays": numpy over all symbols, context.order_target_values — O(1)
+          Python per day besides the orders themselves
+  numpy   zquant dict bar_data, context.history(symbol, "close", 20) + numpy per symbol
+  zquant  zquant dict bar_data, closes kept in Python lists, pandas rolling per symbol
+          (how strategies were written for the original engine; S only unless --full)
+External (when importable in this interpreter, else skipped with a note):
+  backtesting.py (one Backtest per symbol, same signal) and vectorbt Portfolio.from_signals.
+
+Each case runs in its own subprocess; its peak RSS comes from os.wait4 on that child (the
+per-child form of RUSAGE_CHILDREN, which would otherwise report the max over all children).
+Timings are measured inside the child: gen_s (synthetic data creation), run_s (backtest), total_s = gen_s + run_s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZES: dict[str, tuple[int, int]] = {"S": (50, 1000), "M": (300, 2500), "L": (1000, 2500)}
+CAPITAL_PER_SYMBOL = 100_000.0
+ENGINE_CASES = ("xs", "numpy", "zquant")
+EXTERNAL_CASES = ("backtesting", "vectorbt")
+
+STRATEGIES: dict[str, str] = {
+    "xs": '''
+import numpy as np
+from zquant.backtest.strategy import BaseStrategy
+
+class Strategy(BaseStrategy):
+    bar_mode = "arrays"
+
+    def on_bar(self, context, bars):
+        h = context.history_matrix("close", 20)
+        if h.shape[0] < 20:
+            return
+        want = (h[-5:].mean(axis=0) > h.mean(axis=0)) & bars.has_bar
+        held = context.portfolio.quantities > 0
+        target = np.full(len(bars.symbols), np.nan)
+        target[want & ~held] = context.portfolio.total_value / len(bars.symbols)
+        target[~want & held & bars.has_bar] = 0.0
+        context.order_target_values(target)
+''',
+    "numpy": '''
+from zquant.backtest.context import Context
+from zquant.backtest.strategy import BaseStrategy
+
+class Strategy(BaseStrategy):
+    def on_bar(self, context: Context, bar_data):
+        slot = context.portfolio.total_value / len(context.symbols)
+        positions = context.portfolio.positions
+        sells, buys = [], []
+        for symbol in bar_data:
+            h = context.history(symbol, "close", 20)
+            if len(h) < 20:
+                continue
+            want = h[-5:].mean() > h.mean()
+            held = symbol in positions
+            if held and not want:
+                sells.append(symbol)
+            elif want and not held:
+                buys.append(symbol)
+        for symbol in sells:
+            context.order_target(symbol, 0)
+        for symbol in buys:
+            context.order_target_value(symbol, slot)
+''',
+    "zquant": '''
+import pandas as pd
+from zquant.backtest.context import Context
+from zquant.backtest.strategy import BaseStrategy
+
+class Strategy(BaseStrategy):
+    def initialize(self):
+        self.closes = {}
+        self.last_date = {}
+
+    def on_bar(self, context: Context, bar_data):
+        slot = context.portfolio.total_value / len(context.symbols)
+        positions = context.portfolio.positions
+        sells, buys = [], []
+        for symbol in context.symbols:
+            # history() includes suspended days as NaN; keep the same window here
+            closes = self.closes.setdefault(symbol, [])
+            bar = bar_data.get(symbol)
+            closes.append(bar["close"] if bar is not None else float("nan"))
+            if bar is None or len(closes) < 20:
+                continue
+            s = pd.Series(closes[-20:])
+            want = s.rolling(5).mean().iloc[-1] > s.rolling(20).mean().iloc[-1]
+            held = symbol in positions
+            if held and not want:
+                sells.append(symbol)
+            elif want and not held:
+                buys.append(symbol)
+        for symbol in sells:
+            context.order_target(symbol, 0)
+        for symbol in buys:
+            context.order_target_value(symbol, slot)
+''',
+}
+
+
+# ------------------------------------------------------------------------------------ child side
+def _generator() -> str:
+    try:
+        importlib.import_module("engine_svc.data.synthetic")
+    except ImportError:  # the data layer (and its dependencies) is optional for the bench
+        return "local"
+    return "engine_svc.data.synthetic"
+
+
+def make_panel(n_symbols: int, n_days: int, seed: int = 1) -> Any:
+    if _generator() == "local":
+        return _local_panel(n_symbols, n_days, seed)
+    from engine_svc.data.synthetic import generate_panel
+
+    return generate_panel(n_symbols, n_days, seed=seed)
+
+
+def _preload() -> None:
+    """Import what a timed section uses, so gen_s / run_s measure work, not imports."""
+    importlib.import_module("engine_svc.engine.runner")
+    with contextlib.suppress(ImportError):
+        importlib.import_module("engine_svc.data.synthetic")
+
+
+def _local_panel(n_symbols: int, n_days: int, seed: int) -> Any:
+    import numpy as np
+
+    from engine_svc.engine.panel import BAR_FIELDS, Panel
+
+    rng = np.random.default_rng(seed)
+    close = np.round(20 * np.exp(np.cumsum(rng.normal(0, 0.02, (n_days, n_symbols)), axis=0)), 2)
+    open_ = np.round(close * (1 + rng.normal(0, 0.005, close.shape)), 2)
+    pre = np.vstack([open_[:1], close[:-1]])
+    nan = np.full(close.shape, np.nan)
+    bars = {"open": open_, "high": np.maximum(open_, close), "low": np.minimum(open_, close), "close": close,
+            "pre_close": pre, "volume": np.full(close.shape, 1e6), "amount": close * 1e6,
+            "adj_factor": nan, "up_limit": nan, "down_limit": nan}
+    assert set(bars) == set(BAR_FIELDS)
+    dates = np.busday_offset("2010-01-04", np.arange(n_days), roll="forward")
+    return Panel(dates=dates, symbols=tuple(f"{600000 + k:06d}.SH" for k in range(n_symbols)), bars=bars)
+
+
+def run_engine_case(case: str, size: str) -> dict[str, Any]:
+    from engine_svc.engine.config import BacktestConfig
+    from engine_svc.engine.runner import run_backtest
+
+    n_sym, n_days = SIZES[size]
+    _preload()
+    t0 = time.perf_counter()
+    panel = make_panel(n_sym, n_days)
+    t1 = time.perf_counter()
+    c1 = time.process_time()
+    config = BacktestConfig(
+        start_date=str(panel.dates[0]), end_date=str(panel.dates[-1]), symbols=panel.symbols,
+        initial_capital=CAPITAL_PER_SYMBOL * n_sym,
+    )
+    result = run_backtest(panel, STRATEGIES[case], config)
+    t2 = time.perf_counter()
+    return {
+        "gen_s": t1 - t0, "run_s": t2 - t1, "total_s": t2 - t0, "run_cpu_s": time.process_time() - c1,
+        "orders": len(result["orders"]), "trades": len(result["trades"]),
+        "final_value": round(result["daily"][-1]["total_value"], 2),
+    }
+
+
+def _signals(panel: Any) -> tuple[Any, Any, Any]:
+    """(close DataFrame in the adjusted view, entries, exits) for the external libraries."""
+    import numpy as np
+    import pandas as pd
+
+    from engine_svc.engine.market import MarketData
+
+    view = MarketData.build(panel, "qfq").view
+    close = pd.DataFrame(np.array(view["close"]), index=pd.DatetimeIndex(panel.dates), columns=list(panel.symbols))
+    ma5 = close.rolling(5).mean()
+    ma20 = close.rolling(20).mean()
+    want = ma5 > ma20
+    return close, want & ~want.shift(1, fill_value=False), ~want & want.shift(1, fill_value=False)
+
+
+def run_external_case(case: str, size: str) -> dict[str, Any]:
+    n_sym, n_days = SIZES[size]
+    _preload()
+    extra: dict[str, Any] = {}
+    if case == "vectorbt":
+        import vectorbt as vbt
+
+        def simulate(panel: Any) -> Any:
+            close, entries, exits = _signals(panel)
+            return vbt.Portfolio.from_signals(
+                close.ffill(), entries, exits, size=CAPITAL_PER_SYMBOL, size_type="value",
+                init_cash=CAPITAL_PER_SYMBOL * len(panel.symbols), cash_sharing=True, group_by=True,
+                fees=0.0003, slippage=0.001, freq="1D",
+            )
+
+        # numba compiles on first use (tens of seconds): warm up on a tiny panel, report it apart
+        tj = time.perf_counter()
+        simulate(make_panel(3, 60)).value()
+        extra["jit_warmup_s"] = time.perf_counter() - tj
+    t0 = time.perf_counter()
+    panel = make_panel(n_sym, n_days)
+    t1 = time.perf_counter()
+    c1 = time.process_time()
+    if case == "vectorbt":
+        pf = simulate(panel)
+        trades, final = len(pf.orders.records), float(pf.value().iloc[-1])
+    else:
+        import pandas as pd
+        from backtesting import Backtest, Strategy
+
+        class MaCross(Strategy):
+            def init(self) -> None:
+                c = pd.Series(self.data.Close)
+                self.ma5 = self.I(lambda: c.rolling(5).mean().to_numpy())
+                self.ma20 = self.I(lambda: c.rolling(20).mean().to_numpy())
+
+            def next(self) -> None:
+                want = self.ma5[-1] > self.ma20[-1]
+                if want and not self.position:
+                    self.buy()
+                elif not want and self.position:
+                    self.position.close()
+
+        from engine_svc.engine.market import MarketData
+
+        view = MarketData.build(panel, "qfq").view  # trade on the prices the signal is computed on
+        index = pd.DatetimeIndex(panel.dates)
+        trades, final = 0, 0.0
+        for j in range(len(panel.symbols)):
+            df = pd.DataFrame({k.capitalize(): view[k][:, j] for k in ("open", "high", "low", "close")},
+                              index=index).dropna()
+            df["Volume"] = panel.bars["volume"][:, j][~pd.isna(panel.bars["close"][:, j])]
+            if len(df) < 25:
+                continue
+            stats = Backtest(df, MaCross, cash=CAPITAL_PER_SYMBOL, commission=0.0003, finalize_trades=True).run()
+            trades += int(stats["# Trades"])
+            final += float(stats["Equity Final [$]"])
+    t2 = time.perf_counter()
+    return {"gen_s": t1 - t0, "run_s": t2 - t1, "total_s": t2 - t0, "run_cpu_s": time.process_time() - c1,
+            "orders": trades, "trades": trades, "final_value": round(final, 2), **extra}
+
+
+def child_main(case: str, size: str) -> None:
+    out = run_engine_case(case, size) if case in ENGINE_CASES else run_external_case(case, size)
+    out["generator"] = _generator()  # every case must say which data it ran on
+    print(json.dumps(out))
+
+
+# ----------------------------------------------------------------------------------- parent side
+def external_available(case: str, python: str) -> bool:
+    mod = "backtesting" if case == "backtesting" else "vectorbt"
+    probe = subprocess.run([python, "-c", f"import {mod}"], capture_output=True, check=False, cwd=ROOT)
+    return probe.returncode == 0
+
+
+def run_child(case: str, size: str, timeout: float, python: str = sys.executable) -> dict[str, Any]:
+    """One case in a fresh interpreter; the peak RSS of exactly that child comes from wait4."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OPENBLAS_NUM_THREADS="1")
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(
+            [python, str(Path(__file__).resolve()), "--child", case, size],
+            stdout=out, stderr=err, cwd=ROOT, env=env,
+        )
+        status, usage = _wait(proc, timeout)
+        wall = time.perf_counter() - t0
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(), err.read().decode(errors="replace")
+    if status is None:
+        return {"case": case, "size": size, "error": f"timeout after {timeout:.0f} s"}
+    if status != 0:
+        return {"case": case, "size": size, "error": (stderr.strip().splitlines() or ["?"])[-1]}
+    rec = json.loads(stdout.strip().splitlines()[-1])
+    # ru_maxrss is in KiB on Linux
+    rec.update({"case": case, "size": size, "wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024})
+    return rec
+
+
+def _wait(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int | None, Any]:
+    """Reap ``proc`` with os.wait4 (its own rusage, unlike the cumulative RUSAGE_CHILDREN)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pid, raw, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid == proc.pid:
+            proc.returncode = os.waitstatus_to_exitcode(raw)
+            return proc.returncode, usage
+        if time.monotonic() > deadline:
+            proc.kill()
+            _, raw, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(raw)
+            return None, usage
+        time.sleep(0.02)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="S,M,L")
+    ap.add_argument("--cases", default="xs,numpy,zquant,backtesting,vectorbt")
+    ap.add_argument("--full", action="store_true", help="run the zquant-style form on M and L too")
+    ap.add_argument("--timeout", type=float, default=900.0)
+    ap.add_argument("--json", dest="json_out")
+    ap.add_argument("--external-python", default=sys.executable,
+                    help="interpreter with backtesting.py / vectorbt installed (they may need other "
+                         "numpy/pandas versions than the project venv); the repo is put on its PYTHONPATH")
+    ap.add_argument("--child", nargs=2, metavar=("CASE", "SIZE"), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        child_main(*args.child)
+        return 0
+    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
+    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    notes: list[str] = []
+    for ext in EXTERNAL_CASES:
+        if ext in cases and not external_available(ext, args.external_python):
+            cases.remove(ext)
+            notes.append(f"{ext}: not importable in {args.external_python}, skipped "
+                         "(pip install '.[bench]' or --external-python)")
+    records: list[dict[str, Any]] = []
+    for size in sizes:
+        for case in cases:
+            if case == "zquant" and size != "S" and not args.full:
+                notes.append(f"zquant-style on {size}: skipped (slow by design; --full runs it)")
+                continue
+            if case in EXTERNAL_CASES and size == "L" and not args.full:
+                notes.append(f"{case} on L: skipped (--full runs it)")
+                continue
+            python = args.external_python if case in EXTERNAL_CASES else sys.executable
+            rec = run_child(case, size, args.timeout, python)
+            records.append(rec)
+            print(_row(rec), file=sys.stderr, flush=True)
+    _add_ratios(records)
+    print(_table(records))
+    for note in notes:
+        print(f"note: {note}")
+    doc = {"python": sys.version.split()[0], "cpu_count": os.cpu_count(), "results": records, "notes": notes}
+    print(json.dumps(doc, indent=1))
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(doc, indent=1))
+    return 0
+
+
+def _add_ratios(records: list[dict[str, Any]]) -> None:
+    """Throughput and ratios use the child's CPU time: on a shared machine wall time mostly
+    measures the neighbours (both are reported)."""
+    base = {r["size"]: r["run_cpu_s"] for r in records if r.get("case") == "xs" and "run_cpu_s" in r}
+    for r in records:
+        if "run_cpu_s" not in r:
+            continue
+        n_sym, n_days = SIZES[r["size"]]
+        r["symbol_bars_per_cpu_s"] = round(n_sym * n_days / r["run_cpu_s"])
+        r["run_cpu_vs_xs"] = round(r["run_cpu_s"] / base[r["size"]], 2) if r["size"] in base else None
+
+
+def _row(r: dict[str, Any]) -> str:
+    if "error" in r:
+        return f"{r['size']:<4} {r['case']:<12} ERROR {r['error']}"
+    return (f"{r['size']:<4} {r['case']:<12} gen {r['gen_s']:7.3f}s run {r['run_s']:8.3f}s "
+            f"(cpu {r.get('run_cpu_s', float('nan')):7.3f}s) "
+            f"total {r['total_s']:8.3f}s rss {r['peak_rss_mb']:7.0f} MB trades {r['trades']}")
+
+
+def _table(records: list[dict[str, Any]]) -> str:
+    head = (f"{'size':<5}{'case':<13}{'gen s':>8}{'run s':>9}{'run cpu':>9}{'total s':>9}{'wall s':>9}"
+            f"{'bars/cpu-s':>12}{'RSS MB':>8}{'cpu/xs':>8}{'trades':>8}{'final value':>16}")
+    lines = [head, "-" * len(head)]
+    for r in records:
+        if "error" in r:
+            lines.append(f"{r['size']:<5}{r['case']:<13} error: {r['error']}")
+            continue
+        ratio = "-" if r.get("run_cpu_vs_xs") is None else f"{r['run_cpu_vs_xs']:.1f}x"
+        lines.append(
+            f"{r['size']:<5}{r['case']:<13}{r['gen_s']:8.3f}{r['run_s']:9.3f}{r.get('run_cpu_s', float('nan')):9.3f}"
+            f"{r['total_s']:9.3f}{r['wall_s']:9.2f}"
+            f"{r['symbol_bars_per_cpu_s']:12,d}{r['peak_rss_mb']:8.0f}{ratio:>8}{r['trades']:8d}"
+            f"{r['final_value']:16,.2f}"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

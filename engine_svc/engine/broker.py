@@ -1,0 +1,266 @@
+"""Simulated broker: cash, positions, order submission (with cash reservation) and matching at
+the next day's open, following engine.md's execution model.
+
+Positions live in numpy arrays indexed by symbol column so valuation is a vector operation;
+orders are Python objects because each one is recorded individually anyway.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from engine_svc.engine import batch
+from engine_svc.engine.config import BacktestConfig
+from engine_svc.engine.market import MarketData
+from engine_svc.engine.orders import (
+    BUY,
+    EXPIRED,
+    FILLED,
+    PRICE_EPS,
+    REASON_CASH,
+    REASON_ENDED,
+    REASON_LIMIT_DOWN,
+    REASON_LIMIT_UP,
+    REASON_NOT_REACHED,
+    REASON_SUSPENDED,
+    REJECTED,
+    SELL,
+    Order,
+)
+from engine_svc.engine.rules import (
+    buy_cost,
+    commission,
+    max_affordable_buy,
+    round_buy_quantity,
+    round_sell_quantity,
+    stamp_duty,
+)
+
+
+class Broker:
+    def __init__(self, market: MarketData, config: BacktestConfig) -> None:
+        self.m = market
+        self.rate = float(config.commission_rate)
+        self.min_commission = float(config.min_commission)
+        self.tax_rate = float(config.tax_rate)
+        self.slippage = float(config.slippage_rate)
+        n = len(market.panel.symbols)
+        # Total cash; open buy orders hold ``reserved`` of it back. Reservations never touch
+        # ``cash`` itself so reserving and releasing cannot introduce rounding drift.
+        self.cash = float(config.initial_capital)
+        self.reserved = 0.0
+        self.qty = np.zeros(n, dtype=np.int64)
+        self.bought_today = np.zeros(n, dtype=np.int64)  # T+1: not sellable before tomorrow
+        self.avg_cost = np.zeros(n, dtype=np.float64)  # average fill price (fees excluded)
+        # Open orders' working quantities per symbol, so order_target* does not double-order.
+        self.pending_buy = np.zeros(n, dtype=np.int64)
+        self.pending_sell = np.zeros(n, dtype=np.int64)
+        self.open_orders: list[Order] = []
+        self.orders: list[Order] = []
+        self.trades: list[dict[str, Any]] = []
+        self.version = 0  # bumped on every fill: lets views cache per-day position snapshots
+
+    @property
+    def free_cash(self) -> float:
+        """What the strategy may still spend: cash minus open buy orders' reservations."""
+        return self.cash - self.reserved
+
+    # ------------------------------------------------------------------ day boundaries
+    def start_day(self) -> None:
+        self.bought_today[:] = 0
+
+    def match(self, i: int) -> list[Order]:
+        """Match yesterday's open orders on day ``i``'s bar; returns them, all resolved.
+
+        Sells go first (in submission order) so their proceeds can absorb a buy's gap-up.
+        """
+        orders, self.open_orders = self.open_orders, []
+        self.pending_buy[:] = 0
+        self.pending_sell[:] = 0
+        date = self.m.dates_str[i]
+        sells = [o for o in orders if o.side == SELL]
+        buys = [o for o in orders if o.side == BUY]
+        if not batch.match_sells(self, sells, i, date):
+            for o in sells:
+                self._match_sell(o, i, date)
+        if not batch.match_buys(self, buys, i, date):
+            for o in buys:
+                self._match_buy(o, i, date)
+        self.reserved = 0.0  # nothing is open any more; drop float residue of the sum
+        return orders
+
+    def expire_open(self, reason: str = REASON_ENDED) -> list[Order]:
+        orders, self.open_orders = self.open_orders, []
+        for o in orders:
+            self._close(o, EXPIRED, reason)
+        self.reserved = 0.0
+        return orders
+
+    # ------------------------------------------------------------------ submission
+    def submit(
+        self, i: int, j: int, amount: int, limit_price: float | None, *, drop_zero: bool
+    ) -> Order | None:
+        """Place an order on day ``i`` for symbol column ``j`` (``amount`` < 0 sells).
+
+        Quantities are rounded to valid lots now; a buy reserves its estimated cost (today's
+        close, or the limit price, with slippage and commission) and is cut to what free cash
+        covers. ``drop_zero``: the order_target*/value helpers create no order when rounding
+        leaves nothing to trade, an explicit ``order()`` is recorded as rejected instead.
+        """
+        if amount == 0:
+            return None
+        side = BUY if amount > 0 else SELL
+        requested = abs(amount)
+        board = self.m.boards[j]
+        if side == BUY:
+            working = round_buy_quantity(requested, board)
+            zero_reason = "quantity below one lot"
+        else:
+            available = int(self.qty[j] - self.pending_sell[j])
+            working = round_sell_quantity(requested, available, board)
+            zero_reason = "no position to sell" if available <= 0 else "quantity below one lot"
+        if working == 0 and drop_zero:
+            return None
+        o = Order(len(self.orders) + 1, self.m.dates_str[i], self.m.panel.symbols[j], j, side,
+                  requested, limit_price)
+        self.orders.append(o)
+        if working == 0:
+            self._close(o, REJECTED, zero_reason)
+            return o
+        notes: list[str] = []
+        if working < requested:
+            notes.append(f"rounded to {working} (lot size / position)")
+        if side == BUY:
+            ref = limit_price if limit_price is not None else float(self.m.last_close[i, j])
+            if not math.isfinite(ref):
+                self._close(o, REJECTED, "no price to value the order")
+                return o
+            est = ref * (1.0 + self.slippage)
+            affordable = max_affordable_buy(self.free_cash, est, self.rate, self.min_commission, board)
+            if affordable == 0:
+                self._close(o, REJECTED, REASON_CASH)
+                return o
+            if affordable < working:
+                working = affordable
+                notes.append(f"{REASON_CASH}: cut to {working}")
+            o.reserved = buy_cost(working, est, self.rate, self.min_commission)
+            self.reserved += o.reserved
+            self.pending_buy[j] += working
+        else:
+            self.pending_sell[j] += working
+        o.working_quantity = working
+        o.reason = "; ".join(notes)
+        self.open_orders.append(o)
+        return o
+
+    # ------------------------------------------------------------------ matching
+    def _match_buy(self, o: Order, i: int, date: str) -> None:
+        j = o.index
+        if not self.m.has_bar[i, j]:
+            self._close(o, REJECTED, REASON_SUSPENDED)
+            return
+        px = float(self.m.raw["open"][i, j])
+        if o.limit_price is not None:
+            if float(self.m.raw["low"][i, j]) > o.limit_price:
+                self._close(o, EXPIRED, REASON_NOT_REACHED)
+                return
+            px = min(px, o.limit_price)
+        if px >= float(self.m.up_limit[i, j]) - PRICE_EPS:
+            self._close(o, REJECTED, REASON_LIMIT_UP)
+            return
+        fill_px = px * (1.0 + self.slippage)
+        # The reservation was an estimate: the real cost may use any free cash as well.
+        available = self.free_cash + o.reserved
+        q = o.working_quantity
+        if buy_cost(q, fill_px, self.rate, self.min_commission) > available:
+            board = self.m.boards[j]
+            q = min(q, max_affordable_buy(available, fill_px, self.rate, self.min_commission, board))
+            if q == 0:
+                self._close(o, REJECTED, REASON_CASH)
+                return
+            self._note(o, f"{REASON_CASH}: cut to {q}")
+        self._release(o)
+        value = q * fill_px
+        comm = commission(value, self.rate, self.min_commission)
+        self.cash -= value + comm
+        held = int(self.qty[j])
+        self.avg_cost[j] = (self.avg_cost[j] * held + value) / (held + q)
+        self.qty[j] = held + q
+        self.bought_today[j] += q
+        self._fill(o, date, q, fill_px, value, comm, 0.0, q * (fill_px - px))
+
+    def _match_sell(self, o: Order, i: int, date: str) -> None:
+        j = o.index
+        if not self.m.has_bar[i, j]:
+            self._close(o, REJECTED, REASON_SUSPENDED)
+            return
+        px = float(self.m.raw["open"][i, j])
+        if o.limit_price is not None:
+            if float(self.m.raw["high"][i, j]) < o.limit_price:
+                self._close(o, EXPIRED, REASON_NOT_REACHED)
+                return
+            px = max(px, o.limit_price)
+        if px <= float(self.m.down_limit[i, j]) + PRICE_EPS:
+            self._close(o, REJECTED, REASON_LIMIT_DOWN)
+            return
+        held = int(self.qty[j])
+        sellable = held - int(self.bought_today[j])
+        q = round_sell_quantity(min(o.working_quantity, sellable), held, self.m.boards[j])
+        if q == 0:
+            why = "no sellable shares (T+1)" if sellable <= 0 else "quantity below one lot"
+            self._close(o, REJECTED, why)
+            return
+        if q < o.working_quantity:
+            self._note(o, f"cut to sellable quantity {q} (T+1)")
+        fill_px = px * (1.0 - self.slippage)
+        value = q * fill_px
+        comm = commission(value, self.rate, self.min_commission)
+        tax = stamp_duty(value, self.tax_rate, SELL)
+        self.cash += value - comm - tax
+        self.qty[j] = held - q
+        if held == q:
+            self.avg_cost[j] = 0.0
+        self._fill(o, date, q, fill_px, value, comm, tax, q * (px - fill_px))
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _fill(self, o: Order, date: str, q: int, price: float, value: float, comm: float,
+              tax: float, slip: float) -> None:
+        o.status = FILLED
+        o.filled_quantity = q
+        o.fill_date = date
+        o.fill_price = price
+        o.commission = comm
+        o.tax = tax
+        o.slippage_cost = slip
+        self.version += 1
+        self.trades.append({
+            "order_id": o.order_id, "date": date, "symbol": o.symbol, "side": o.side,
+            "quantity": q, "price": price, "value": value, "commission": comm, "tax": tax,
+            "slippage_cost": slip,
+        })
+
+    def _release(self, o: Order) -> None:
+        self.reserved -= o.reserved
+        o.reserved = 0.0
+
+    def _close(self, o: Order, status: str, reason: str) -> None:
+        self._release(o)
+        o.status = status
+        self._note(o, reason)
+
+    @staticmethod
+    def _note(o: Order, text: str) -> None:
+        o.reason = f"{o.reason}; {text}" if o.reason else text
+
+    # ------------------------------------------------------------------ valuation
+    def market_value(self, i: int) -> float:
+        held = np.flatnonzero(self.qty)
+        if held.size == 0:
+            return 0.0
+        return float(np.sum(self.qty[held] * self.m.last_close[i, held]))
+
+    def total_value(self, i: int) -> float:
+        return self.cash + self.market_value(i)

@@ -1,0 +1,153 @@
+"""The sandbox's public entry points, called by the engine's gRPC servicer and health check."""
+
+from __future__ import annotations
+
+import functools
+import json
+import platform
+import threading
+from typing import Any
+
+from engine_svc.engine.config import BacktestConfig, ConfigError
+from engine_svc.engine.panel import Panel
+from engine_svc.sandbox import bwrap, landlock, protocol, seccomp
+from engine_svc.sandbox.errors import SandboxError
+from engine_svc.sandbox.launcher import ProgressCallback, SandboxOutcome, run_job
+from engine_svc.sandbox.limits import SandboxLimits
+
+MAX_CODE_BYTES = 1 << 20  # strategy source; a 1 MB strategy is already absurd
+
+
+def _check_code(code: str) -> None:
+    if not isinstance(code, str):
+        raise TypeError("strategy code must be a str")
+    if len(code.encode("utf-8", "surrogatepass")) > MAX_CODE_BYTES:
+        raise SandboxError("syntax_error", f"strategy code is larger than {MAX_CODE_BYTES // 1024} KB")
+
+
+def run_in_sandbox(
+    panel: Panel,
+    strategy_code: str,
+    config: dict[str, Any],
+    *,
+    limits: SandboxLimits,
+    on_progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> SandboxOutcome:
+    """Run one whole backtest in a fresh hardened worker.
+
+    ``config`` is BacktestConfig.to_dict(); it is validated here first (ConfigError propagates).
+    CPU and wall limits scale with the panel's dates × symbols, the memory limit with its size
+    (see SandboxLimits). Raises SandboxError on any failure.
+    """
+    _check_code(strategy_code)
+    cfg = BacktestConfig.from_dict(dict(config))  # fail fast in the parent; the worker rebuilds it
+    wire_config = cfg.to_dict()
+    try:
+        json.dumps(wire_config["params"], allow_nan=False)
+    except (TypeError, ValueError):
+        raise ConfigError("params", "must be JSON-serialisable (no NaN)") from None
+    if tuple(panel.symbols) != cfg.symbols and set(cfg.symbols) <= set(panel.symbols):
+        # Send only the configured symbols: the engine would make this very slice (a copy) itself,
+        # so the result is identical and the worker needs less memory.
+        panel = panel.slice(symbols=list(cfg.symbols))
+    meta, buffers = protocol.panel_to_wire(panel)
+    n_dates, n_symbols = panel.shape
+    return run_job(
+        "backtest",
+        {"code": strategy_code, "config": wire_config, "panel": meta},
+        buffers,
+        limits=limits,
+        symbol_days=n_dates * n_symbols,
+        on_progress=on_progress,
+        cancel=cancel,
+    )
+
+
+def validate_in_sandbox(code: str, *, limits: SandboxLimits) -> list[dict[str, Any]]:
+    """Problems with strategy code as [{line, column, message}] ([] = looks runnable).
+
+    The code is compiled (and its module body run) only in a worker: compile() of hostile source
+    can itself exhaust memory or CPU. A worker that dies on it (memory, CPU, crash) is reported as
+    an issue at line 0; infrastructure failures raise SandboxError.
+    """
+    _check_code(code)
+    small = limits.with_(cpu_seconds=limits.cpu_limit(0), wall_seconds=limits.wall_limit(0), preload=())
+    try:
+        outcome = run_job("validate", {"code": code}, limits=small)
+    except SandboxError as exc:
+        if exc.kind in ("internal", "protocol", "cancelled"):
+            raise
+        return [{"line": 0, "column": 0, "message": exc.message}]
+    issues = outcome.result
+    if not isinstance(issues, list) or not all(isinstance(i, dict) for i in issues):
+        raise SandboxError("protocol", "validation returned an unexpected value")
+    try:  # user code could have written this frame itself: normalise the shape
+        return [
+            {"line": int(i.get("line") or 0), "column": int(i.get("column") or 0), "message": str(i["message"])[:2000]}
+            for i in issues
+        ]
+    except (KeyError, TypeError, ValueError):
+        raise SandboxError("protocol", "validation returned an unexpected value") from None
+
+
+@functools.lru_cache(maxsize=1)
+def _static_report() -> dict[str, Any]:
+    try:
+        seccomp.preload()  # loads libseccomp the way the worker does
+        seccomp_ok = True
+    except (ImportError, RuntimeError, OSError):
+        seccomp_ok = False
+    return {
+        "platform": platform.system(),
+        "kernel": platform.release(),
+        "landlock_abi": landlock.abi_version(),
+        "seccomp_available": seccomp_ok,
+        "bwrap": bwrap.bwrap_path() is not None,
+    }
+
+
+def isolation_report(limits: SandboxLimits | None = None) -> dict[str, Any]:
+    """Which layers a worker gets here (for logs and health details). Host capabilities are probed
+    once; ``selfcheck`` confirms them from inside a real worker."""
+    limits = limits or SandboxLimits.from_env()
+    host = _static_report()
+    return {
+        "rlimits": {
+            "enabled": limits.rlimits,
+            "memory_mb": limits.memory_mb,
+            "file_size_mb": limits.file_size_mb,
+            "open_files": limits.open_files,
+            "max_seconds": limits.max_seconds,
+        },
+        "seccomp": limits.seccomp and host["seccomp_available"],
+        "landlock_abi": host["landlock_abi"] if limits.landlock else 0,
+        "bwrap": host["bwrap"] and limits.bwrap != "off",
+        "require": list(limits.require),
+        "kernel": host["kernel"],
+        "last_selfcheck": dict(_LAST_SELFCHECK),
+    }
+
+
+_LAST_SELFCHECK: dict[str, Any] = {}
+
+
+def selfcheck(limits: SandboxLimits | None = None) -> None:
+    """Start a real worker, run a trivial job and check from inside that the active layers hold.
+
+    Raises SandboxError('internal', …) when a layer the worker reports active is not effective
+    (e.g. seccomp on but fork allowed). Used by health at start-up.
+    """
+    limits = (limits or SandboxLimits.from_env()).with_(cpu_seconds=10, wall_seconds=30)
+    outcome = run_job("selfcheck", {}, limits=limits)
+    probes = outcome.result
+    layers = outcome.isolation
+    broken = []
+    if layers.get("seccomp"):
+        broken += [p for p in ("fork", "socket", "kill_parent") if probes.get(p) == "allowed"]
+    if layers.get("landlock") or layers.get("bwrap"):
+        broken += [p for p in ("read_etc_passwd", "write_tmp") if probes.get(p) == "allowed"]
+    if broken:
+        raise SandboxError("internal", f"sandbox self-check failed: {', '.join(broken)} allowed in the worker")
+    _LAST_SELFCHECK.clear()
+    _LAST_SELFCHECK.update({"layers": layers, "probes": probes, "start_s": outcome.timings["start_s"]})

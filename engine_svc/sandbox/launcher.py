@@ -1,0 +1,524 @@
+"""Parent side: start one hardened worker per job, feed it, watch it, and always clean it up.
+
+The parent never compiles or executes user code and never unpickles anything: it writes the job
+frame to the worker's stdin, reads capped frames from a dedicated pipe, drains the worker's
+stdout/stderr into a capped buffer on a thread, enforces the wall-clock deadline and cancellation,
+and kills the worker's whole process group (and, with bwrap, its PID namespace) at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import engine_svc
+from engine_svc.sandbox import bwrap, protocol
+from engine_svc.sandbox.errors import CANCELLED_MESSAGE, KINDS, SandboxError, classify_exit, wall_message
+from engine_svc.sandbox.limits import SandboxLimits
+from engine_svc.sandbox.worker import BOOTSTRAP, EXIT_SETUP_FAILED
+
+ProgressCallback = Callable[[float, str, float], None]
+
+_MAX_MESSAGE_BYTES = 1 << 20  # ready/progress/error frames; only results may be larger
+_POLL_SECONDS = 0.05  # how often the cancel event is checked while waiting
+_LOG_TAIL_BYTES = 64 * 1024  # always keep the end of the output: that is where tracebacks are
+_ENGINE_DIR = Path(engine_svc.__file__).resolve().parent
+_REPO_ROOT = _ENGINE_DIR.parent
+# The only project code a worker may read: the package marker, the engine and the sandbox itself —
+# not engine_svc's service layer or data loaders, and nothing else in the repository.
+_CODE_READ_PATHS = (_ENGINE_DIR / "__init__.py", _ENGINE_DIR / "engine", _ENGINE_DIR / "sandbox")
+# System files the interpreter and its C extensions read at run time. Nothing under /etc but
+# the loader cache: not passwd, not the service's configuration.
+_SYSTEM_READ_PATHS = (
+    "/usr/lib", "/usr/lib64", "/lib", "/lib64", "/etc/ld.so.cache", "/usr/share/zoneinfo",
+    "/dev/null", "/dev/urandom",
+)
+
+
+def worker_env() -> dict[str, str]:
+    """The worker's whole environment, built from nothing (no DB URLs, no ZQ_*, no keys).
+
+    PYTHONHASHSEED=0 makes set/str-hash iteration order, and so results, reproducible; this is
+    why the interpreter runs with -s -P rather than -I (-I would ignore the variable). No other
+    PYTHON* variable is set, so the environment has nothing else to influence.
+    """
+    return {
+        "PATH": "/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "OPENBLAS_NUM_THREADS": "1",  # no BLAS thread pools: threads before Landlock escape it,
+        "OMP_NUM_THREADS": "1",  # and each thread's arena counts against RLIMIT_AS
+        "MKL_NUM_THREADS": "1",
+        "PYTHONHASHSEED": "0",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+
+
+def read_paths() -> list[str]:
+    """What the worker may read (Landlock) / sees (bwrap binds): the interpreter, its libraries,
+    the venv's site-packages and the engine code — not the rest of the repository."""
+    paths: list[str] = []
+    for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+              os.path.realpath(sys.executable), *map(str, _CODE_READ_PATHS), *_SYSTEM_READ_PATHS):
+        if p and p not in paths:
+            paths.append(p)
+    for p in sys.path:  # site dirs outside the prefixes (e.g. a system dist-packages)
+        if p.endswith(("site-packages", "dist-packages")) and os.path.isdir(p) and p not in paths:
+            paths.append(p)
+    return paths
+
+
+def use_bwrap(limits: SandboxLimits) -> bool:
+    if limits.bwrap == "off":
+        return False
+    usable = bwrap.bwrap_path() is not None
+    if limits.bwrap == "on" and not usable:
+        raise SandboxError("internal", "bubblewrap is required (ZQ_SANDBOX_BWRAP=on) but not usable here")
+    return usable
+
+
+@dataclass
+class SandboxOutcome:
+    result: Any  # the job's JSON value
+    logs: str  # the worker's stdout/stderr, capped (with a truncation notice)
+    timings: dict[str, float]  # start_s (spawn → hardened & ready), run_s, total_s
+    isolation: dict[str, Any] = field(default_factory=dict)  # layers the worker reported active
+    cpu_seconds: float = 0.0  # user+system CPU of the worker (wait4 rusage)
+    max_rss_mb: float = 0.0
+
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds used so far by ``pid`` and its descendants, from /proc.
+
+    Needed under bwrap only: the worker is bwrap's grandchild and is not reaped into bwrap's
+    rusage, so wait4() cannot tell a SIGKILL at the RLIMIT_CPU hard limit from an outside kill.
+    """
+    total = 0
+    todo = [pid]
+    seen = 0
+    while todo and seen < 16:
+        p = todo.pop()
+        seen += 1
+        try:
+            with open(f"/proc/{p}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+            with open(f"/proc/{p}/task/{p}/children", "rb") as fh:
+                todo += [int(c) for c in fh.read().split()]
+        except (OSError, ValueError, IndexError):
+            continue
+    return total / _CLK_TCK
+
+
+def _poll_in(fd: int, timeout: float) -> bool:
+    """fd readable (or hung up) within timeout seconds; poll, not select: fds may be > 1023."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(timeout * 1000))
+
+
+class _LogDrain(threading.Thread):
+    """Reads the worker's stdout/stderr until EOF so it never blocks on a full pipe; keeps the
+    first part and the last 64 KB, counts the rest (a strategy printing 100 MB costs nothing)."""
+
+    def __init__(self, fd: int, cap: int) -> None:
+        super().__init__(name="sandbox-log-drain", daemon=True)
+        self.fd = fd
+        self.head_cap = max(0, cap - _LOG_TAIL_BYTES) if cap > 2 * _LOG_TAIL_BYTES else cap // 2
+        self.tail_cap = cap - self.head_cap
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.dropped = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stop.is_set():
+                if not _poll_in(self.fd, 0.2):
+                    continue
+                chunk = os.read(self.fd, 1 << 16)
+                if not chunk:
+                    return
+                room = self.head_cap - len(self.head)
+                if room > 0:
+                    self.head += chunk[:room]
+                    chunk = chunk[room:]
+                if chunk:
+                    self.tail += chunk
+                    excess = len(self.tail) - self.tail_cap
+                    if excess > 0:
+                        self.dropped += excess
+                        del self.tail[:excess]
+        finally:
+            os.close(self.fd)
+
+    def text(self) -> str:
+        head = self.head.decode("utf-8", "replace")
+        tail = self.tail.decode("utf-8", "replace")
+        if self.dropped:
+            return f"{head}\n[... {self.dropped} bytes of output truncated ...]\n{tail}"
+        return head + tail
+
+    def tail_text(self, n: int = 4096) -> str:
+        data = (self.head + self.tail)[-n:]
+        return data.decode("utf-8", "replace")
+
+
+class WorkerHandle:
+    """One running worker. ``wait()`` drives it to an outcome; ``cancel()`` may be called from any
+    thread and kills the worker at once. The process is always reaped and every fd closed."""
+
+    def __init__(self, job: str, limits: SandboxLimits, *, symbol_days: int = 0, data_bytes: int = 0) -> None:
+        self.job = job
+        self.limits = limits
+        self.memory_mb = limits.memory_limit(data_bytes)
+        self.cpu_limit = limits.cpu_limit(symbol_days)
+        self.wall_limit = limits.wall_limit(symbol_days)
+        # In the worker's argv (ps shows it): which service process started it, and which job.
+        self.tag = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        self.bwrap = use_bwrap(limits)
+        self._cancelled = threading.Event()
+        self._lock = threading.Lock()
+        self._reaped = False
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._pidfd = -1
+        self._out_fd = -1
+        self._logs: _LogDrain | None = None
+        self.returncode: int | None = None
+        self.rusage: Any = None
+        self.pid = 0
+        self._sampled_cpu = 0.0  # max CPU seen in /proc while running (bwrap only)
+
+    # ---- start -----------------------------------------------------------------------------
+
+    def _spec(self, out_fd: int) -> dict[str, Any]:
+        lim = self.limits
+        return {
+            "tag": self.tag,
+            "out_fd": out_fd,
+            "job": self.job,
+            "preload": list(lim.preload),
+            "read_paths": read_paths(),
+            "bwrap": self.bwrap,
+            "landlock": lim.landlock,
+            "seccomp": lim.seccomp,
+            "memory_mb": self.memory_mb,
+            "result_max_bytes": lim.result_max_mb * 2**20,
+            "rlimits": {
+                "memory_mb": self.memory_mb,
+                "cpu_seconds": self.cpu_limit,
+                "file_size_mb": lim.file_size_mb,
+                "open_files": lim.open_files,
+            } if lim.rlimits else None,
+        }
+
+    def start(self) -> WorkerHandle:
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        log_r, log_w = os.pipe2(os.O_CLOEXEC)
+        try:
+            env = worker_env()
+            # Under bwrap the worker's parent is the namespace's init, not us: skip the ppid check
+            # (bwrap's --die-with-parent covers that case).
+            ppid = 0 if self.bwrap else os.getpid()
+            command = [sys.executable, "-s", "-P", "-c", BOOTSTRAP, str(_REPO_ROOT), str(ppid),
+                       json.dumps(self._spec(out_w))]
+            if self.bwrap:
+                command = bwrap.wrap(command, env=env, read_paths=read_paths())
+            # The parent-death signal fires when the *thread* that forked exits: this thread
+            # blocks in wait() until the worker is reaped, so it outlives the worker.
+            self._proc = subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=log_w, stderr=log_w, pass_fds=(out_w,),
+                close_fds=True, cwd="/", env=env, start_new_session=True,
+            )
+        except BaseException:
+            for fd in (out_r, log_r):
+                os.close(fd)
+            raise
+        finally:
+            os.close(out_w)
+            os.close(log_w)
+        self.pid = self._proc.pid
+        self._out_fd = out_r
+        os.set_blocking(out_r, False)
+        self._pidfd = os.pidfd_open(self.pid)
+        self._logs = _LogDrain(log_r, self.limits.log_max_kb * 1024)
+        self._logs.start()
+        return self
+
+    # ---- control ---------------------------------------------------------------------------
+
+    def cancel(self) -> None:
+        """Kill the worker now (thread-safe); wait() then raises SandboxError('cancelled')."""
+        self._cancelled.set()
+        self.kill()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def kill(self) -> None:
+        """SIGKILL the process group (start_new_session made it ours alone) and the process via
+        its pidfd (no pid-reuse race). With bwrap, killing bwrap tears down its PID namespace
+        (--die-with-parent), which kills even processes in other groups or sessions there."""
+        with self._lock:
+            if self._reaped or self._proc is None:
+                return
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)  # pgid == pid; the zombie keeps it ours until reaped
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+
+    def _reap(self) -> None:
+        """Kill whatever is left of the group, then collect exit status and rusage (no zombie)."""
+        self.kill()
+        with self._lock:
+            if self._reaped or self._proc is None:
+                return
+            try:
+                _, status, self.rusage = os.wait4(self.pid, 0)
+                self.returncode = os.waitstatus_to_exitcode(status)
+            except ChildProcessError:  # reaped elsewhere (a SIGCHLD handler): status unknown
+                self.returncode = -signal.SIGKILL
+            self._proc.returncode = self.returncode  # so Popen never waits on a reused pid
+            self._reaped = True
+
+    def close(self) -> None:
+        """Always called: reap, stop the log thread, close every fd."""
+        if self._proc is None:
+            return
+        try:
+            self._reap()
+        finally:
+            if self._proc.stdin is not None:
+                with contextlib.suppress(OSError):
+                    self._proc.stdin.close()
+            for attr in ("_out_fd", "_pidfd"):
+                fd = getattr(self, attr)
+                if fd >= 0:
+                    os.close(fd)
+                    setattr(self, attr, -1)
+            if self._logs is not None:
+                self._logs.join(timeout=2.0)
+                if self._logs.is_alive():
+                    self._logs.stop.set()
+                    self._logs.join(timeout=1.0)
+
+    # ---- run -------------------------------------------------------------------------------
+
+    def wait(
+        self,
+        request: dict[str, Any],
+        body: Sequence[memoryview] = (),
+        *,
+        on_progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+        started_at: float | None = None,
+    ) -> SandboxOutcome:
+        """Send the job when the worker is ready, read frames until a result, then clean up."""
+        t0 = time.monotonic() if started_at is None else started_at
+        deadline = t0 + self.wall_limit
+        reader = protocol.FrameReader(max_header=_MAX_MESSAGE_BYTES, max_body=self.limits.result_max_mb * 2**20)
+        assert self._proc is not None and self._proc.stdin is not None
+        stdin_fd = self._proc.stdin.fileno()
+        pending: list[memoryview] = []
+        final: tuple[dict[str, Any], bytes] | None = None
+        failure: SandboxError | None = None
+        layers: dict[str, Any] = {}
+        t_ready = t_result = next_cpu_sample = 0.0
+        eof = False
+        try:
+            while True:
+                if cancel is not None and cancel.is_set():
+                    self.cancel()
+                if self.cancelled:
+                    failure = SandboxError("cancelled", CANCELLED_MESSAGE)
+                    break
+                now = time.monotonic()
+                if now >= deadline:
+                    failure = SandboxError("wall_time", wall_message(self.wall_limit))
+                    break
+                if self.bwrap and now >= next_cpu_sample:  # RLIMIT_CPU kills 1 s after soft: 0.1 s is plenty
+                    self._sampled_cpu = max(self._sampled_cpu, _tree_cpu_seconds(self.pid))
+                    next_cpu_sample = now + 0.1
+                poller = select.poll()
+                poller.register(self._pidfd, select.POLLIN)
+                if not eof:
+                    poller.register(self._out_fd, select.POLLIN)
+                if pending:
+                    poller.register(stdin_fd, select.POLLOUT)
+                events = dict(poller.poll(max(0, min(_POLL_SECONDS, deadline - now)) * 1000))
+                if pending and events.get(stdin_fd):
+                    pending = self._send_some(stdin_fd, pending)
+                if events.get(self._out_fd):
+                    eof = not reader.feed_from(self._out_fd)
+                    for header, frame_body in reader.frames():
+                        kind = header["type"]
+                        if kind == "ready" and not t_ready:
+                            t_ready = time.monotonic()
+                            layers = header.get("layers") or {}
+                            self._check_required(layers)
+                            pending = protocol.frame_bytes({"type": "job", **request}, body)
+                            os.set_blocking(stdin_fd, False)
+                        elif kind == "progress" and final is None:
+                            _report_progress(on_progress, header)
+                        elif kind in ("result", "error") and final is None:
+                            final = (header, frame_body)
+                            t_result = time.monotonic()
+                if final is not None:
+                    break  # the worker exits right after its final frame; _reap kills it if not
+                if events.get(self._pidfd):
+                    self._drain_after_exit(reader, eof)
+                    if final is None:
+                        final = _last_final(reader)
+                    break
+        except protocol.FrameTooLarge as exc:
+            failure = SandboxError(
+                "too_large", f"result too large ({exc.size // 2**20} MB, limit {exc.cap // 2**20} MB)"
+            )
+        except protocol.ProtocolError as exc:
+            failure = SandboxError("protocol", f"invalid message from the strategy process: {exc}")
+        except SandboxError as exc:
+            failure = exc
+        finally:
+            self.close()
+        if self.cancelled and (failure is None or failure.kind != "cancelled"):
+            # cancel() from another thread may land while this thread is in poll(): the worker
+            # then looks "killed from outside" — but it was us, on request.
+            failure = SandboxError("cancelled", CANCELLED_MESSAGE)
+        logs = self._logs.text() if self._logs else ""
+        if failure is not None:
+            failure.logs = logs
+            raise failure
+        return self._outcome(final, logs, layers, t0, t_ready, t_result)
+
+    def _send_some(self, fd: int, pending: list[memoryview]) -> list[memoryview]:
+        try:
+            n = os.write(fd, pending[0][: 1 << 20])
+        except BlockingIOError:
+            return pending
+        except BrokenPipeError:
+            return []  # the worker died; its exit status tells why
+        rest = pending[0][n:]
+        pending = ([rest] if rest.nbytes else []) + pending[1:]
+        if not pending:
+            self._proc.stdin.close()  # type: ignore[union-attr]  # EOF after the job frame
+        return pending
+
+    def _drain_after_exit(self, reader: protocol.FrameReader, eof: bool) -> None:
+        """The worker is gone; read what it wrote before dying (bounded: all writers are dead)."""
+        end = time.monotonic() + 1.0
+        while not eof and time.monotonic() < end:
+            if _poll_in(self._out_fd, 0.05):
+                eof = not reader.feed_from(self._out_fd)
+
+    def _check_required(self, layers: dict[str, Any]) -> None:
+        missing = [name for name in self.limits.require if not layers.get(name)]
+        if missing:
+            raise SandboxError("internal", f"required isolation layer(s) not active: {', '.join(missing)}")
+
+    def _outcome(
+        self, final: tuple[dict[str, Any], bytes] | None, logs: str, layers: dict[str, Any],
+        t0: float, t_ready: float, t_result: float,
+    ) -> SandboxOutcome:
+        cpu = (self.rusage.ru_utime + self.rusage.ru_stime) if self.rusage else 0.0
+        cpu = max(cpu, self._sampled_cpu)
+        if final is None:
+            err = self._exit_error(cpu)
+            err.logs = logs
+            raise err
+        header, payload = final
+        if header["type"] == "error":
+            kind = header.get("kind")
+            message = str(header.get("message") or "")[:16384]
+            if header.get("kind") == "internal" and self.returncode == EXIT_SETUP_FAILED:
+                message = message or "sandbox setup failed"
+            raise SandboxError(kind if isinstance(kind, str) and kind in KINDS else "protocol", message, logs=logs)
+        try:
+            result = protocol.decode_json(payload, "result")
+        except protocol.ProtocolError as exc:
+            raise SandboxError("protocol", str(exc), logs=logs) from None
+        end = time.monotonic()
+        return SandboxOutcome(
+            result=result,
+            logs=logs,
+            timings={
+                "start_s": round((t_ready or end) - t0, 6),
+                "run_s": round((t_result or end) - (t_ready or t0), 6),
+                "total_s": round(end - t0, 6),
+            },
+            isolation={**layers, "bwrap": self.bwrap},
+            cpu_seconds=round(cpu, 6),
+            max_rss_mb=round(self.rusage.ru_maxrss / 1024, 1) if self.rusage else 0.0,
+        )
+
+    def _exit_error(self, cpu: float) -> SandboxError:
+        rc = self.returncode if self.returncode is not None else 0
+        if self.bwrap and 128 < rc < 128 + 65:
+            rc = -(rc - 128)  # bwrap reports a child killed by signal N as exit status 128+N
+        if rc == EXIT_SETUP_FAILED:
+            tail = self._logs.tail_text(500) if self._logs else ""
+            return SandboxError("internal", f"sandbox setup failed: {tail}")
+        return classify_exit(
+            rc, cpu_used=cpu, cpu_limit=self.cpu_limit, memory_mb=self.memory_mb,
+            log_tail=self._logs.tail_text() if self._logs else "",
+        )
+
+
+def _report_progress(callback: ProgressCallback | None, header: dict[str, Any]) -> None:
+    if callback is None:
+        return
+    try:
+        fraction = float(header.get("fraction") or 0.0)
+        equity = float(header.get("equity") or 0.0)
+    except (TypeError, ValueError):
+        return
+    callback(min(1.0, max(0.0, fraction)), str(header.get("date") or "")[:32], equity)
+
+
+def _last_final(reader: protocol.FrameReader) -> tuple[dict[str, Any], bytes] | None:
+    final = None
+    for header, body in reader.frames():
+        if header["type"] in ("result", "error") and final is None:
+            final = (header, body)
+    return final
+
+
+def run_job(
+    job: str,
+    request: dict[str, Any],
+    body: Sequence[memoryview] = (),
+    *,
+    limits: SandboxLimits,
+    symbol_days: int = 0,
+    on_progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+    on_start: Callable[[WorkerHandle], None] | None = None,
+) -> SandboxOutcome:
+    """Run one job in a fresh worker and return its outcome, or raise SandboxError.
+
+    ``symbol_days`` scales the CPU/wall limits; the body's size scales the memory limit.
+    """
+    t0 = time.monotonic()
+    data_bytes = sum(memoryview(b).nbytes for b in body)
+    handle = WorkerHandle(job, limits, symbol_days=symbol_days, data_bytes=data_bytes)
+    try:
+        handle.start()
+    except OSError as exc:
+        raise SandboxError("internal", f"could not start the sandbox worker: {exc}") from None
+    if on_start is not None:
+        on_start(handle)
+    return handle.wait(request, body, on_progress=on_progress, cancel=cancel, started_at=t0)

@@ -1,0 +1,212 @@
+"""protobuf ↔ plain data for EngineService. No decisions here: defaults of the contract are applied
+by leaving keys out (BacktestConfig's defaults then hold), undefined values become unset fields."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from google.protobuf import json_format, struct_pb2
+from zquant.engine.v1 import engine_pb2
+
+from engine_svc.service.runner import Progress, RunFailure, RunRequest
+
+# proto3 `optional` scalars of BacktestConfig: copied only when set, so unset → engine default.
+_OPTIONAL_CONFIG_FIELDS = (
+    "initial_capital", "commission_rate", "min_commission", "tax_rate", "slippage_rate",
+    "annualization", "risk_free_rate",
+)
+_ORDER_STATUS = {
+    "filled": engine_pb2.Order.FILLED,
+    "rejected": engine_pb2.Order.REJECTED,
+    "expired": engine_pb2.Order.EXPIRED,
+}
+_METRIC_FIELDS = tuple(f.name for f in engine_pb2.Metrics.DESCRIPTOR.fields)
+_INT_METRICS = frozenset(
+    f.name for f in engine_pb2.Metrics.DESCRIPTOR.fields if f.cpp_type == f.CPPTYPE_INT32
+)
+
+
+# ---- requests -----------------------------------------------------------------------------------
+
+
+def config_from_proto(msg: engine_pb2.BacktestConfig) -> dict[str, Any]:
+    """BacktestConfig keyword arguments; empty strings of the contract mean "the default"."""
+    out: dict[str, Any] = {
+        "start_date": msg.start_date,
+        "end_date": msg.end_date,
+        "symbols": list(msg.symbols),
+        "use_daily_basic": msg.use_daily_basic,
+        "benchmark": msg.benchmark.strip() or None,
+    }
+    if msg.frequency:
+        out["frequency"] = msg.frequency
+    if msg.adjust_type:
+        out["adjust_type"] = msg.adjust_type
+    for name in _OPTIONAL_CONFIG_FIELDS:
+        if msg.HasField(name):
+            out[name] = getattr(msg, name)
+    return out
+
+
+def params_from_proto(params: struct_pb2.Struct) -> dict[str, Any]:
+    """Struct → dict. Struct stores every number as a double, so integral values come back as
+    ints: ``{"window": 20}`` must stay usable in ``range(self.params["window"])``."""
+    return _ints(json_format.MessageToDict(params))
+
+
+def _ints(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _ints(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_ints(v) for v in value]
+    return value
+
+
+def run_request_from_proto(msg: engine_pb2.RunBacktestRequest) -> RunRequest:
+    return RunRequest(
+        strategy_code=msg.strategy_code,
+        config=config_from_proto(msg.config),
+        params=params_from_proto(msg.params),
+        reference=msg.reference,
+    )
+
+
+# ---- events -------------------------------------------------------------------------------------
+
+
+def progress_event(p: Progress) -> engine_pb2.RunBacktestEvent:
+    return engine_pb2.RunBacktestEvent(
+        progress=engine_pb2.Progress(fraction=p.fraction, current_date=p.date, equity=p.equity)
+    )
+
+
+def error_event(f: RunFailure) -> engine_pb2.RunBacktestEvent:
+    return engine_pb2.RunBacktestEvent(
+        error=engine_pb2.EngineError(
+            kind=engine_pb2.EngineError.Kind.Value(f.kind), message=f.message, line=f.line, logs=f.logs
+        )
+    )
+
+
+def result_event(result: dict[str, Any]) -> engine_pb2.RunBacktestEvent:
+    return engine_pb2.RunBacktestEvent(result=result_to_proto(result))
+
+
+# ---- the result ---------------------------------------------------------------------------------
+
+
+def _opt(value: Any) -> float | None:
+    """A finite float, or None (→ the optional field stays unset)."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def metrics_to_proto(metrics: dict[str, Any]) -> engine_pb2.Metrics:
+    kwargs: dict[str, Any] = {}
+    for name in _METRIC_FIELDS:
+        value = _opt(metrics.get(name))
+        if value is not None:
+            kwargs[name] = int(value) if name in _INT_METRICS else value
+    return engine_pb2.Metrics(**kwargs)
+
+
+def _position(p: dict[str, Any]) -> engine_pb2.Position:
+    return engine_pb2.Position(
+        symbol=p["symbol"], quantity=int(p["quantity"]), sellable=int(p["sellable"]),
+        avg_cost=float(p["avg_cost"]), close=float(p["close"]), market_value=float(p["market_value"]),
+    )
+
+
+def _daily(d: dict[str, Any], benchmark_close: Any) -> engine_pb2.DailyPortfolio:
+    msg = engine_pb2.DailyPortfolio(
+        date=d["date"], cash=float(d["cash"]), market_value=float(d["market_value"]),
+        total_value=float(d["total_value"]), positions=[_position(p) for p in d.get("positions") or ()],
+    )
+    bc = _opt(benchmark_close)
+    if bc is not None:
+        msg.benchmark_close = bc
+    return msg
+
+
+def _order(o: dict[str, Any]) -> engine_pb2.Order:
+    msg = engine_pb2.Order(
+        order_id=int(o["order_id"]), created_date=str(o.get("created_date") or ""), symbol=o["symbol"],
+        side=o["side"], quantity=int(o["quantity"]),
+        status=_ORDER_STATUS.get(str(o.get("status")), engine_pb2.Order.STATUS_UNSPECIFIED),
+        reason=str(o.get("reason") or ""), filled_quantity=int(o.get("filled_quantity") or 0),
+        fill_date=str(o.get("fill_date") or ""), commission=float(o.get("commission") or 0.0),
+        tax=float(o.get("tax") or 0.0), slippage_cost=float(o.get("slippage_cost") or 0.0),
+    )
+    limit_price, fill_price = _opt(o.get("limit_price")), _opt(o.get("fill_price"))
+    if limit_price is not None:
+        msg.limit_price = limit_price
+    if fill_price is not None:
+        msg.fill_price = fill_price
+    return msg
+
+
+def _trade(t: dict[str, Any]) -> engine_pb2.Trade:
+    return engine_pb2.Trade(
+        order_id=int(t["order_id"]), date=t["date"], symbol=t["symbol"], side=t["side"],
+        quantity=int(t["quantity"]), price=float(t["price"]), value=float(t["value"]),
+        commission=float(t.get("commission") or 0.0), tax=float(t.get("tax") or 0.0),
+        slippage_cost=float(t.get("slippage_cost") or 0.0),
+    )
+
+
+def _round_trip(r: dict[str, Any]) -> engine_pb2.RoundTrip:
+    return engine_pb2.RoundTrip(
+        symbol=r["symbol"], open_date=r["open_date"], close_date=r["close_date"], quantity=int(r["quantity"]),
+        pnl=float(r["pnl"]), return_pct=_opt(r.get("return")) or 0.0,  # no cost basis → 0 (field not optional)
+    )
+
+
+def result_to_proto(result: dict[str, Any]) -> engine_pb2.BacktestResult:
+    """The service's result dict (engine result + metrics + round_trips, logs as text) → proto."""
+    daily = result["daily"]
+    closes = result.get("benchmark_close") or [None] * len(daily)
+    return engine_pb2.BacktestResult(
+        engine_version=str(result.get("engine_version") or ""),
+        data_hash=str(result.get("data_hash") or ""),
+        start_date=str(result.get("start_date") or ""),
+        end_date=str(result.get("end_date") or ""),
+        symbols=list(result.get("symbols") or ()),
+        benchmark=str(result.get("benchmark") or ""),
+        adjust_type=str(result.get("adjust_type") or ""),
+        adjustment_applied=bool(result.get("adjustment_applied")),
+        initial_capital=float(result["initial_capital"]),
+        daily=[_daily(d, bc) for d, bc in zip(daily, closes, strict=False)],
+        orders=[_order(o) for o in result.get("orders") or ()],
+        trades=[_trade(t) for t in result.get("trades") or ()],
+        metrics=metrics_to_proto(result.get("metrics") or {}),
+        round_trips=[_round_trip(r) for r in result.get("round_trips") or ()],
+        logs=str(result.get("logs") or ""),
+    )
+
+
+def metrics_from_proto(msg: engine_pb2.Metrics) -> dict[str, float | int | None]:
+    """Client side (tests, task_svc): Metrics → dict with None for unset fields."""
+    return {name: (getattr(msg, name) if msg.HasField(name) else None) for name in _METRIC_FIELDS}
+
+
+# ---- ListSymbols / ValidateStrategy -------------------------------------------------------------
+
+
+def symbol_info(row: dict[str, Any]) -> engine_pb2.SymbolInfo:
+    return engine_pb2.SymbolInfo(
+        symbol=row["symbol"], name=str(row.get("name") or ""), first_date=str(row.get("first_date") or ""),
+        last_date=str(row.get("last_date") or ""), bars=int(row.get("bars") or 0),
+        is_index=bool(row.get("is_index")), board=str(row.get("board") or ""),
+    )
+
+
+def validate_response(problems: list[dict[str, Any]]) -> engine_pb2.ValidateStrategyResponse:
+    return engine_pb2.ValidateStrategyResponse(
+        valid=not problems,
+        problems=[engine_pb2.CodeProblem(line=p["line"], column=p["column"], message=p["message"]) for p in problems],
+    )

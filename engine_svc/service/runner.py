@@ -1,0 +1,493 @@
+"""EngineCore: what engine_svc decides, without gRPC and without SQL.
+
+The servicer converts protobuf to the plain data here and back; the market-data store and the
+sandbox are reached through two small ports (``MarketData``, ``Sandbox``) whose production
+adapters live in ``engine_svc.service.adapters``. Everything here raises the shared domain errors
+(``services.errors``) for bad input, and reports every way a *run* can fail as a ``RunFailure``
+value — a strategy that raises is the strategy author's problem, not an RPC failure.
+
+A run goes through two steps so that cheap rejections happen before anything is streamed:
+
+    prepared = core.prepare(request)   # config → INVALID_ARGUMENT, admission → RESOURCE_EXHAUSTED,
+                                       # panel load → INVALID_ARGUMENT for unknown symbols
+    outcome = core.execute(prepared, on_event, cancel)   # waits for a slot, runs the worker,
+                                       # computes metrics; emits Progress, returns the terminal event
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from engine_svc.engine.config import BacktestConfig, ConfigError
+from engine_svc.engine.panel import Panel
+from engine_svc.metrics import compute_metrics, round_trips
+from engine_svc.sandbox.errors import SandboxError
+from engine_svc.service.slots import SlotPool, SlotsBusy, SlotsClosed, Ticket
+from services.errors import InvalidArgument, ResourceExhausted, Unavailable
+
+log = logging.getLogger("zquant.engine.service")
+
+MAX_CODE_BYTES = 1024 * 1024  # the contract: strategy code ≤ 1 MB
+MAX_LOG_CHARS = 1024 * 1024  # logs travel inside the result message; keep them bounded
+PROGRESS_INTERVAL = 0.25  # seconds: the contract promises "a few progress events per second at most"
+VALIDATE_WAIT_SECONDS = 30.0  # a validation waiting longer than this for a worker is refused
+SHUTDOWN_MESSAGE = "engine shutting down; the run was cancelled"
+CANCELLED_MESSAGE = "backtest was cancelled"
+MALFORMED_RESULT_MESSAGE = "strategy process returned a malformed result"
+
+# SandboxError.kind → EngineError.Kind name (the proto enum), one per row of sandbox.md's table.
+KIND_BY_SANDBOX_KIND: dict[str, str] = {
+    "strategy_error": "STRATEGY_ERROR",
+    "syntax_error": "INVALID_STRATEGY",
+    "memory": "MEMORY_LIMIT",
+    "cpu_time": "CPU_LIMIT",
+    "wall_time": "TIME_LIMIT",
+    "killed": "KILLED",
+    "crashed": "CRASHED",
+    "no_result": "NO_RESULT",
+    "too_large": "TOO_LARGE",
+    # The worker wrote garbage on its result pipe: from the user's side it produced no result.
+    "protocol": "NO_RESULT",
+    "cancelled": "CANCELLED",
+    "internal": "INTERNAL",
+}
+
+
+# ---- plain data in and out --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    strategy_code: str
+    config: dict[str, Any]  # BacktestConfig keyword arguments; absent keys take its defaults
+    params: dict[str, Any] = field(default_factory=dict)
+    reference: str = ""  # caller's id for logs (e.g. the task id)
+
+
+@dataclass(frozen=True)
+class Progress:
+    fraction: float
+    date: str
+    equity: float
+
+
+@dataclass(frozen=True)
+class RunSuccess:
+    # The engine's result dict plus "metrics" (compute_metrics) and "round_trips"; "logs" is a str.
+    result: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RunFailure:
+    kind: str  # an EngineError.Kind name, e.g. "STRATEGY_ERROR"
+    message: str
+    line: int = 0
+    logs: str = ""
+
+
+RunEvent = Progress | RunSuccess | RunFailure
+
+
+@dataclass
+class PreparedRun:
+    """A validated, admitted run: holds its place in the slot queue until executed or released."""
+
+    request: RunRequest
+    config: BacktestConfig
+    panel: Panel
+    ticket: Ticket
+
+    def release(self) -> None:
+        self.ticket.release()
+
+
+# ---- ports --------------------------------------------------------------------------------------
+
+
+class UnknownSymbols(Exception):
+    """Raised by MarketData.load_panel: these requested symbols (or the benchmark) do not exist."""
+
+    def __init__(self, symbols: Sequence[str]) -> None:
+        super().__init__(f"unknown symbols: {', '.join(symbols)}")
+        self.symbols = tuple(symbols)
+
+
+class MarketData(Protocol):
+    def load_panel(
+        self, symbols: list[str], start: str, end: str, benchmark: str | None, use_daily_basic: bool
+    ) -> Panel: ...
+
+    def list_symbols(self) -> list[dict[str, Any]]: ...
+
+    def check_ready(self) -> None: ...
+
+
+ProgressFn = Callable[[float, str, float], None]
+
+
+class Sandbox(Protocol):
+    def run(
+        self, panel: Panel, code: str, config: dict[str, Any], *, on_progress: ProgressFn, cancel: threading.Event
+    ) -> tuple[dict[str, Any], str]:
+        """(engine result dict, captured worker output) or raises SandboxError."""
+        ...
+
+    def validate(self, code: str) -> list[dict[str, Any]]: ...
+
+    def selfcheck(self) -> None: ...
+
+    def isolation_report(self) -> dict[str, Any]: ...
+
+
+# ---- the core -----------------------------------------------------------------------------------
+
+
+@dataclass
+class _ActiveRun:
+    reference: str
+    cancel: threading.Event
+    shutdown: bool = False
+
+
+class EngineCore:
+    def __init__(
+        self,
+        data: MarketData,
+        sandbox: Sandbox,
+        pool: SlotPool,
+        *,
+        progress_interval: float = PROGRESS_INTERVAL,
+        validate_concurrency: int | None = None,
+    ) -> None:
+        self.data = data
+        self.sandbox = sandbox
+        self.pool = pool
+        self.progress_interval = progress_interval
+        # Validation also starts a worker (~0.3 s of CPU); bound it separately so a burst of
+        # validations waits briefly instead of being refused or starving the backtests.
+        self._validate_sem = threading.BoundedSemaphore(validate_concurrency or pool.slots)
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._active: list[_ActiveRun] = []
+        self._shutting_down = False
+
+    # -- RunBacktest ---------------------------------------------------------------------------
+
+    def prepare(self, request: RunRequest) -> PreparedRun:
+        """Validate, admit and load market data; raises InvalidArgument / ResourceExhausted /
+        Unavailable. The caller must ``execute`` or ``release`` the returned run."""
+        _check_code(request.strategy_code)
+        config = build_config(request.config, request.params)
+        ticket = self._admit()
+        try:
+            panel = self._load_panel(config)
+        except BaseException:
+            ticket.release()
+            raise
+        return PreparedRun(request, config, panel, ticket)
+
+    def execute(
+        self, prepared: PreparedRun, on_event: Callable[[RunEvent], None], cancel: threading.Event
+    ) -> RunSuccess | RunFailure:
+        """Run a prepared backtest to its terminal event; Progress events go to ``on_event``.
+
+        ``cancel`` (set by the caller's cancellation, deadline or shutdown) kills the worker.
+        Never raises for anything the strategy does."""
+        run = _ActiveRun(prepared.request.reference, cancel)
+        with self._lock:
+            self._active.append(run)
+        try:
+            if len(prepared.panel.dates) == 0:  # known symbols, but nothing to run on: no slot needed
+                cfg = prepared.config
+                return RunFailure("DATA_ERROR", f"no trading days with market data between {cfg.start_date} "
+                                                f"and {cfg.end_date}")
+            if not prepared.ticket.acquire(cancel):
+                return self._cancelled(run)
+            return self._run_in_slot(prepared, on_event, run)
+        finally:
+            prepared.ticket.release()
+            with self._lock:
+                self._active.remove(run)
+                self._idle.notify_all()
+
+    def _run_in_slot(
+        self, prepared: PreparedRun, on_event: Callable[[RunEvent], None], run: _ActiveRun
+    ) -> RunSuccess | RunFailure:
+        throttle = _Throttle(on_event, self.progress_interval)
+        started = time.perf_counter()
+        try:
+            result, worker_logs = self.sandbox.run(
+                prepared.panel, prepared.request.strategy_code, prepared.config.to_dict(),
+                on_progress=throttle, cancel=run.cancel,
+            )
+        except SandboxError as exc:
+            if exc.kind == "cancelled" or run.cancel.is_set():
+                return self._cancelled(run, logs=exc.logs)
+            failure = failure_from_sandbox(exc)
+            log.info("backtest failed", extra={"reference": run.reference, "kind": failure.kind,
+                                              "seconds": round(time.perf_counter() - started, 3)})
+            return failure
+        if run.cancel.is_set():  # the result raced a cancellation: the caller is gone either way
+            return self._cancelled(run)
+        outcome = finish_result(result, worker_logs, prepared.config)
+        if isinstance(outcome, RunSuccess):
+            throttle.final(outcome.result)
+            log.info("backtest done", extra={"reference": run.reference,
+                                            "seconds": round(time.perf_counter() - started, 3)})
+        return outcome
+
+    def _cancelled(self, run: _ActiveRun, logs: str = "") -> RunFailure:
+        message = SHUTDOWN_MESSAGE if run.shutdown or self._shutting_down else CANCELLED_MESSAGE
+        return RunFailure("CANCELLED", message, logs=logs)
+
+    def _admit(self) -> Ticket:
+        if self._shutting_down:
+            raise Unavailable("engine shutting down; retry on another replica")
+        try:
+            return self.pool.reserve()
+        except SlotsBusy as exc:
+            raise ResourceExhausted(str(exc)) from None
+        except SlotsClosed:
+            raise Unavailable("engine shutting down; retry on another replica") from None
+
+    def _load_panel(self, config: BacktestConfig) -> Panel:
+        try:
+            return self.data.load_panel(
+                list(config.symbols), config.start_date, config.end_date, config.benchmark, config.use_daily_basic
+            )
+        except UnknownSymbols as exc:
+            raise unknown_symbols_error(exc.symbols, config) from None
+
+    # -- ValidateStrategy ----------------------------------------------------------------------
+
+    def validate(self, code: str) -> list[dict[str, Any]]:
+        """Problems with ``code`` as [{line, column, message}] in line order ([] = valid).
+
+        The code is compiled only inside a sandboxed worker, never in this process. Empty code is
+        a problem like any other (the contract returns problems, not errors); only the size cap
+        is an INVALID_ARGUMENT, since it limits the request rather than judging the code."""
+        if not code.strip():
+            return [{"line": 0, "column": 0, "message": "strategy code is empty"}]
+        _check_code(code)
+        if self._shutting_down:
+            raise Unavailable("engine shutting down; retry on another replica")
+        if not self._validate_sem.acquire(timeout=VALIDATE_WAIT_SECONDS):
+            raise ResourceExhausted("engine busy validating strategies; retry later or use another replica")
+        try:
+            problems = self.sandbox.validate(code)
+        except SandboxError as exc:
+            if exc.kind == "internal":
+                raise
+            # The checker itself failed on the code (e.g. module-level code looping forever): that
+            # is a problem with the code, reported like any other.
+            problems = [{"line": error_line(exc), "column": 0, "message": exc.message}]
+        finally:
+            self._validate_sem.release()
+        out = [
+            {"line": int(p.get("line") or 0), "column": int(p.get("column") or 0), "message": str(p.get("message", ""))}
+            for p in problems
+        ]
+        return sorted(out, key=lambda p: (p["line"], p["column"]))
+
+    # -- ListSymbols ---------------------------------------------------------------------------
+
+    def list_symbols(
+        self, symbols: Sequence[str] = (), search: str = "", include_indexes: bool = False
+    ) -> tuple[list[dict[str, Any]], list[str]]:
+        """(rows sorted by symbol, requested symbols without data).
+
+        Explicitly requested symbols are listed even when they are indexes: a coverage check of
+        a benchmark must not need ``include_indexes``."""
+        rows = [r for r in self.data.list_symbols() if int(r.get("bars") or 0) > 0]
+        requested = list(dict.fromkeys(s.strip() for s in symbols if s.strip()))
+        missing: list[str] = []
+        if requested:
+            by_symbol = {r["symbol"]: r for r in rows}
+            rows = [by_symbol[s] for s in requested if s in by_symbol]
+            missing = [s for s in requested if s not in by_symbol]
+        elif not include_indexes:
+            rows = [r for r in rows if not r.get("is_index")]
+        needle = search.strip().lower()
+        if needle:
+            rows = [r for r in rows if needle in r["symbol"].lower() or needle in str(r.get("name") or "").lower()]
+        return sorted(rows, key=lambda r: r["symbol"]), missing
+
+    # -- readiness and shutdown ----------------------------------------------------------------
+
+    def check_ready(self) -> dict[str, Any]:
+        """Raise unless market data is reachable and migrated and a sandboxed worker starts.
+        Returns the sandbox's isolation report (which layers are active) for the start-up log."""
+        self.data.check_ready()
+        self.sandbox.selfcheck()
+        return self.sandbox.isolation_report()
+
+    @property
+    def shutting_down(self) -> bool:
+        return self._shutting_down
+
+    def check_data(self) -> None:
+        """The cheap part of readiness (no worker): market data reachable and migrated."""
+        self.data.check_ready()
+
+    def active_runs(self) -> int:
+        with self._lock:
+            return len(self._active)
+
+    def begin_shutdown(self) -> None:
+        """Refuse new work; queued runs give up their place (and end CANCELLED)."""
+        with self._lock:
+            self._shutting_down = True
+        self.pool.close()
+
+    def cancel_all(self) -> int:
+        """Kill every active run's worker; they end with the shutdown message. Returns how many."""
+        with self._lock:
+            runs = list(self._active)
+        for run in runs:
+            run.shutdown = True
+            run.cancel.set()
+        return len(runs)
+
+    def wait_idle(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._active:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._idle.wait(remaining)
+            return True
+
+    def shutdown(self, grace: float, *, kill_wait: float = 5.0) -> None:
+        """Stop taking runs, let running ones finish within ``grace`` seconds, then cancel the
+        rest (each ends with an in-band CANCELLED "engine shutting down" event)."""
+        self.begin_shutdown()
+        if self.wait_idle(max(0.0, grace)):
+            return
+        n = self.cancel_all()
+        log.warning("grace period over; cancelling running backtests", extra={"runs": n})
+        if not self.wait_idle(kill_wait):
+            log.error("backtests still active after cancellation", extra={"runs": self.active_runs()})
+
+
+# ---- pure helpers -------------------------------------------------------------------------------
+
+
+def _check_code(code: str) -> None:
+    if not code.strip():
+        raise InvalidArgument.field("strategy_code", "is required")
+    if len(code.encode("utf-8", "surrogatepass")) > MAX_CODE_BYTES:
+        raise InvalidArgument.field("strategy_code", f"must be at most {MAX_CODE_BYTES} bytes")
+
+
+def build_config(config: dict[str, Any], params: dict[str, Any]) -> BacktestConfig:
+    """A validated BacktestConfig; every problem becomes a ``config.<field>`` violation."""
+    symbols = [str(s).strip() for s in config.get("symbols") or ()]
+    seen: set[str] = set()
+    duplicates = [s for s in symbols if s in seen or seen.add(s)]  # type: ignore[func-returns-value]
+    violations: list[tuple[str, str]] = []
+    if duplicates:
+        violations.append(("config.symbols", f"duplicate symbols: {', '.join(sorted(set(duplicates)))}"))
+    try:
+        built = BacktestConfig(**{**config, "symbols": tuple(symbols)}, params=dict(params))
+    except ConfigError as exc:
+        violations.insert(0, (f"config.{exc.field}", exc.message))
+    except TypeError as exc:  # an unknown key: a programming error on the conversion side
+        raise InvalidArgument.field("config", str(exc)) from None
+    if violations:
+        raise InvalidArgument(violations)
+    return built
+
+
+def unknown_symbols_error(unknown: Sequence[str], config: BacktestConfig) -> InvalidArgument:
+    violations = [
+        ("config.benchmark" if s == config.benchmark and s not in config.symbols else "config.symbols",
+         f"unknown symbol {s}")
+        for s in unknown
+    ]
+    return InvalidArgument(violations, message=f"unknown symbols: {', '.join(unknown)}")
+
+
+_STRATEGY_FRAME = re.compile(r'File "<strategy>", line (\d+)')
+_LINE_NOTE = re.compile(r"\bline (\d+)\b")
+
+
+def error_line(exc: SandboxError) -> int:
+    """The strategy line a failure points at: the innermost strategy frame of the traceback in the
+    message (the sandbox formats them as ``File "<strategy>", line N``), else a ``line N`` note
+    (syntax errors), else 0."""
+    explicit = getattr(exc, "line", None) or getattr(exc, "lineno", None)
+    if isinstance(explicit, int) and explicit > 0:
+        return explicit
+    frames = _STRATEGY_FRAME.findall(exc.message)
+    if frames:
+        return int(frames[-1])
+    if exc.kind in ("strategy_error", "syntax_error"):
+        note = _LINE_NOTE.search(exc.message)
+        if note:
+            return int(note.group(1))
+    return 0
+
+
+def failure_from_sandbox(exc: SandboxError) -> RunFailure:
+    kind = KIND_BY_SANDBOX_KIND.get(exc.kind, "INTERNAL")
+    line = error_line(exc) if kind in ("STRATEGY_ERROR", "INVALID_STRATEGY") else 0
+    return RunFailure(kind, exc.message, line, _cap(exc.logs or ""))
+
+
+def finish_result(result: Any, worker_logs: str, config: BacktestConfig) -> RunSuccess | RunFailure:
+    """Metrics and round trips computed here, in the trusted service, from what the worker sent.
+
+    The worker runs the strategy in its own process, so its result is checked for shape before
+    use: a tampered result becomes a NO_RESULT failure instead of an INTERNAL error."""
+    try:
+        if not isinstance(result, dict) or not isinstance(result.get("daily"), list) or not result["daily"]:
+            raise ValueError("result has no daily records")
+        metrics = compute_metrics(result, annualization=config.annualization, risk_free_rate=config.risk_free_rate)
+        trips = round_trips(result.get("trades") or [])
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, ZeroDivisionError) as exc:
+        log.warning("malformed result from worker", extra={"error": f"{type(exc).__name__}: {exc}"})
+        return RunFailure("NO_RESULT", MALFORMED_RESULT_MESSAGE, logs=_cap(worker_logs))
+    engine_logs = result.get("logs") or []
+    text = "\n".join(str(x) for x in engine_logs) if isinstance(engine_logs, list) else str(engine_logs)
+    if worker_logs:
+        text = f"{text}\n{worker_logs}" if text else worker_logs
+    return RunSuccess({**result, "metrics": metrics, "round_trips": trips, "logs": _cap(text)})
+
+
+def _cap(text: str) -> str:
+    if len(text) <= MAX_LOG_CHARS:
+        return text
+    return text[:MAX_LOG_CHARS] + f"\n... {len(text) - MAX_LOG_CHARS} more characters dropped"
+
+
+class _Throttle:
+    """Forwards at most one progress event per ``interval`` seconds, and always the final 1.0."""
+
+    def __init__(self, emit: Callable[[RunEvent], None], interval: float) -> None:
+        self._emit = emit
+        self._interval = interval
+        self._last = float("-inf")
+        self._sent_final = False
+        self._lock = threading.Lock()  # the sandbox may call from its reader thread
+
+    def __call__(self, fraction: float, date: str = "", equity: float = 0.0) -> None:
+        fraction = min(1.0, max(0.0, float(fraction)))
+        now = time.monotonic()
+        with self._lock:
+            if self._sent_final or (fraction < 1.0 and now - self._last < self._interval):
+                return
+            self._last = now
+            self._sent_final = fraction >= 1.0
+        self._emit(Progress(fraction, str(date), float(equity)))
+
+    def final(self, result: dict[str, Any]) -> None:
+        if not self._sent_final:
+            last = result["daily"][-1]
+            self(1.0, str(last.get("date", "")), float(last.get("total_value") or 0.0))

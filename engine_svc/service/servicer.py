@@ -1,0 +1,114 @@
+"""EngineService over gRPC: proto in, EngineCore, proto out. Nothing else lives here.
+
+RunBacktest runs the core on its own thread and streams what it emits: the gRPC handler thread
+only relays events, so it can notice the call going away (cancellation, deadline) while the
+worker runs. Cancellation reaches the core through a ``threading.Event`` set by
+``context.add_callback`` — gRPC runs that callback the moment the call terminates for any
+reason, which is what kills the worker "at once" rather than at the next progress tick.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterator
+
+import grpc
+from zquant.engine.v1 import engine_pb2, engine_pb2_grpc
+
+from engine_svc.service import convert
+from engine_svc.service.runner import (
+    MALFORMED_RESULT_MESSAGE,
+    EngineCore,
+    Progress,
+    RunEvent,
+    RunFailure,
+    RunSuccess,
+)
+from services.server import MAX_MESSAGE_BYTES
+
+log = logging.getLogger("zquant.engine.service")
+
+SERVICE_NAME = engine_pb2.DESCRIPTOR.services_by_name["EngineService"].full_name
+
+
+class EngineServicer(engine_pb2_grpc.EngineServiceServicer):
+    def __init__(self, core: EngineCore) -> None:
+        self.core = core
+
+    def RunBacktest(
+        self, request: engine_pb2.RunBacktestRequest, context: grpc.ServicerContext
+    ) -> Iterator[engine_pb2.RunBacktestEvent]:
+        # Anything raised before the first yield becomes the call's status (INVALID_ARGUMENT,
+        # RESOURCE_EXHAUSTED, UNAVAILABLE) through the shared error interceptor.
+        prepared = self.core.prepare(convert.run_request_from_proto(request))
+        cancel = threading.Event()
+        if not context.add_callback(cancel.set):  # already terminated
+            prepared.release()
+            return
+        events: queue.Queue[RunEvent] = queue.Queue()
+
+        def work() -> None:
+            try:
+                terminal: RunEvent = self.core.execute(prepared, events.put, cancel)
+            except Exception:
+                log.exception("backtest failed inside the engine service",
+                              extra={"reference": prepared.request.reference})
+                terminal = RunFailure("INTERNAL", "internal error in the engine service")
+            events.put(terminal)
+
+        thread = threading.Thread(target=work, name=f"backtest-{request.reference or 'run'}", daemon=True)
+        thread.start()
+        try:
+            while True:
+                event = events.get()
+                if isinstance(event, Progress):
+                    yield convert.progress_event(event)
+                    continue
+                yield self._terminal(event)
+                return
+        finally:
+            # GeneratorExit (the stream was dropped) or an error: make sure the worker dies.
+            cancel.set()
+
+    @staticmethod
+    def _terminal(event: RunEvent) -> engine_pb2.RunBacktestEvent:
+        if isinstance(event, RunSuccess):
+            try:
+                message = convert.result_event(event.result)
+            except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+                # The engine ran in the same process as the strategy, which could have rewritten
+                # its records: a value that does not fit the contract is the run's failure.
+                log.warning("result does not convert", extra={"error": f"{type(exc).__name__}: {exc}"})
+                return convert.error_event(RunFailure("NO_RESULT", MALFORMED_RESULT_MESSAGE))
+            size = message.ByteSize()
+            if size > MAX_MESSAGE_BYTES - 1024:
+                return convert.error_event(RunFailure(
+                    "TOO_LARGE", f"backtest result of {size // (1024 * 1024)} MB exceeds the "
+                                 f"{MAX_MESSAGE_BYTES // (1024 * 1024)} MB message limit; use fewer symbols or days",
+                ))
+            return message
+        assert isinstance(event, RunFailure)
+        return convert.error_event(event)
+
+    def ValidateStrategy(
+        self, request: engine_pb2.ValidateStrategyRequest, context: grpc.ServicerContext
+    ) -> engine_pb2.ValidateStrategyResponse:
+        return convert.validate_response(self.core.validate(request.strategy_code))
+
+    def ListSymbols(
+        self, request: engine_pb2.ListSymbolsRequest, context: grpc.ServicerContext
+    ) -> engine_pb2.ListSymbolsResponse:
+        rows, missing = self.core.list_symbols(list(request.symbols), request.search, request.include_indexes)
+        return engine_pb2.ListSymbolsResponse(symbols=[convert.symbol_info(r) for r in rows], missing=missing)
+
+
+def register(core: EngineCore) -> Callable[[grpc.Server], list[str]]:
+    """A ``register`` callback for services.server.build_server."""
+
+    def _register(server: grpc.Server) -> list[str]:
+        engine_pb2_grpc.add_EngineServiceServicer_to_server(EngineServicer(core), server)
+        return [SERVICE_NAME]
+
+    return _register

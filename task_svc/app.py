@@ -1,0 +1,101 @@
+"""Wiring: database + migrations, event bus, dispatcher, gRPC server — one object with a
+clean start/stop, used by ``python -m task_svc`` and by the tests."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import grpc
+from sqlalchemy import Engine, text
+from zquant.backtest.v1 import strategy_pb2, strategy_pb2_grpc, task_pb2, task_pb2_grpc
+
+from services import migrations
+from services.config import ServerSettings
+from services.db import is_postgres, make_engine, make_session_factory
+from services.interceptors import Authenticator
+from services.server import RunningServer, build_server
+from task_svc.config import TaskSettings
+from task_svc.dispatcher import Dispatcher
+from task_svc.engine_client import EngineClient
+from task_svc.events import EventBus, PgListener, Publisher
+from task_svc.servicer import TaskServicer
+from task_svc.strategies import Strategies
+from task_svc.strategy_servicer import StrategyServicer
+from task_svc.tasks import Tasks
+
+log = logging.getLogger("zquant.task")
+
+_MIGRATION_LOCK = 73210001  # pg_advisory_lock key: replicas starting together migrate one at a time
+
+
+def migrate(engine: Engine) -> None:
+    if is_postgres(engine):
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK})
+            try:
+                migrations.upgrade("task", engine)
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK})
+                conn.commit()
+    else:
+        migrations.upgrade("task", engine)
+
+
+class TaskApp:
+    def __init__(self, server_settings: ServerSettings, settings: TaskSettings,
+                 authenticator: Authenticator | None, engine_client: EngineClient) -> None:
+        self.server_settings = dataclasses.replace(
+            server_settings, max_workers=max(server_settings.max_workers, settings.grpc_workers))
+        self.settings = settings
+        self.authenticator = authenticator
+        self.engine_client = engine_client
+        self.db = make_engine(server_settings.database_url)
+        migrate(self.db)
+        self.sessions = make_session_factory(self.db)
+        self.bus = EventBus()
+        self.publisher = Publisher(self.bus, self.db, settings.replica_id)
+        self.listener = PgListener(self.bus, self.db, settings.replica_id) if is_postgres(self.db) else None
+        self.tasks = Tasks(self.sessions, engine_client, self.publisher, settings)
+        self.strategies = Strategies(self.sessions, engine_client)
+        self.dispatcher = Dispatcher(self.sessions, engine_client, self.bus, self.publisher, settings)
+        self.server: RunningServer | None = None
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return self.server.port
+
+    def _register(self, server: grpc.Server) -> list[str]:
+        task_pb2_grpc.add_TaskServiceServicer_to_server(TaskServicer(self.tasks, self.bus, self.settings), server)
+        strategy_pb2_grpc.add_StrategyServiceServicer_to_server(StrategyServicer(self.strategies), server)
+        return [task_pb2.DESCRIPTOR.services_by_name["TaskService"].full_name,
+                strategy_pb2.DESCRIPTOR.services_by_name["StrategyService"].full_name]
+
+    def start(self) -> TaskApp:
+        self.server = build_server(self.server_settings, register=self._register, authenticator=self.authenticator)
+        if self.listener is not None:
+            self.listener.start()
+        self.dispatcher.start()
+        self.check_ready()  # raises (and the caller stops us) if the database is unusable
+        self.server.set_serving(True)
+        return self
+
+    def check_ready(self) -> None:
+        with self.db.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def stop(self, grace: float | None = None) -> None:
+        """Health NOT_SERVING → watch streams end (bus closed) → the dispatcher stops claiming,
+        lets runs finish within the grace, releases the rest → the server drains → close."""
+        grace = self.server_settings.grace_seconds if grace is None else grace
+        if self.server is not None:
+            self.server.set_serving(False)
+        self.bus.close()
+        self.dispatcher.stop(grace)
+        if self.server is not None:
+            self.server.stop(grace)
+        if self.listener is not None:
+            self.listener.stop()
+        self.engine_client.close()
+        self.db.dispose()

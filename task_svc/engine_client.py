@@ -1,0 +1,125 @@
+"""The only code in task_svc that talks to engine_svc (through its generated stubs).
+
+``EngineClient`` is the small interface the rest of task_svc uses; ``GrpcEngineClient`` is
+the real implementation. Errors are reduced to two kinds the domain understands:
+``EngineUnavailable`` (try again later: UNAVAILABLE, RESOURCE_EXHAUSTED, connection refused,
+deadline on a unary call) and ``EngineRejected`` (anything else: the request itself is bad or
+the engine failed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import grpc
+from zquant.engine.v1 import engine_pb2, engine_pb2_grpc
+
+from services.logs import RequestIdClientInterceptor
+
+TRANSIENT_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED})
+
+
+class EngineUnavailable(Exception):
+    """engine_svc cannot take the call now; the same request may succeed later."""
+
+
+class EngineRejected(Exception):
+    """engine_svc refused or failed the call for a reason retrying will not fix."""
+
+
+@dataclass(frozen=True)
+class CodeProblem:
+    line: int
+    column: int
+    message: str
+
+
+class EngineRun(Protocol):
+    """One running backtest: iterate its events; cancel() kills the engine's worker."""
+
+    def events(self) -> Iterator[engine_pb2.RunBacktestEvent]: ...
+
+    def cancel(self) -> None: ...
+
+
+class EngineClient(Protocol):
+    def validate_strategy(self, code: str) -> list[CodeProblem]: ...
+
+    def missing_symbols(self, symbols: Sequence[str]) -> list[str]: ...
+
+    def run_backtest(self, request: engine_pb2.RunBacktestRequest) -> EngineRun: ...
+
+    def close(self) -> None: ...
+
+
+def classify(error: grpc.RpcError) -> Exception:
+    code = error.code()  # type: ignore[attr-defined]
+    details = error.details() or code.name  # type: ignore[attr-defined]
+    if code in TRANSIENT_CODES:
+        return EngineUnavailable(f"engine unavailable ({code.name}): {details}")
+    return EngineRejected(f"engine error ({code.name}): {details}")
+
+
+class _GrpcRun:
+    def __init__(self, call: grpc.Call) -> None:
+        self._call = call
+
+    def events(self) -> Iterator[engine_pb2.RunBacktestEvent]:
+        return iter(self._call)  # type: ignore[call-overload]
+
+    def cancel(self) -> None:
+        self._call.cancel()
+
+
+class GrpcEngineClient:
+    """EngineService over one shared channel (gRPC multiplexes calls; it reconnects itself)."""
+
+    def __init__(self, addr: str, *, metadata: Callable[[], Sequence[tuple[str, str]]] = list,
+                 timeout: float = 15.0) -> None:
+        self._channel = grpc.intercept_channel(
+            grpc.insecure_channel(addr, options=[
+                ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+                ("grpc.max_send_message_length", 64 * 1024 * 1024),
+                # Fail fast while the engine is down instead of waiting out backoff.
+                ("grpc.initial_reconnect_backoff_ms", 200),
+                ("grpc.max_reconnect_backoff_ms", 2000),
+            ]),
+            RequestIdClientInterceptor(),
+        )
+        self._stub = engine_pb2_grpc.EngineServiceStub(self._channel)
+        self._metadata = metadata
+        self._timeout = timeout
+
+    def validate_strategy(self, code: str) -> list[CodeProblem]:
+        try:
+            resp = self._stub.ValidateStrategy(
+                engine_pb2.ValidateStrategyRequest(strategy_code=code),
+                timeout=self._timeout, metadata=tuple(self._metadata()))
+        except grpc.RpcError as exc:
+            raise self._unary_error(exc) from None
+        return [CodeProblem(p.line, p.column, p.message) for p in resp.problems]
+
+    def missing_symbols(self, symbols: Sequence[str]) -> list[str]:
+        try:
+            resp = self._stub.ListSymbols(
+                engine_pb2.ListSymbolsRequest(symbols=list(symbols), include_indexes=True),
+                timeout=self._timeout, metadata=tuple(self._metadata()))
+        except grpc.RpcError as exc:
+            raise self._unary_error(exc) from None
+        return list(resp.missing)
+
+    def run_backtest(self, request: engine_pb2.RunBacktestRequest) -> EngineRun:
+        # No deadline: the engine enforces the wall-clock limit and reports TIME_LIMIT.
+        call = self._stub.RunBacktest(request, metadata=tuple(self._metadata()))
+        return _GrpcRun(call)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        self._channel.close()
+
+    @staticmethod
+    def _unary_error(exc: grpc.RpcError) -> Exception:
+        if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:  # type: ignore[attr-defined]
+            return EngineUnavailable("engine did not answer in time")
+        return classify(exc)

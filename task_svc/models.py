@@ -1,0 +1,159 @@
+"""task_svc's tables: strategies, tasks, results (SQLAlchemy 2 typed ORM).
+
+Times are naive UTC everywhere (``utcnow()``): SQLite has no time zones, and one convention on
+both databases keeps comparisons (lease expiry, not_before) identical.
+
+Table names carry a ``backtest_`` prefix because several services may share one PostgreSQL
+database (each owns its tables; see ARCHITECTURE.md "one owner per table").
+
+``user_id`` columns are plain integers, not foreign keys: users live in auth_svc's database.
+User id 0 is the *system* owner of the seeded templates (no real user has id 0).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+SYSTEM_USER_ID = 0  # owner of the seeded templates; any admin may edit those
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class TaskStatus(StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
+ACTIVE_STATUSES = frozenset({TaskStatus.PENDING, TaskStatus.RUNNING})
+
+
+class TaskBase(DeclarativeBase):
+    """task_svc's own declarative base: its metadata is exactly task_svc's tables."""
+
+
+Base = TaskBase  # the name migrations/env.py imports
+
+
+class Strategy(TaskBase):
+    __tablename__ = "backtest_strategies"
+    __table_args__ = (
+        Index("ix_strategies_user_created", "user_id", "created_at"),
+        Index("ix_strategies_template_created", "is_template", "created_at"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    description: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    category: Mapped[str] = mapped_column(String(50), nullable=False, default="")
+    code: Mapped[str] = mapped_column(Text, nullable=False)
+    params_schema: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    is_template: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+
+
+class Task(TaskBase):
+    __tablename__ = "backtest_tasks"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('PENDING','RUNNING','COMPLETED','FAILED','CANCELLED')", name="ck_tasks_status"
+        ),
+        # ListTasks: one index per sortable column behind user_id, so "WHERE user_id=? ORDER BY x
+        # LIMIT n" is an index range scan even at 100k tasks per user.
+        Index("ix_tasks_user_created", "user_id", "created_at", "id"),
+        Index("ix_tasks_user_updated", "user_id", "updated_at", "id"),
+        Index("ix_tasks_user_status", "user_id", "status", "created_at"),
+        Index("ix_tasks_user_name", "user_id", "strategy_name", "id"),
+        # Dispatcher: the queue head and the expired-lease scan.
+        Index("ix_tasks_status_created", "status", "created_at", "id"),
+        Index("ix_tasks_status_lease", "status", "lease_expires_at"),
+        {"sqlite_autoincrement": True},  # ids are never reused after a delete
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    # No foreign key: a task keeps its code snapshot when its strategy is deleted.
+    strategy_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    strategy_name: Mapped[str] = mapped_column(String(200), nullable=False)
+    strategy_code: Mapped[str] = mapped_column(Text, nullable=False)  # snapshot at submission
+    params_json: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
+    config_json: Mapped[str] = mapped_column(Text, nullable=False)  # defaults filled in
+    start_date: Mapped[str] = mapped_column(String(10), nullable=False)
+    end_date: Mapped[str] = mapped_column(String(10), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default=TaskStatus.PENDING.value)
+    error_message: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    progress: Mapped[float] = mapped_column(Double, nullable=False, default=0.0)
+    equity: Mapped[float] = mapped_column(Double, nullable=False, default=0.0)
+    current_date: Mapped[str] = mapped_column(String(10), nullable=False, default="")
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    # Engine-unreachable retries (not charged as attempts); drives the exponential back-off.
+    retries: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    not_before: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # "<replica>:<run token>" of the run holding the task; every runner write is conditional on it.
+    lease_owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class Result(TaskBase):
+    __tablename__ = "backtest_results"
+    __table_args__ = (
+        Index("ix_results_user_created", "user_id", "created_at", "id"),
+        Index("ix_results_user_total_return", "user_id", "total_return"),
+        Index("ix_results_user_annual_return", "user_id", "annual_return"),
+        Index("ix_results_user_sharpe", "user_id", "sharpe_ratio"),
+        Index("ix_results_user_max_drawdown", "user_id", "max_drawdown"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("backtest_tasks.id", ondelete="CASCADE"), nullable=False, unique=True
+    )
+    user_id: Mapped[int] = mapped_column(Integer, nullable=False)  # copied from the task for scoping
+    total_return: Mapped[float | None] = mapped_column(Double)
+    annual_return: Mapped[float | None] = mapped_column(Double)
+    max_drawdown: Mapped[float | None] = mapped_column(Double)
+    sharpe_ratio: Mapped[float | None] = mapped_column(Double)
+    win_rate: Mapped[float | None] = mapped_column(Double)
+    profit_loss_ratio: Mapped[float | None] = mapped_column(Double)
+    alpha: Mapped[float | None] = mapped_column(Double)
+    beta: Mapped[float | None] = mapped_column(Double)
+    metrics_json: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
+    trades_json: Mapped[str] = mapped_column(Text, nullable=False, default="[]")
+    portfolio_json: Mapped[str] = mapped_column(Text, nullable=False, default="[]")
+    # The engine's BacktestResult, serialized proto: GetPerformance returns it field for field.
+    result_pb: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    engine_version: Mapped[str] = mapped_column(String(64), nullable=False, default="")
+    data_hash: Mapped[str] = mapped_column(String(128), nullable=False, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)

@@ -1,0 +1,317 @@
+"""Database access for task_svc (SQLAlchemy 2, typed ORM).
+
+Two kinds of repository:
+- ``StrategyRepository`` / ``TaskRepository`` serve user requests: every query is scoped to
+  the caller's ``user_id`` (another user's row is indistinguishable from a missing one).
+- ``QueueRepository`` is the dispatcher's: it works across users by design (claiming the
+  queue head, leases, expiry) and every write it makes is *conditional* on the task still
+  being RUNNING under the same run token, so a cancelled or taken-over task is never
+  overwritten by a runner that lost it.
+
+Nothing here commits: callers own the transaction (``services.db.transaction``) and publish
+change hints only after it commits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select, update
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from task_svc.models import ACTIVE_STATUSES, Result, Strategy, Task, TaskStatus, utcnow
+
+
+@dataclass(frozen=True)
+class Page:
+    skip: int
+    limit: int
+    order_by: str
+    descending: bool
+
+
+def _escape_like(term: str) -> str:
+    return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _ordered(stmt: Select, column: InstrumentedAttribute, id_column: InstrumentedAttribute,
+             descending: bool, nulls_last: bool = False) -> Select:
+    """ORDER BY column, id in one direction: ties are broken by id so paging is stable."""
+    keys: list[ColumnElement] = []
+    if nulls_last:  # portable NULLS LAST (SQLite and PostgreSQL disagree on the default)
+        keys.append(case((column.is_(None), 1), else_=0))
+    keys += [column.desc() if descending else column.asc(), id_column.desc() if descending else id_column.asc()]
+    return stmt.order_by(*keys)
+
+
+def _count(session: Session, stmt: Select) -> int:
+    return int(session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0)
+
+
+# ---------------------------------------------------------------------------- strategies
+
+STRATEGY_ORDER = {
+    "id": Strategy.id, "name": Strategy.name, "category": Strategy.category,
+    "created_at": Strategy.created_at, "updated_at": Strategy.updated_at,
+}
+
+
+class StrategyRepository:
+    def __init__(self, session: Session, user_id: int) -> None:
+        self.session = session
+        self.user_id = user_id
+
+    def _visible(self) -> ColumnElement[bool]:
+        return or_(Strategy.user_id == self.user_id, Strategy.is_template.is_(True))
+
+    def add(self, strategy: Strategy) -> Strategy:
+        self.session.add(strategy)
+        self.session.flush()
+        return strategy
+
+    def get_visible(self, strategy_id: int) -> Strategy | None:
+        return self.session.scalar(select(Strategy).where(Strategy.id == strategy_id, self._visible()))
+
+    def list_visible(self, page: Page, *, category: str = "", search: str = "",
+                     is_template: bool | None = None) -> tuple[list[Strategy], int]:
+        stmt = select(Strategy).where(self._visible())
+        if category:
+            stmt = stmt.where(Strategy.category == category)
+        if search:
+            pattern = f"%{_escape_like(search)}%"
+            stmt = stmt.where(or_(Strategy.name.ilike(pattern, escape="\\"),
+                                  Strategy.description.ilike(pattern, escape="\\")))
+        if is_template is not None:
+            stmt = stmt.where(Strategy.is_template.is_(is_template))
+        total = _count(self.session, stmt)
+        stmt = _ordered(stmt, STRATEGY_ORDER[page.order_by], Strategy.id, page.descending)
+        return list(self.session.scalars(stmt.offset(page.skip).limit(page.limit))), total
+
+    def list_templates(self) -> list[Strategy]:
+        return list(self.session.scalars(
+            select(Strategy).where(Strategy.is_template.is_(True)).order_by(Strategy.id)))
+
+    def delete(self, strategy: Strategy) -> None:
+        self.session.delete(strategy)
+        self.session.flush()
+
+
+# ---------------------------------------------------------------------------- tasks
+
+TASK_ORDER = {
+    "id": Task.id, "name": Task.strategy_name, "status": Task.status,
+    "created_at": Task.created_at, "updated_at": Task.updated_at,
+}
+RESULT_ORDER = {
+    "total_return": Result.total_return, "annual_return": Result.annual_return,
+    "sharpe_ratio": Result.sharpe_ratio, "max_drawdown": Result.max_drawdown,
+    "created_at": Result.created_at,
+}
+
+
+class TaskRepository:
+    def __init__(self, session: Session, user_id: int) -> None:
+        self.session = session
+        self.user_id = user_id
+
+    def add(self, task: Task) -> Task:
+        task.user_id = self.user_id
+        self.session.add(task)
+        self.session.flush()
+        return task
+
+    def get(self, task_id: int) -> Task | None:
+        return self.session.scalar(select(Task).where(Task.id == task_id, Task.user_id == self.user_id))
+
+    def list_page(self, page: Page, status: TaskStatus | None = None) -> tuple[list[Task], int]:
+        stmt = select(Task).where(Task.user_id == self.user_id)
+        if status is not None:
+            stmt = stmt.where(Task.status == status.value)
+        total = _count(self.session, stmt)
+        stmt = _ordered(stmt, TASK_ORDER[page.order_by], Task.id, page.descending)
+        return list(self.session.scalars(stmt.offset(page.skip).limit(page.limit))), total
+
+    def count_active(self) -> int:
+        return int(self.session.scalar(
+            select(func.count()).select_from(Task).where(
+                Task.user_id == self.user_id, Task.status.in_([s.value for s in ACTIVE_STATUSES]))) or 0)
+
+    def count_pending_all_users(self) -> int:
+        """The global queue length (the one query here that is not per user: a queue bound)."""
+        return int(self.session.scalar(
+            select(func.count()).select_from(Task).where(Task.status == TaskStatus.PENDING.value)) or 0)
+
+    def cancel(self, task_id: int, message: str) -> bool:
+        """PENDING|RUNNING → CANCELLED in one conditional UPDATE; False if not active."""
+        now = utcnow()
+        res = self.session.execute(
+            update(Task)
+            .where(Task.id == task_id, Task.user_id == self.user_id,
+                   Task.status.in_([s.value for s in ACTIVE_STATUSES]))
+            .values(status=TaskStatus.CANCELLED.value, error_message=message, updated_at=now,
+                    completed_at=now, lease_owner=None, lease_expires_at=None)
+            .execution_options(synchronize_session=False)
+        )
+        return res.rowcount == 1  # type: ignore[attr-defined]
+
+    def delete(self, task: Task) -> None:
+        # The result goes with it (ON DELETE CASCADE in PostgreSQL; explicit for SQLite
+        # connections where foreign keys might be off).
+        self.session.execute(Result.__table__.delete().where(Result.task_id == task.id))
+        self.session.delete(task)
+        self.session.flush()
+
+    def get_result(self, task_id: int) -> tuple[Result, Task] | None:
+        row = self.session.execute(
+            select(Result, Task).join(Task, Task.id == Result.task_id)
+            .where(Result.task_id == task_id, Result.user_id == self.user_id, Task.user_id == self.user_id)
+        ).first()
+        return (row[0], row[1]) if row else None
+
+    def list_results(self, page: Page) -> tuple[list[tuple[Result, str]], int]:
+        stmt = (select(Result, Task.strategy_name).join(Task, Task.id == Result.task_id)
+                .where(Result.user_id == self.user_id))
+        total = _count(self.session, select(Result.id).where(Result.user_id == self.user_id))
+        stmt = _ordered(stmt, RESULT_ORDER[page.order_by], Result.id, page.descending,
+                        nulls_last=page.order_by != "created_at")
+        rows = self.session.execute(stmt.offset(page.skip).limit(page.limit)).all()
+        return [(r[0], r[1]) for r in rows], total
+
+
+# ---------------------------------------------------------------------------- dispatcher
+
+@dataclass(frozen=True)
+class Changed:
+    task_id: int
+    user_id: int
+    status: str
+
+
+class QueueRepository:
+    """The dispatcher's queries. ``owner`` is the run token "<replica>:<uuid>" of one claim."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def claim_next(self, owner: str, lease_until: datetime, now: datetime) -> Task | None:
+        """Takes the oldest runnable PENDING task: PENDING → RUNNING, attempts + 1.
+
+        PostgreSQL: SELECT … FOR UPDATE SKIP LOCKED picks a row no other replica is claiming,
+        then the UPDATE. SQLite: one conditional UPDATE whose WHERE re-checks the status —
+        SQLite has a single writer, so the statement is atomic and two claimers can never get
+        the same row (a SELECT-then-UPDATE pair could hit SQLITE_BUSY_SNAPSHOT instead).
+        """
+        runnable = and_(Task.status == TaskStatus.PENDING.value,
+                        or_(Task.not_before.is_(None), Task.not_before <= now))
+        values = dict(status=TaskStatus.RUNNING.value, started_at=now, updated_at=now,
+                      lease_owner=owner, lease_expires_at=lease_until, attempts=Task.attempts + 1,
+                      progress=0.0, equity=0.0, current_date="", error_message="")
+        if self.session.get_bind().dialect.name == "postgresql":
+            task_id = self.session.scalar(
+                select(Task.id).where(runnable).order_by(Task.created_at, Task.id)
+                .limit(1).with_for_update(skip_locked=True))
+            if task_id is None:
+                return None
+            target: ColumnElement[bool] = Task.id == task_id
+        else:
+            head = select(Task.id).where(runnable).order_by(Task.created_at, Task.id).limit(1)
+            target = Task.id == head.scalar_subquery()
+        claimed = self.session.scalar(
+            update(Task).where(target, Task.status == TaskStatus.PENDING.value).values(**values)
+            .returning(Task.id).execution_options(synchronize_session=False))
+        if claimed is None:
+            return None
+        return self.session.scalar(select(Task).where(Task.id == claimed).execution_options(populate_existing=True))
+
+    def _held(self, task_id: int, owner: str) -> ColumnElement[bool]:
+        return and_(Task.id == task_id, Task.status == TaskStatus.RUNNING.value, Task.lease_owner == owner)
+
+    def renew(self, owners: dict[int, str], lease_until: datetime) -> set[int]:
+        """Extends the leases still held; returns the task ids that are (no longer cancelled etc.)."""
+        held: set[int] = set()
+        for task_id, owner in owners.items():
+            res = self.session.execute(
+                update(Task).where(self._held(task_id, owner)).values(lease_expires_at=lease_until)
+                .execution_options(synchronize_session=False))
+            if res.rowcount == 1:  # type: ignore[attr-defined]
+                held.add(task_id)
+        return held
+
+    def still_held(self, task_id: int, owner: str) -> bool:
+        return self.session.scalar(select(Task.id).where(self._held(task_id, owner))) is not None
+
+    def update_progress(self, task_id: int, owner: str, progress: float, current_date: str,
+                        equity: float, lease_until: datetime) -> bool:
+        res = self.session.execute(
+            update(Task).where(self._held(task_id, owner))
+            .values(progress=progress, current_date=current_date, equity=equity,
+                    updated_at=utcnow(), lease_expires_at=lease_until)
+            .execution_options(synchronize_session=False))
+        return res.rowcount == 1  # type: ignore[attr-defined]
+
+    def complete(self, task_id: int, owner: str, result: Result, last_date: str, final_equity: float) -> bool:
+        """RUNNING → COMPLETED and the result row, in the caller's one transaction. The task's
+        progress fields end on the last trading day and final equity (progress ticks are
+        throttled, so the last one seen is usually earlier)."""
+        now = utcnow()
+        res = self.session.execute(
+            update(Task).where(self._held(task_id, owner))
+            .values(status=TaskStatus.COMPLETED.value, progress=1.0, updated_at=now, completed_at=now,
+                    current_date=last_date, equity=final_equity,
+                    lease_owner=None, lease_expires_at=None, error_message="")
+            .execution_options(synchronize_session=False))
+        if res.rowcount != 1:  # type: ignore[attr-defined]
+            return False
+        self.session.add(result)
+        self.session.flush()
+        return True
+
+    def fail(self, task_id: int, owner: str, message: str) -> bool:
+        now = utcnow()
+        res = self.session.execute(
+            update(Task).where(self._held(task_id, owner))
+            .values(status=TaskStatus.FAILED.value, error_message=message, updated_at=now,
+                    completed_at=now, lease_owner=None, lease_expires_at=None)
+            .execution_options(synchronize_session=False))
+        return res.rowcount == 1  # type: ignore[attr-defined]
+
+    def release(self, task_id: int, owner: str, not_before: datetime | None, *, engine_retry: bool) -> bool:
+        """RUNNING → PENDING without charging the attempt (engine unreachable, graceful stop)."""
+        values: dict[str, object] = dict(
+            status=TaskStatus.PENDING.value, updated_at=utcnow(), lease_owner=None,
+            lease_expires_at=None, started_at=None, not_before=not_before,
+            attempts=Task.attempts - 1, progress=0.0, equity=0.0, current_date="")
+        if engine_retry:
+            values["retries"] = Task.retries + 1
+        res = self.session.execute(
+            update(Task).where(self._held(task_id, owner)).values(**values)
+            .execution_options(synchronize_session=False))
+        return res.rowcount == 1  # type: ignore[attr-defined]
+
+    def reap_expired(self, now: datetime, max_attempts: int) -> list[Changed]:
+        """RUNNING tasks whose lease expired (their runner died): back to PENDING to run again
+        from the start, or FAILED once they have used ``max_attempts`` attempts."""
+        expired = and_(Task.status == TaskStatus.RUNNING.value, Task.lease_expires_at < now)
+        changed: list[Changed] = []
+        failed = self.session.execute(
+            update(Task).where(expired, Task.attempts >= max_attempts)
+            .values(status=TaskStatus.FAILED.value, updated_at=now, completed_at=now,
+                    lease_owner=None, lease_expires_at=None,
+                    error_message=f"task failed after {max_attempts} attempts: the runner stopped responding")
+            .returning(Task.id, Task.user_id).execution_options(synchronize_session=False)).all()
+        changed += [Changed(r[0], r[1], TaskStatus.FAILED.value) for r in failed]
+        requeued = self.session.execute(
+            update(Task).where(expired, Task.attempts < max_attempts)
+            .values(status=TaskStatus.PENDING.value, updated_at=now, lease_owner=None,
+                    lease_expires_at=None, started_at=None, not_before=None, progress=0.0,
+                    equity=0.0, current_date="")
+            .returning(Task.id, Task.user_id).execution_options(synchronize_session=False)).all()
+        changed += [Changed(r[0], r[1], TaskStatus.PENDING.value) for r in requeued]
+        return changed
+
+    def next_wakeup(self, now: datetime) -> datetime | None:
+        """Earliest not_before in the future (so a backed-off task is retried on time)."""
+        return self.session.scalar(
+            select(func.min(Task.not_before)).where(Task.status == TaskStatus.PENDING.value,
+                                                    Task.not_before > now))

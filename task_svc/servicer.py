@@ -1,0 +1,155 @@
+"""TaskService over gRPC: proto ↔ domain only. Rules live in tasks.py, watch.py."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import grpc
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from zquant.backtest.v1 import task_pb2, task_pb2_grpc
+from zquant.engine.v1 import engine_pb2
+
+from services.errors import InvalidArgument
+from services.principal import current_principal
+from task_svc.config import TaskSettings
+from task_svc.events import EventBus
+from task_svc.models import Result, Task, TaskStatus
+from task_svc.results import load_result
+from task_svc.tasks import BacktestSettings, ConfigInput, RunRequest, Tasks
+from task_svc.watch import WatchEvent, watch_task, watch_tasks
+
+_OPTIONAL_CONFIG = ("initial_capital", "commission_rate", "min_commission", "tax_rate", "slippage_rate",
+                    "annualization", "risk_free_rate")
+
+
+def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
+    if value is None:
+        return None
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(value.replace(tzinfo=UTC))
+    return ts
+
+
+def config_input(cfg: engine_pb2.BacktestConfig) -> ConfigInput:
+    out = ConfigInput(
+        start_date=cfg.start_date.strip(), end_date=cfg.end_date.strip(), symbols=list(cfg.symbols),
+        frequency=cfg.frequency, adjust_type=cfg.adjust_type, benchmark=cfg.benchmark,
+        use_daily_basic=cfg.use_daily_basic)
+    for name in _OPTIONAL_CONFIG:
+        if cfg.HasField(name):
+            setattr(out, name, getattr(cfg, name))
+    return out
+
+
+def task_to_pb(task: Task) -> task_pb2.Task:
+    settings = BacktestSettings.from_json(task.config_json)
+    params = struct_pb2.Struct()
+    params.update(json.loads(task.params_json or "{}"))
+    return task_pb2.Task(
+        id=task.id, user_id=task.user_id, strategy_id=task.strategy_id or 0, strategy_name=task.strategy_name,
+        status=task_pb2.Task.Status.Value(task.status), error_message=task.error_message,
+        progress=task.progress, created_at=timestamp(task.created_at), updated_at=timestamp(task.updated_at),
+        started_at=timestamp(task.started_at), completed_at=timestamp(task.completed_at),
+        start_date=task.start_date, end_date=task.end_date,
+        config=engine_pb2.BacktestConfig(**vars(settings)), params=params, equity=task.equity,
+        current_date=task.current_date, attempts=task.attempts)
+
+
+def result_to_pb(row: Result, strategy_name: str) -> task_pb2.Result:
+    msg = task_pb2.Result(
+        id=row.id, task_id=row.task_id, metrics_json=row.metrics_json, trades_json=row.trades_json,
+        portfolio_json=row.portfolio_json, created_at=timestamp(row.created_at), strategy_name=strategy_name,
+        engine_version=row.engine_version, data_hash=row.data_hash)
+    for name in ("total_return", "annual_return", "max_drawdown", "sharpe_ratio", "win_rate",
+                 "profit_loss_ratio", "alpha", "beta"):
+        value = getattr(row, name)
+        if value is not None:
+            setattr(msg, name, value)
+    return msg
+
+
+def event_to_pb(event: WatchEvent) -> task_pb2.TaskEvent:
+    task = task_to_pb(event.task) if event.task is not None else task_pb2.Task(
+        id=event.task_id, user_id=event.user_id)
+    return task_pb2.TaskEvent(kind=task_pb2.TaskEvent.Kind.Value(event.kind), task=task, terminal=event.terminal)
+
+
+def params_dict(request: task_pb2.RunBacktestRequest) -> dict[str, object]:
+    if not request.HasField("params"):
+        return {}
+    return json_format.MessageToDict(request.params)
+
+
+class TaskServicer(task_pb2_grpc.TaskServiceServicer):
+    def __init__(self, tasks: Tasks, bus: EventBus, settings: TaskSettings) -> None:
+        self.tasks = tasks
+        self.bus = bus
+        self.settings = settings
+
+    def RunBacktest(self, request: task_pb2.RunBacktestRequest, context: grpc.ServicerContext) -> task_pb2.Task:
+        task = self.tasks.submit(current_principal(), RunRequest(
+            strategy_id=request.strategy_id, strategy_code=request.strategy_code,
+            strategy_name=request.strategy_name, params=params_dict(request),
+            config=config_input(request.config)))
+        return task_to_pb(task)
+
+    def ListTasks(self, request: task_pb2.ListTasksRequest,
+                  context: grpc.ServicerContext) -> task_pb2.ListTasksResponse:
+        status = None
+        if request.status:
+            name = task_pb2.Task.Status.Name(request.status) if request.status in task_pb2.Task.Status.values() \
+                else ""
+            if name not in TaskStatus.__members__:
+                raise InvalidArgument.field("status", f"unknown status {request.status}")
+            status = TaskStatus(name)
+        rows, total = self.tasks.list_tasks(current_principal(), request.skip, request.limit, request.order_by,
+                                      request.order, status)
+        return task_pb2.ListTasksResponse(tasks=[task_to_pb(t) for t in rows], total=total)
+
+    def GetTask(self, request: task_pb2.GetTaskRequest, context: grpc.ServicerContext) -> task_pb2.Task:
+        return task_to_pb(self.tasks.get(current_principal(), request.task_id))
+
+    def GetResult(self, request: task_pb2.GetResultRequest, context: grpc.ServicerContext) -> task_pb2.Result:
+        row, task = self.tasks.result(current_principal(), request.task_id)
+        return result_to_pb(row, task.strategy_name)
+
+    def GetPerformance(self, request: task_pb2.GetPerformanceRequest,
+                       context: grpc.ServicerContext) -> task_pb2.Performance:
+        row, _ = self.tasks.result(current_principal(), request.task_id)
+        result = load_result(row)
+        return task_pb2.Performance(
+            task_id=row.task_id, metrics=result.metrics, trades=result.trades, daily_portfolio=result.daily,
+            round_trips=result.round_trips, orders=result.orders)
+
+    def WatchTask(self, request: task_pb2.WatchTaskRequest,
+                  context: grpc.ServicerContext) -> Iterator[task_pb2.TaskEvent]:
+        who = current_principal()
+        for event in watch_task(self.tasks, self.bus, who.user_id, request.task_id,
+                                tick=self.settings.watch_tick_seconds,
+                                progress_interval=self.settings.progress_interval,
+                                on_done=context.add_callback, is_active=context.is_active):
+            yield event_to_pb(event)
+
+    def WatchTasks(self, request: task_pb2.WatchTasksRequest,
+                   context: grpc.ServicerContext) -> Iterator[task_pb2.TaskEvent]:
+        who = current_principal()
+        for event in watch_tasks(self.tasks, self.bus, who.user_id, tick=self.settings.watch_tick_seconds,
+                                 progress_interval=self.settings.progress_interval,
+                                 on_done=context.add_callback, is_active=context.is_active):
+            yield event_to_pb(event)
+
+    def CancelTask(self, request: task_pb2.CancelTaskRequest, context: grpc.ServicerContext) -> task_pb2.Task:
+        return task_to_pb(self.tasks.cancel(current_principal(), request.task_id))
+
+    def DeleteTask(self, request: task_pb2.DeleteTaskRequest,
+                   context: grpc.ServicerContext) -> task_pb2.DeleteTaskResponse:
+        self.tasks.delete(current_principal(), request.task_id)
+        return task_pb2.DeleteTaskResponse()
+
+    def ListResults(self, request: task_pb2.ListResultsRequest,
+                    context: grpc.ServicerContext) -> task_pb2.ListResultsResponse:
+        rows, total = self.tasks.list_results(current_principal(), request.skip, request.limit,
+                                              request.order_by, request.order)
+        return task_pb2.ListResultsResponse(results=[result_to_pb(r, name) for r, name in rows], total=total)
