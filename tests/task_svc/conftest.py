@@ -3,16 +3,13 @@ per module), task_svc servers on free loopback ports, and a fake engine_svc."""
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
 import grpc
-import psycopg
 import pytest
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, text
 from tasksvc_fakes import FakeEngineServer, TokenAuthenticator
 from tasksvc_helpers import Api
 
@@ -20,10 +17,7 @@ from services.config import ServerSettings
 from task_svc.app import TaskApp
 from task_svc.config import TaskSettings
 from task_svc.engine_client import GrpcEngineClient
-
-# Either spelling works: "postgresql://…" or SQLAlchemy's "postgresql+psycopg://…".
-PG_BASE = make_url(os.environ.get("ZQ_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
-PG_ADMIN_DSN = PG_BASE.set(drivername="postgresql").render_as_string(hide_password=False)
+from tests.pgtools import temporary_database
 
 # Short timings so the whole suite stays fast; production defaults are in task_svc/config.py.
 TEST_SETTINGS = TaskSettings(
@@ -39,17 +33,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('tasksvc') / 'task.db'}"
         return
-    name = f"zq_task_test_{uuid.uuid4().hex[:12]}"
-    try:
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True, connect_timeout=3) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL not reachable at {PG_BASE.render_as_string()}: {exc}")
-    try:
-        yield PG_BASE.set(drivername="postgresql+psycopg", database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with temporary_database("zq_task_test") as url:
+        yield url
 
 
 @pytest.fixture

@@ -1,45 +1,23 @@
 """Reusable database fixtures: a fresh PostgreSQL database per test module, SQLite files.
 
-``pg_url`` creates ``zq_test_<hex>`` on the server at ``ZQ_TEST_PG_URL`` (default
-``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``) and drops it afterwards; tests are
-skipped when that server cannot be reached. ``db_url`` runs a test on both back ends.
+``pg_url`` is a fresh database per module from tests/pgtools.py (skipped when the server is
+unreachable on a developer machine, a failure under CI). ``db_url`` runs a test on both.
 """
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
-from sqlalchemy.engine import make_url
 
-DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-
-
-def _admin_conninfo() -> tuple[str, object]:
-    url = make_url(os.environ.get("ZQ_TEST_PG_URL", DEFAULT_PG_URL))
-    conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    return conninfo, url
+from tests.pgtools import temporary_database
 
 
 @pytest.fixture(scope="module")
 def pg_url() -> Iterator[str]:
-    conninfo, url = _admin_conninfo()
-    name = f"zq_test_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = psycopg.connect(conninfo, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL not reachable at {conninfo}: {exc}")
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield url.set(drivername="postgresql+psycopg", database=name).render_as_string(hide_password=False)  # type: ignore[attr-defined]
-    finally:
-        with psycopg.connect(conninfo, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with temporary_database("zq_test") as url:
+        yield url
 
 
 @pytest.fixture
