@@ -72,12 +72,27 @@ class TaskApp:
         return [task_pb2.DESCRIPTOR.services_by_name["TaskService"].full_name,
                 strategy_pb2.DESCRIPTOR.services_by_name["StrategyService"].full_name]
 
-    def start(self) -> TaskApp:
+    def start_server(self) -> RunningServer:
+        """The gRPC server (NOT_SERVING) with this app's shutdown order attached to it:
+        health NOT_SERVING → watch streams end (bus closed) → the dispatcher stops claiming,
+        lets runs finish within the grace and releases the rest → the server drains → close.
+        Watches and runs are wound down *before* the drain, so open streams do not hold it."""
         self.server = build_server(self.server_settings, register=self._register, authenticator=self.authenticator)
+        self.server.before_stop.append(self._wind_down)
+        self.server.on_shutdown.append(self._close)
+        return self.server
+
+    def begin(self) -> None:
+        """Start listening for other replicas' events and dispatching; raises if the DB is unusable."""
         if self.listener is not None:
             self.listener.start()
         self.dispatcher.start()
-        self.check_ready()  # raises (and the caller stops us) if the database is unusable
+        self.check_ready()
+
+    def start(self) -> TaskApp:
+        self.start_server()
+        self.begin()  # raises (and the caller stops us) if the database is unusable
+        assert self.server is not None
         self.server.set_serving(True)
         return self
 
@@ -86,15 +101,16 @@ class TaskApp:
             conn.execute(text("SELECT 1"))
 
     def stop(self, grace: float | None = None) -> None:
-        """Health NOT_SERVING → watch streams end (bus closed) → the dispatcher stops claiming,
-        lets runs finish within the grace, releases the rest → the server drains → close."""
-        grace = self.server_settings.grace_seconds if grace is None else grace
-        if self.server is not None:
-            self.server.set_serving(False)
-        self.bus.close()
-        self.dispatcher.stop(grace)
         if self.server is not None:
             self.server.stop(grace)
+        else:
+            self._close()
+
+    def _wind_down(self, grace: float) -> None:
+        self.bus.close()
+        self.dispatcher.stop(grace)
+
+    def _close(self) -> None:
         if self.listener is not None:
             self.listener.stop()
         self.engine_client.close()

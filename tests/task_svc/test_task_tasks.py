@@ -273,8 +273,13 @@ def test_list_results_sorting(make_app, connect) -> None:
     asc = api.tasks.ListResults(task_pb2.ListResultsRequest(order_by="total_return", order="asc"))
     assert [r.task_id for r in asc.results] == [ids[1], ids[0], ids[3], ids[2]]
     assert asc.total == 4 and not asc.results[3].HasField("total_return")
+    # Default: newest result first. Two workers may finish tasks out of submission order, so
+    # the expected order comes from the results' own timestamps (ties: higher id first).
+    everything = api.tasks.ListResults(task_pb2.ListResultsRequest()).results
+    keys = [(r.created_at.ToDatetime(), r.id) for r in everything]
+    assert keys == sorted(keys, reverse=True) and len(keys) == 4
     default = api.tasks.ListResults(task_pb2.ListResultsRequest(limit=2))
-    assert [r.task_id for r in default.results] == [ids[3], ids[2]] and default.total == 4
+    assert [r.task_id for r in default.results] == [r.task_id for r in everything[:2]] and default.total == 4
 
 
 def test_quotas(make_app, connect) -> None:
