@@ -90,6 +90,7 @@ class Task(TaskBase):
         Index("ix_tasks_user_created", "user_id", "created_at", "id"),
         Index("ix_tasks_user_updated", "user_id", "updated_at", "id"),
         Index("ix_tasks_user_status", "user_id", "status", "created_at"),
+        Index("ix_tasks_user_status_id", "user_id", "status", "id"),  # ORDER BY status, id
         Index("ix_tasks_user_name", "user_id", "strategy_name", "id"),
         # Dispatcher: the queue head and the expired-lease scan.
         Index("ix_tasks_status_created", "status", "created_at", "id"),

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select, update
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.orm import InstrumentedAttribute, Session, defer
 
 from task_svc.models import ACTIVE_STATUSES, Result, Strategy, Task, TaskStatus, utcnow
 
@@ -125,12 +125,20 @@ class TaskRepository:
         return self.session.scalar(select(Task).where(Task.id == task_id, Task.user_id == self.user_id))
 
     def list_page(self, page: Page, status: TaskStatus | None = None) -> tuple[list[Task], int]:
-        stmt = select(Task).where(Task.user_id == self.user_id)
+        """The page in two steps: the ids (an index range scan — a deep OFFSET then skips index
+        entries, not whole rows with their code snapshots), then those rows without the code
+        snapshot, which the list never shows."""
+        ids_stmt = select(Task.id).where(Task.user_id == self.user_id)
         if status is not None:
-            stmt = stmt.where(Task.status == status.value)
-        total = _count(self.session, stmt)
-        stmt = _ordered(stmt, TASK_ORDER[page.order_by], Task.id, page.descending)
-        return list(self.session.scalars(stmt.offset(page.skip).limit(page.limit))), total
+            ids_stmt = ids_stmt.where(Task.status == status.value)
+        total = _count(self.session, ids_stmt)
+        ids_stmt = _ordered(ids_stmt, TASK_ORDER[page.order_by], Task.id, page.descending)
+        ids = list(self.session.scalars(ids_stmt.offset(page.skip).limit(page.limit)))
+        if not ids:
+            return [], total
+        rows = {t.id: t for t in self.session.scalars(
+            select(Task).where(Task.id.in_(ids)).options(defer(Task.strategy_code)))}
+        return [rows[i] for i in ids if i in rows], total
 
     def count_active(self) -> int:
         return int(self.session.scalar(

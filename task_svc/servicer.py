@@ -135,6 +135,9 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
     def WatchTasks(self, request: task_pb2.WatchTasksRequest,
                    context: grpc.ServicerContext) -> Iterator[task_pb2.TaskEvent]:
         who = current_principal()
+        # A dashboard watch may wait minutes for its first event; send the headers now so a
+        # REST client sees its 200 at once instead of a silent connection.
+        context.send_initial_metadata(())
         for event in watch_tasks(self.tasks, self.bus, who.user_id, tick=self.settings.watch_tick_seconds,
                                  progress_interval=self.settings.progress_interval,
                                  on_done=context.add_callback, is_active=context.is_active):

@@ -342,3 +342,32 @@ def _sandbox_workers(engine_pid: int) -> list[int]:
             if marker in cmdline:
                 pids.append(int(proc.name))
     return pids
+
+
+def test_dashboard_watch_answers_at_once_and_streams_the_callers_changes(stack: Stack) -> None:
+    import threading
+
+    received: list[dict] = []
+    opened = threading.Event()
+
+    def watch() -> None:
+        with stack.bob.http.stream("GET", "/api/v1/backtest/watch", headers=stack.bob.headers, timeout=30) as resp:
+            assert resp.status_code == 200
+            opened.set()
+            for line in resp.iter_lines():
+                if line.strip():
+                    received.append(json.loads(line))
+                    if received[-1]["task"]["status"] == "COMPLETED":
+                        return
+
+    thread = threading.Thread(target=watch, daemon=True)
+    started = time.monotonic()
+    thread.start()
+    # The 200 and headers arrive before any event exists (no task of bob's is active).
+    assert opened.wait(5), "no response headers before the first event"
+    assert time.monotonic() - started < 5
+    stack.alice.run(strategy_code=MA_CODE, config=CONFIG)  # another user's: never shown to bob
+    task = stack.bob.run(strategy_code=MA_CODE, config=CONFIG)
+    thread.join(30)
+    assert received and {e["task"]["id"] for e in received} == {task["id"]}
+    assert received[-1]["task"]["status"] == "COMPLETED"
