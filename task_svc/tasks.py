@@ -253,11 +253,11 @@ class Tasks:
         if req.strategy_code.strip():
             validate_code_on_engine(self.engine, code, field="strategy_code")
 
-        now = utcnow()
         with transaction(self.sessions) as session:
             repo = TaskRepository(session, who.user_id)
             self._lock_user(session, who.user_id)
             self._check_quotas(repo)
+            now = utcnow()  # after the per-user lock: created_at is when the row is written
             task = repo.add(Task(
                 strategy_id=strategy.id if strategy else (req.strategy_id or None), strategy_name=name,
                 strategy_code=code, params_json=params_json, config_json=settings.to_json(),
