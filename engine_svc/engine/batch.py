@@ -29,6 +29,8 @@ if TYPE_CHECKING:  # broker imports this module
     from engine_svc.engine.broker import Broker
 
 BATCH_MIN = 32  # measured break-even: below ~30 orders a side the per-order path is as fast
+# Submitting sells needs no cash check, so the batch form has little fixed cost: used from 2 on.
+SELL_BATCH_MIN = 2
 
 
 def _margin(cash: float) -> float:

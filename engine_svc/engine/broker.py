@@ -32,11 +32,9 @@ from engine_svc.engine.orders import (
 )
 from engine_svc.engine.rules import (
     buy_cost,
-    commission,
     max_affordable_buy,
     round_buy_quantity,
     round_sell_quantity,
-    stamp_duty,
 )
 
 
@@ -112,103 +110,108 @@ class Broker:
         """
         if amount == 0:
             return None
+        m = self.m
         side = BUY if amount > 0 else SELL
         requested = abs(amount)
-        board = self.m.boards[j]
+        board = m.boards[j]
         if side == BUY:
             working = round_buy_quantity(requested, board)
             zero_reason = "quantity below one lot"
         else:
-            available = int(self.qty[j] - self.pending_sell[j])
+            available = int(self.qty[j]) - int(self.pending_sell[j])
             working = round_sell_quantity(requested, available, board)
             zero_reason = "no position to sell" if available <= 0 else "quantity below one lot"
         if working == 0 and drop_zero:
             return None
-        o = Order(len(self.orders) + 1, self.m.dates_str[i], self.m.panel.symbols[j], j, side,
-                  requested, limit_price)
-        self.orders.append(o)
+        orders = self.orders
+        o = Order(len(orders) + 1, m.dates_str[i], m.panel.symbols[j], j, side, requested, limit_price)
+        orders.append(o)
         if working == 0:
             self._close(o, REJECTED, zero_reason)
             return o
-        notes: list[str] = []
-        if working < requested:
-            notes.append(f"rounded to {working} (lot size / position)")
+        reason = f"rounded to {working} (lot size / position)" if working < requested else ""
         if side == BUY:
-            ref = limit_price if limit_price is not None else float(self.m.last_close[i, j])
+            ref = limit_price if limit_price is not None else float(m.last_close[i, j])
             if not math.isfinite(ref):
                 self._close(o, REJECTED, "no price to value the order")
                 return o
             est = ref * (1.0 + self.slippage)
-            affordable = max_affordable_buy(self.free_cash, est, self.rate, self.min_commission, board)
+            affordable = max_affordable_buy(self.cash - self.reserved, est, self.rate, self.min_commission, board)
             if affordable == 0:
                 self._close(o, REJECTED, REASON_CASH)
                 return o
             if affordable < working:
                 working = affordable
-                notes.append(f"{REASON_CASH}: cut to {working}")
+                cut = f"{REASON_CASH}: cut to {working}"
+                reason = f"{reason}; {cut}" if reason else cut
             o.reserved = buy_cost(working, est, self.rate, self.min_commission)
             self.reserved += o.reserved
             self.pending_buy[j] += working
         else:
             self.pending_sell[j] += working
         o.working_quantity = working
-        o.reason = "; ".join(notes)
+        o.reason = reason
         self.open_orders.append(o)
         return o
 
     # ------------------------------------------------------------------ matching
     def _match_buy(self, o: Order, i: int, date: str) -> None:
         j = o.index
-        if not self.m.has_bar[i, j]:
+        m = self.m
+        if not m.has_bar[i, j]:
             self._close(o, REJECTED, REASON_SUSPENDED)
             return
-        px = float(self.m.raw["open"][i, j])
+        px = float(m.raw["open"][i, j])
         if o.limit_price is not None:
-            if float(self.m.raw["low"][i, j]) > o.limit_price:
+            if float(m.raw["low"][i, j]) > o.limit_price:
                 self._close(o, EXPIRED, REASON_NOT_REACHED)
                 return
             px = min(px, o.limit_price)
-        if px >= float(self.m.up_limit[i, j]) - PRICE_EPS:
+        if px >= float(m.up_limit[i, j]) - PRICE_EPS:
             self._close(o, REJECTED, REASON_LIMIT_UP)
             return
+        rate, min_comm = self.rate, self.min_commission
         fill_px = px * (1.0 + self.slippage)
         # The reservation was an estimate: the real cost may use any free cash as well.
-        available = self.free_cash + o.reserved
+        available = (self.cash - self.reserved) + o.reserved
         q = o.working_quantity
-        if buy_cost(q, fill_px, self.rate, self.min_commission) > available:
-            board = self.m.boards[j]
-            q = min(q, max_affordable_buy(available, fill_px, self.rate, self.min_commission, board))
+        value = q * fill_px
+        if value + max(value * rate, min_comm) > available:  # rules.buy_cost, inlined
+            q = min(q, max_affordable_buy(available, fill_px, rate, min_comm, m.boards[j]))
             if q == 0:
                 self._close(o, REJECTED, REASON_CASH)
                 return
             self._note(o, f"{REASON_CASH}: cut to {q}")
-        self._release(o)
-        value = q * fill_px
-        comm = commission(value, self.rate, self.min_commission)
+            value = q * fill_px
+        self.reserved -= o.reserved  # _release
+        o.reserved = 0.0
+        comm = max(value * rate, min_comm)  # rules.commission
         self.cash -= value + comm
         held = int(self.qty[j])
-        self.avg_cost[j] = (self.avg_cost[j] * held + value) / (held + q)
+        # Python floats: the same IEEE double operations as on numpy scalars, without the boxing.
+        self.avg_cost[j] = (float(self.avg_cost[j]) * held + value) / (held + q)
         self.qty[j] = held + q
         self.bought_today[j] += q
         self._fill(o, date, q, fill_px, value, comm, 0.0, q * (fill_px - px))
 
     def _match_sell(self, o: Order, i: int, date: str) -> None:
         j = o.index
-        if not self.m.has_bar[i, j]:
+        m = self.m
+        if not m.has_bar[i, j]:
             self._close(o, REJECTED, REASON_SUSPENDED)
             return
-        px = float(self.m.raw["open"][i, j])
+        px = float(m.raw["open"][i, j])
         if o.limit_price is not None:
-            if float(self.m.raw["high"][i, j]) < o.limit_price:
+            if float(m.raw["high"][i, j]) < o.limit_price:
                 self._close(o, EXPIRED, REASON_NOT_REACHED)
                 return
             px = max(px, o.limit_price)
-        if px <= float(self.m.down_limit[i, j]) + PRICE_EPS:
+        if px <= float(m.down_limit[i, j]) + PRICE_EPS:
             self._close(o, REJECTED, REASON_LIMIT_DOWN)
             return
         held = int(self.qty[j])
         sellable = held - int(self.bought_today[j])
-        q = round_sell_quantity(min(o.working_quantity, sellable), held, self.m.boards[j])
+        q = round_sell_quantity(min(o.working_quantity, sellable), held, m.boards[j])
         if q == 0:
             why = "no sellable shares (T+1)" if sellable <= 0 else "quantity below one lot"
             self._close(o, REJECTED, why)
@@ -217,8 +220,8 @@ class Broker:
             self._note(o, f"cut to sellable quantity {q} (T+1)")
         fill_px = px * (1.0 - self.slippage)
         value = q * fill_px
-        comm = commission(value, self.rate, self.min_commission)
-        tax = stamp_duty(value, self.tax_rate, SELL)
+        comm = max(value * self.rate, self.min_commission)  # rules.commission
+        tax = value * self.tax_rate  # rules.stamp_duty on a sell
         self.cash += value - comm - tax
         self.qty[j] = held - q
         if held == q:

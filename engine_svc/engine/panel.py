@@ -89,15 +89,15 @@ class Panel:
             h.update(json.dumps([self.date_strings(), list(self.symbols)]).encode())
             for name in BAR_FIELDS:
                 h.update(name.encode())
-                h.update(np.ascontiguousarray(self.bars[name], dtype=np.float64).tobytes())
-            h.update(np.ascontiguousarray(self.is_st, dtype=bool).tobytes())
+                h.update(np.ascontiguousarray(self.bars[name], dtype=np.float64))  # buffer, no copy
+            h.update(np.ascontiguousarray(self.is_st, dtype=bool))
             if self.daily_basic:
                 for name in sorted(self.daily_basic):
                     h.update(name.encode())
-                    h.update(np.ascontiguousarray(self.daily_basic[name], dtype=np.float64).tobytes())
+                    h.update(np.ascontiguousarray(self.daily_basic[name], dtype=np.float64))
             if self.benchmark is not None:
                 h.update(self.benchmark.symbol.encode())
-                h.update(np.ascontiguousarray(self.benchmark.close, dtype=np.float64).tobytes())
+                h.update(np.ascontiguousarray(self.benchmark.close, dtype=np.float64))
             self._hash = h.hexdigest()
         return self._hash
 

@@ -34,7 +34,7 @@ import numpy as np
 from engine_svc.engine import batch
 from engine_svc.engine.broker import Broker
 from engine_svc.engine.market import BAR_DATA_FIELDS, MarketData
-from engine_svc.engine.orders import Order
+from engine_svc.engine.orders import OPEN, Order
 from engine_svc.engine.panel import BAR_FIELDS, DAILY_BASIC_FIELDS
 from engine_svc.engine.rules import round_quantities
 
@@ -347,14 +347,12 @@ class Context:
         is_sell = delta < 0
         sells, buys = cand[is_sell], cand[~is_sell]
         placed: list[Order] = []
-        # Sells never need cash, so a batch of them is always equivalent to one-by-one.
-        if sells.size >= batch.BATCH_MIN:
+        # Sells never need cash, so a batch of them is always equivalent to one-by-one (and
+        # cheaper even for a few: no per-order numpy scalar work).
+        if sells.size >= batch.SELL_BATCH_MIN:
             placed += batch.submit_sells(b, self._i, sells, -delta[is_sell], working[is_sell])
         else:
-            placed += [
-                o for j, d in zip(sells.tolist(), delta[is_sell].tolist(), strict=True)
-                if (o := self._order_delta(j, d, None))
-            ]
+            self._submit_each(sells, delta[is_sell], placed)
         fast = (
             batch.submit_buys(b, self._i, buys, delta[~is_sell], working[~is_sell])
             if buys.size >= batch.BATCH_MIN else None
@@ -362,11 +360,19 @@ class Context:
         if fast is not None:
             placed += fast
         else:
-            placed += [
-                o for j, d in zip(buys.tolist(), delta[~is_sell].tolist(), strict=True)
-                if (o := self._order_delta(j, d, None))
-            ]
+            self._submit_each(buys, delta[~is_sell], placed)
         return placed
+
+    def _submit_each(self, cols: np.ndarray, delta: np.ndarray, placed: list[Order]) -> None:
+        """``_order_delta`` per column (market orders), appending what was placed; an order
+        that is still open needs no ``on_order_status`` call, so ``_notify`` is skipped then."""
+        submit, i = self._broker.submit, self._i
+        for j, d in zip(cols.tolist(), delta.tolist(), strict=True):
+            o = submit(i, j, d, None, drop_zero=True)
+            if o is not None:
+                if o.status != OPEN:
+                    self._notify(o)
+                placed.append(o)
 
     def order_target_percents(self, weights: Sequence[float] | np.ndarray) -> list[Order]:
         """Target a fraction of total value per symbol column; NaN leaves a symbol alone."""

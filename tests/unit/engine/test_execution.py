@@ -407,3 +407,46 @@ def test_broker_never_sells_shares_bought_the_same_day(make_panel):
     assert (sell.status, sell.filled_quantity) == ("filled", 1000)
     assert "T+1" in sell.reason
     assert int(b.qty[0]) == 500
+
+
+def test_submission_reasons_compose_and_rejections_drop_the_rounding_note(make_panel, run):
+    # 2050 → 2000 (lots); 2000·10 = 20 000 > 10 000 → cut to 1000: both notes, in that order.
+    # 150 → 100, but no cash is left: rejected with the cash reason alone (no rounding note).
+    p = make_panel(["600000.SH"], D3, open=[[10.0]] * 3)
+    code = strat('''
+if d == "2020-01-02":
+    c.order("600000.SH", 2050)
+    c.order("600000.SH", 150)
+''')
+    a, b = run(p, code, initial_capital=10_000.0)["orders"]
+    assert a["reason"] == "rounded to 2000 (lot size / position); insufficient cash: cut to 1000"
+    assert (a["status"], a["filled_quantity"]) == ("filled", 1000)
+    assert (b["status"], b["reason"]) == ("rejected", "insufficient cash")
+
+
+def test_arrays_orders_notify_only_resolved_orders(make_panel, run):
+    # order_target_values places orders without calling on_order_status for the open ones;
+    # the callback sees each order once, when it resolves (filled the next day).
+    p = make_panel(["600000.SH", "600001.SH"], D3, open=[[10.0, 20.0]] * 3)
+    code = '''
+import numpy as np
+from zquant.backtest.strategy import BaseStrategy
+
+class Strategy(BaseStrategy):
+    bar_mode = "arrays"
+
+    def initialize(self):
+        self.seen = []
+
+    def on_bar(self, context, bars):
+        if bars.date_str == "2020-01-02":
+            context.order_target_values(np.array([5_000.0, 5_000.0]))
+        context.log(str(self.seen))  # log lines carry the date
+
+    def on_order_status(self, context, order):
+        self.seen.append((order.order_id, order.status))
+'''
+    res = run(p, code)
+    assert [o["status"] for o in res["orders"]] == ["filled", "filled"]
+    assert res["logs"] == ["2020-01-02 []", "2020-01-03 [(1, 'filled'), (2, 'filled')]",
+                           "2020-01-06 [(1, 'filled'), (2, 'filled')]"]

@@ -466,3 +466,20 @@ def test_recursion_error_traceback_is_capped(make_panel, run):
     assert src.splitlines()[err.lineno - 1].strip() == "return self.deep(n + 1)"
     assert "earlier strategy frames omitted" in err.traceback_lines[0]
     assert len(err.traceback_lines) == 1 + 2 * 30
+
+
+def test_small_sell_batches_match_the_per_order_submission(make_panel, run, monkeypatch):
+    # Sells are submitted as a batch from batch.SELL_BATCH_MIN on (no cash check needed):
+    # the result must be byte-identical to submitting every sell one by one.
+    from engine_svc.engine import batch
+
+    p = _random_panel(make_panel, n_sym=12, n_days=80, seed=5)
+    kw = {"commission_rate": 0.0003, "min_commission": 5.0, "tax_rate": 0.001, "slippage_rate": 0.001}
+    calls: list[int] = []
+    real = batch.submit_sells
+    monkeypatch.setattr(batch, "submit_sells", lambda b, i, cols, *a: calls.append(len(cols)) or real(b, i, cols, *a))
+    fast = json.dumps(run(p, ARRAYS_MA, **kw))
+    assert calls and min(calls) < batch.BATCH_MIN  # small batches were taken
+    monkeypatch.setattr(batch, "SELL_BATCH_MIN", 10**9)
+    assert json.dumps(run(p, ARRAYS_MA, **kw)) == fast
+    assert json.dumps(run(p, DICT_MA, **kw)) == fast
