@@ -6,10 +6,9 @@ Building blocks, all from services/devstack.py so tests start processes exactly 
   deploy/envoy.yaml into a tmp dir, on free ports, pointing at the given upstreams; an upstream
   left out points at a free port nobody listens on (that cluster is simply down).
 - ``fake_grpc_server(register, health_names)``: an in-process gRPC server on a free port with
-  grpc.health.v1, for fakes of services that are not built yet.
+  grpc.health.v1, for fakes that script exact replies (transcoding and error-mapping tests).
 - ``stack_env``: a complete environment (ZQ_DATA_DIR in tmp, free ports for every service and
   the gateway) for starting the real services with ``devstack.start_service(name, stack_env)``.
-- ``start_stack("auth", ...)``: those real services on stack_env's ports plus Envoy in front.
 
 Everything started is stopped at teardown. Envoy tests skip when no envoy binary exists.
 """
@@ -197,41 +196,3 @@ def stack_env(tmp_path: Path) -> dict[str, str]:
     for name in ("AUTH", "TASK", "ENGINE"):
         env.pop(f"ZQ_{name}_DATABASE_URL", None)  # SQLite in the tmp data dir
     return env
-
-
-@dataclass
-class Stack:
-    env: dict[str, str]
-    services: dict[str, devstack.Handle]
-    gateway: Gateway
-
-
-@pytest.fixture
-def start_stack(stack_env: dict[str, str], start_gateway: GatewayFactory) -> Iterator[Callable[..., Stack]]:
-    """Real services (as `make up` starts them, on stack_env's private ports) + Envoy.
-
-    ``start_stack("auth")`` starts just auth; with no names, every service whose package has
-    a __main__.py. Services that were not started leave their Envoy cluster down.
-    """
-    started: list[devstack.Handle] = []
-
-    def _start(*names: str) -> Stack:
-        wanted = names or tuple(n for n, spec in devstack.SERVICES.items() if spec.available())
-        if "task" in wanted:  # task_svc's own credentials for engine_svc, as `make up` makes them
-            stack_env.update(devstack.service_credentials(stack_env))
-        handles = {}
-        for name in wanted:
-            handles[name] = devstack.start_service(name, stack_env)
-            started.append(handles[name])
-        gateway = start_gateway(
-            auth_addr=stack_env["ZQ_AUTH_ADDR"],
-            task_addr=stack_env["ZQ_TASK_ADDR"],
-            engine_addr=stack_env["ZQ_ENGINE_ADDR"],
-        )
-        for name in handles:
-            gateway.wait_healthy(name)
-        return Stack(stack_env, handles, gateway)
-
-    yield _start
-    for handle in reversed(started):
-        handle.stop(grace=5)
