@@ -155,21 +155,33 @@ class Broker:
         return o
 
     # ------------------------------------------------------------------ matching
-    def _match_buy(self, o: Order, i: int, date: str) -> None:
-        j = o.index
-        m = self.m
+    def _trade_price(self, o: Order, i: int) -> float | None:
+        """The price (before slippage) order `o` trades at on bar i, or None after closing it:
+        suspended, limit price not reached, or at the price limit in the order's direction."""
+        j, m, buy = o.index, self.m, o.side == BUY
         if not m.has_bar[i, j]:
             self._close(o, REJECTED, REASON_SUSPENDED)
-            return
+            return None
         px = float(m.raw["open"][i, j])
         if o.limit_price is not None:
-            if float(m.raw["low"][i, j]) > o.limit_price:
+            if (float(m.raw["low"][i, j]) > o.limit_price) if buy else (float(m.raw["high"][i, j]) < o.limit_price):
                 self._close(o, EXPIRED, REASON_NOT_REACHED)
-                return
-            px = min(px, o.limit_price)
-        if px >= float(m.up_limit[i, j]) - PRICE_EPS:
+                return None
+            px = min(px, o.limit_price) if buy else max(px, o.limit_price)
+        if buy and px >= float(m.up_limit[i, j]) - PRICE_EPS:
             self._close(o, REJECTED, REASON_LIMIT_UP)
+            return None
+        if not buy and px <= float(m.down_limit[i, j]) + PRICE_EPS:
+            self._close(o, REJECTED, REASON_LIMIT_DOWN)
+            return None
+        return px
+
+    def _match_buy(self, o: Order, i: int, date: str) -> None:
+        px = self._trade_price(o, i)
+        if px is None:
             return
+        j = o.index
+        m = self.m
         rate, min_comm = self.rate, self.min_commission
         fill_px = px * (1.0 + self.slippage)
         # The reservation was an estimate: the real cost may use any free cash as well.
@@ -195,20 +207,11 @@ class Broker:
         self._fill(o, date, q, fill_px, value, comm, 0.0, q * (fill_px - px))
 
     def _match_sell(self, o: Order, i: int, date: str) -> None:
+        px = self._trade_price(o, i)
+        if px is None:
+            return
         j = o.index
         m = self.m
-        if not m.has_bar[i, j]:
-            self._close(o, REJECTED, REASON_SUSPENDED)
-            return
-        px = float(m.raw["open"][i, j])
-        if o.limit_price is not None:
-            if float(m.raw["high"][i, j]) < o.limit_price:
-                self._close(o, EXPIRED, REASON_NOT_REACHED)
-                return
-            px = max(px, o.limit_price)
-        if px <= float(m.down_limit[i, j]) + PRICE_EPS:
-            self._close(o, REJECTED, REASON_LIMIT_DOWN)
-            return
         held = int(self.qty[j])
         sellable = held - int(self.bought_today[j])
         q = round_sell_quantity(min(o.working_quantity, sellable), held, m.boards[j])
