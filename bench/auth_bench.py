@@ -38,6 +38,8 @@ from zquant.auth.v1 import auth_pb2, auth_pb2_grpc
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchstats import summary_ms  # noqa: E402  (bench/ is sys.path[0] when run as a script)
+
 from services import devstack  # noqa: E402  (repo on sys.path first when run as a script)
 
 Call = Callable[[], None]
@@ -78,13 +80,10 @@ def run_case(make_call: Callable[[], Call], threads: int, seconds: float) -> dic
     stop.set()
     for t in pool:
         t.join()
-    lat = sorted(x for own in latencies for x in own)
-
-    def pct(p: float) -> float:
-        return round(lat[min(len(lat) - 1, int(p / 100 * len(lat)))] * 1000, 3) if lat else 0.0
-
+    lat = [x for own in latencies for x in own]
+    stats = summary_ms(lat)
     return {"requests": len(lat), "errors": sum(errors), "rps": round(len(lat) / elapsed, 1),
-            "p50_ms": pct(50), "p90_ms": pct(90), "p99_ms": pct(99)}
+            "p50_ms": stats["p50_ms"], "p90_ms": stats["p90_ms"], "p99_ms": stats["p99_ms"]}
 
 
 def main() -> int:

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from benchstats import percentile  # bench/ is sys.path[0] when run as a script
 from zquant.engine.v1 import engine_pb2, engine_pb2_grpc
 
 from engine_svc.data.db import ensure_schema, get_engine
@@ -66,15 +67,8 @@ class _BenchAuth:
         return Principal(user_id=1, username="bench", is_admin=False, auth_method="jwt")
 
 
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
 def _summary(values: list[float]) -> dict[str, float]:
-    return {"n": len(values), "p50_s": round(_pct(values, 0.5), 4), "p99_s": round(_pct(values, 0.99), 4),
+    return {"n": len(values), "p50_s": round(percentile(values, 50), 4), "p99_s": round(percentile(values, 99), 4),
             "mean_s": round(statistics.fmean(values), 4)}
 
 
@@ -158,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     running.stop(grace=1)
     channel.close()
 
-    overhead = _pct(overheads, 0.5)
+    overhead = percentile(overheads, 50)
     report = {
         "host": {"cpus": os.cpu_count(), "loadavg_1m_before": round(load_before, 2),
                  "loadavg_1m_after": round(os.getloadavg()[0], 2), "preload": list(limits.preload),
@@ -170,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         "sandbox_run": _summary(sandbox_total),
         "service": _summary(service),
         "service_overhead_p50_s": round(overhead, 4),
-        "service_overhead_p99_s": round(_pct(overheads, 0.99), 4),
+        "service_overhead_p99_s": round(percentile(overheads, 99), 4),
         "overhead_target_s": 0.4,
         "throughput": {"slots": 2, "calls": done, "wall_s": round(wall, 3),
                        "backtests_per_minute": round(done / wall * 60, 1)},

@@ -68,6 +68,8 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchstats import summary_ms  # noqa: E402  (bench/ is sys.path[0] when run as a script)
+
 from services import devstack  # noqa: E402  (repo on sys.path first when run as a script)
 
 STRATEGY = """
@@ -94,20 +96,6 @@ TERMINAL = {"COMPLETED", "FAILED", "CANCELLED"}
 # Which timestamp of the task JSON marks the transition that a STATUS event reports.
 TRANSITION_FIELD = {"PENDING": "created_at", "RUNNING": "started_at", "COMPLETED": "completed_at",
                     "FAILED": "completed_at", "CANCELLED": "completed_at"}
-
-
-def pct(values: list[float], p: float) -> float:
-    """Nearest-rank percentile (the sample at or above p % of the data)."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, int(-(-p / 100 * len(ordered) // 1)) - 1))]
-
-
-def summary_ms(values_s: list[float]) -> dict[str, Any]:
-    ms = [v * 1000 for v in values_s]
-    return {"n": len(ms), "p50_ms": round(pct(ms, 50), 2), "p90_ms": round(pct(ms, 90), 2),
-            "p99_ms": round(pct(ms, 99), 2), "max_ms": round(max(ms), 2) if ms else 0.0}
 
 
 def parse_ts(value: str | None) -> float | None:
@@ -431,8 +419,8 @@ def main() -> int:
             "submit_errors": len(submit_errors),
             "submit_error_samples": [f"#{i}: HTTP {s} {r}" for i, s, r in submit_errors[:3]],
             "watch_latency": watch_summary,
-            # PENDING's created_at is stamped before task_svc takes the per-user submit lock (see
-            # the README), so that row also holds submit-side queueing; this figure leaves it out.
+            # Transitions the dispatcher makes (PENDING excluded: its timing includes submit-side
+            # queueing on the per-user lock).
             "watch_latency_transitions_after_submit": summary_ms(
                 [v for k, vs in latencies.items() if k != "PENDING" for v in vs]),
             "watch_slowest": [{"ms": round(lat * 1000, 1), "task_id": tid, "status": st,

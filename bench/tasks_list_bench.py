@@ -57,6 +57,8 @@ from zquant.backtest.v1 import task_pb2, task_pb2_grpc
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchstats import summary_ms  # noqa: E402  (bench/ is sys.path[0] when run as a script)
+
 from services import devstack  # noqa: E402  (repo on sys.path first when run as a script)
 from services.migrations import upgrade  # noqa: E402
 from task_svc.models import Task, utcnow  # noqa: E402
@@ -82,20 +84,6 @@ class Strategy(BaseStrategy):
 COLUMNS = ("user_id", "strategy_id", "strategy_name", "strategy_code", "params_json", "config_json", "start_date",
            "end_date", "status", "error_message", "progress", "equity", "current_date", "attempts", "retries",
            "created_at", "updated_at", "started_at", "completed_at")
-
-
-def pct(values: list[float], p: float) -> float:
-    """Nearest-rank percentile."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, int(-(-p / 100 * len(ordered) // 1)) - 1))]
-
-
-def summary_ms(values_s: list[float]) -> dict[str, Any]:
-    ms = [v * 1000 for v in values_s]
-    return {"n": len(ms), "p50_ms": round(pct(ms, 50), 2), "p99_ms": round(pct(ms, 99), 2),
-            "max_ms": round(max(ms), 2) if ms else 0.0}
 
 
 def wait_cluster_healthy(admin_port: int, name: str, timeout: float = 30.0) -> None:
