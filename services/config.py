@@ -8,7 +8,7 @@ so tests can set variables per process.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -68,7 +68,6 @@ class ServerSettings:
     max_workers: int = 16
     grace_seconds: float = 10.0
     log_level: str = "INFO"
-    extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, service: str) -> ServerSettings:
