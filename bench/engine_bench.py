@@ -21,13 +21,12 @@ External (when importable in this interpreter, else skipped with a note):
 
 Each case runs in its own subprocess; its peak RSS comes from os.wait4 on that child (the
 per-child form of RUSAGE_CHILDREN, which would otherwise report the max over all children).
-Timings are measured inside the child: gen_s (synthetic data creation), run_s (backtest), total_s = gen_s + run_s.
+Timings are measured inside the child: load_s, run_s (backtest), total_s = load_s + run_s.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import json
 import os
@@ -42,6 +41,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SIZES: dict[str, tuple[int, int]] = {"S": (50, 1000), "M": (300, 2500), "L": (1000, 2500)}
 CAPITAL_PER_SYMBOL = 100_000.0
 ENGINE_CASES = ("xs", "numpy", "zquant")
+ORIGINAL_CASE = "zquant-orig"  # the original zquant engine, from --zquant-src
+# Cases whose run time is split into the strategy's own time and the engine's (strategy_timing.py;
+# the proxy costs ~1 µs per context access, too much to put on the 1-second xs case).
+SPLIT_CASES = ("numpy", "zquant", ORIGINAL_CASE)
+TIMED_SUFFIX = "\nfrom strategy_timing import timed as _bench_timed\nStrategy = _bench_timed(Strategy)\n"
 EXTERNAL_CASES = ("backtesting", "vectorbt")
 
 STRATEGIES: dict[str, str] = {
@@ -87,6 +91,9 @@ class Strategy(BaseStrategy):
         for symbol in buys:
             context.order_target_value(symbol, slot)
 ''',
+    # Written against the ORIGINAL zquant API only (no context.symbols / history, positions may
+    # hold zero-quantity entries there, order_target_value without a price does nothing there),
+    # so the very same text also runs on the original engine (case zquant-orig).
     "zquant": '''
 import pandas as pd
 from zquant.backtest.context import Context
@@ -94,15 +101,15 @@ from zquant.backtest.strategy import BaseStrategy
 
 class Strategy(BaseStrategy):
     def initialize(self):
+        self.symbols = list(self.params["symbols"])
         self.closes = {}
-        self.last_date = {}
 
     def on_bar(self, context: Context, bar_data):
-        slot = context.portfolio.total_value / len(context.symbols)
+        slot = context.portfolio.total_value / len(self.symbols)
         positions = context.portfolio.positions
         sells, buys = [], []
-        for symbol in context.symbols:
-            # history() includes suspended days as NaN; keep the same window here
+        for symbol in self.symbols:
+            # suspended days count as NaN, as context.history() has them
             closes = self.closes.setdefault(symbol, [])
             bar = bar_data.get(symbol)
             closes.append(bar["close"] if bar is not None else float("nan"))
@@ -110,79 +117,78 @@ class Strategy(BaseStrategy):
                 continue
             s = pd.Series(closes[-20:])
             want = s.rolling(5).mean().iloc[-1] > s.rolling(20).mean().iloc[-1]
-            held = symbol in positions
+            pos = positions.get(symbol)
+            held = pos is not None and pos.quantity > 0
             if held and not want:
                 sells.append(symbol)
             elif want and not held:
-                buys.append(symbol)
+                buys.append((symbol, bar["close"]))
         for symbol in sells:
             context.order_target(symbol, 0)
-        for symbol in buys:
-            context.order_target_value(symbol, slot)
+        for symbol, close in buys:
+            context.order(symbol, int(slot / close / 100) * 100)
 ''',
 }
 
 
-# ------------------------------------------------------------------------------------ child side
-def _generator() -> str:
-    try:
-        importlib.import_module("engine_svc.data.synthetic")
-    except ImportError:  # the data layer (and its dependencies) is optional for the bench
-        return "local"
-    return "engine_svc.data.synthetic"
-
-
-def make_panel(n_symbols: int, n_days: int, seed: int = 1) -> Any:
-    if _generator() == "local":
-        return _local_panel(n_symbols, n_days, seed)
+# ------------------------------------------------------------------------------------ data
+def write_panel(size: str, directory: Path) -> tuple[Path, float]:
+    """Generate ``size``'s synthetic panel (seed 1) once and store it in the sandbox wire format
+    (JSON description + one buffer of arrays, what engine_svc sends its worker); returns the
+    file prefix and the generation time."""
     from engine_svc.data.synthetic import generate_panel
+    from engine_svc.sandbox.protocol import panel_to_wire
 
-    return generate_panel(n_symbols, n_days, seed=seed)
+    t0 = time.perf_counter()
+    panel = generate_panel(*SIZES[size], seed=1)
+    gen_s = time.perf_counter() - t0
+    meta, buffers = panel_to_wire(panel)
+    prefix = directory / f"panel-{size}"
+    prefix.with_suffix(".json").write_text(json.dumps(meta))
+    with prefix.with_suffix(".bin").open("wb") as f:
+        for buf in buffers:
+            f.write(buf)
+    return prefix, gen_s
 
 
+def load_panel(prefix: Path) -> Any:
+    """What the sandboxed worker does with the panel it receives: read, then view it in place."""
+    from engine_svc.sandbox.protocol import panel_from_wire
+
+    meta = json.loads(prefix.with_suffix(".json").read_text())
+    with prefix.with_suffix(".bin").open("rb") as f:
+        body = bytearray(meta["nbytes"])
+        f.readinto(body)
+    return panel_from_wire(meta, body)
+
+
+# ------------------------------------------------------------------------------------ child side
 def _preload() -> None:
-    """Import what a timed section uses, so gen_s / run_s measure work, not imports."""
+    """Import what a timed section uses, so load_s / run_s measure work, not imports."""
     importlib.import_module("engine_svc.engine.runner")
-    with contextlib.suppress(ImportError):
-        importlib.import_module("engine_svc.data.synthetic")
+    importlib.import_module("engine_svc.sandbox.protocol")
 
 
-def _local_panel(n_symbols: int, n_days: int, seed: int) -> Any:
-    import numpy as np
-
-    from engine_svc.engine.panel import BAR_FIELDS, Panel
-
-    rng = np.random.default_rng(seed)
-    close = np.round(20 * np.exp(np.cumsum(rng.normal(0, 0.02, (n_days, n_symbols)), axis=0)), 2)
-    open_ = np.round(close * (1 + rng.normal(0, 0.005, close.shape)), 2)
-    pre = np.vstack([open_[:1], close[:-1]])
-    nan = np.full(close.shape, np.nan)
-    bars = {"open": open_, "high": np.maximum(open_, close), "low": np.minimum(open_, close), "close": close,
-            "pre_close": pre, "volume": np.full(close.shape, 1e6), "amount": close * 1e6,
-            "adj_factor": nan, "up_limit": nan, "down_limit": nan}
-    assert set(bars) == set(BAR_FIELDS)
-    dates = np.busday_offset("2010-01-04", np.arange(n_days), roll="forward")
-    return Panel(dates=dates, symbols=tuple(f"{600000 + k:06d}.SH" for k in range(n_symbols)), bars=bars)
-
-
-def run_engine_case(case: str, size: str) -> dict[str, Any]:
+def run_engine_case(case: str, size: str, prefix: Path) -> dict[str, Any]:
     from engine_svc.engine.config import BacktestConfig
     from engine_svc.engine.runner import run_backtest
 
-    n_sym, n_days = SIZES[size]
+    n_sym = SIZES[size][0]
     _preload()
     t0 = time.perf_counter()
-    panel = make_panel(n_sym, n_days)
+    panel = load_panel(prefix)
     t1 = time.perf_counter()
     c1 = time.process_time()
     config = BacktestConfig(
         start_date=str(panel.dates[0]), end_date=str(panel.dates[-1]), symbols=panel.symbols,
-        initial_capital=CAPITAL_PER_SYMBOL * n_sym,
+        initial_capital=CAPITAL_PER_SYMBOL * n_sym, params={"symbols": list(panel.symbols)},
     )
-    result = run_backtest(panel, STRATEGIES[case], config)
+    code = STRATEGIES[case] + (TIMED_SUFFIX if case in SPLIT_CASES else "")
+    result = run_backtest(panel, code, config)
     t2 = time.perf_counter()
     return {
-        "gen_s": t1 - t0, "run_s": t2 - t1, "total_s": t2 - t0, "run_cpu_s": time.process_time() - c1,
+        "load_s": t1 - t0, "run_s": t2 - t1, "total_s": t2 - t0, "run_cpu_s": time.process_time() - c1,
+        **_split(case, t2 - t1),
         "orders": len(result["orders"]), "trades": len(result["trades"]),
         "final_value": round(result["daily"][-1]["total_value"], 2),
     }
@@ -203,8 +209,7 @@ def _signals(panel: Any) -> tuple[Any, Any, Any]:
     return close, want & ~want.shift(1, fill_value=False), ~want & want.shift(1, fill_value=False)
 
 
-def run_external_case(case: str, size: str) -> dict[str, Any]:
-    n_sym, n_days = SIZES[size]
+def run_external_case(case: str, size: str, prefix: Path) -> dict[str, Any]:
     _preload()
     extra: dict[str, Any] = {}
     if case == "vectorbt":
@@ -220,10 +225,11 @@ def run_external_case(case: str, size: str) -> dict[str, Any]:
 
         # numba compiles on first use (tens of seconds): warm up on a tiny panel, report it apart
         tj = time.perf_counter()
-        simulate(make_panel(3, 60)).value()
+        tiny = load_panel(prefix)
+        simulate(tiny.slice(symbols=list(tiny.symbols[:3]), end=str(tiny.dates[59]))).value()
         extra["jit_warmup_s"] = time.perf_counter() - tj
     t0 = time.perf_counter()
-    panel = make_panel(n_sym, n_days)
+    panel = load_panel(prefix)
     t1 = time.perf_counter()
     c1 = time.process_time()
     if case == "vectorbt":
@@ -261,13 +267,38 @@ def run_external_case(case: str, size: str) -> dict[str, Any]:
             trades += int(stats["# Trades"])
             final += float(stats["Equity Final [$]"])
     t2 = time.perf_counter()
-    return {"gen_s": t1 - t0, "run_s": t2 - t1, "total_s": t2 - t0, "run_cpu_s": time.process_time() - c1,
+    return {"load_s": t1 - t0, "run_s": t2 - t1, "total_s": t2 - t0, "run_cpu_s": time.process_time() - c1,
             "orders": trades, "trades": trades, "final_value": round(final, 2), **extra}
 
 
-def child_main(case: str, size: str) -> None:
-    out = run_engine_case(case, size) if case in ENGINE_CASES else run_external_case(case, size)
-    out["generator"] = _generator()  # every case must say which data it ran on
+def run_original_case(prefix: Path) -> dict[str, Any]:
+    """The zquant-style strategy text on the original engine (bench/zquant_original.py)."""
+    import zquant_original
+
+    importlib.import_module("engine_svc.sandbox.protocol")
+    t0 = time.perf_counter()
+    panel = load_panel(prefix)
+    load_s = time.perf_counter() - t0
+    out = zquant_original.run(panel, STRATEGIES["zquant"] + TIMED_SUFFIX, CAPITAL_PER_SYMBOL * len(panel.symbols),
+                              {"symbols": list(panel.symbols)})
+    return {"load_s": load_s, "total_s": load_s + out["run_s"], **out, **_split(ORIGINAL_CASE, out["run_s"])}
+
+
+def _split(case: str, run_s: float) -> dict[str, float]:
+    if case not in SPLIT_CASES:
+        return {}
+    from strategy_timing import CLOCK
+
+    return {"strategy_s": CLOCK.strategy_s, "engine_s": run_s - CLOCK.strategy_s}
+
+
+def child_main(case: str, size: str, prefix: Path) -> None:
+    if case == ORIGINAL_CASE:
+        out = run_original_case(prefix)
+    elif case in ENGINE_CASES:
+        out = run_engine_case(case, size, prefix)
+    else:
+        out = run_external_case(case, size, prefix)
     print(json.dumps(out))
 
 
@@ -278,13 +309,17 @@ def external_available(case: str, python: str) -> bool:
     return probe.returncode == 0
 
 
-def run_child(case: str, size: str, timeout: float, python: str = sys.executable) -> dict[str, Any]:
+def run_child(case: str, size: str, prefix: Path, timeout: float, python: str = sys.executable,
+              zquant_src: str | None = None) -> dict[str, Any]:
     """One case in a fresh interpreter; the peak RSS of exactly that child comes from wait4."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OPENBLAS_NUM_THREADS="1")
+    path = [str(ROOT), str(ROOT / "bench")]
+    if case == ORIGINAL_CASE and zquant_src:  # its `zquant` package must shadow the stubs' one
+        path.insert(0, zquant_src)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(path), OPENBLAS_NUM_THREADS="1")
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(
-            [python, str(Path(__file__).resolve()), "--child", case, size],
+            [python, str(Path(__file__).resolve()), "--child", case, size, str(prefix)],
             stdout=out, stderr=err, cwd=ROOT, env=env,
         )
         status, usage = _wait(proc, timeout)
@@ -321,17 +356,20 @@ def _wait(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int | None, An
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="S,M,L")
-    ap.add_argument("--cases", default="xs,numpy,zquant,backtesting,vectorbt")
+    ap.add_argument("--cases", default="xs,numpy,zquant,zquant-orig,backtesting,vectorbt")
     ap.add_argument("--full", action="store_true", help="run the zquant-style form on M and L too")
     ap.add_argument("--timeout", type=float, default=900.0)
     ap.add_argument("--json", dest="json_out")
     ap.add_argument("--external-python", default=sys.executable,
                     help="interpreter with backtesting.py / vectorbt installed (they may need other "
                          "numpy/pandas versions than the project venv); the repo is put on its PYTHONPATH")
-    ap.add_argument("--child", nargs=2, metavar=("CASE", "SIZE"), help=argparse.SUPPRESS)
+    ap.add_argument("--zquant-src", metavar="DIR",
+                    help="checkout of the original zquant (DIR/zquant/backtest/engine.py): runs the "
+                         "zquant-style strategy text on the original engine too (needs loguru)")
+    ap.add_argument("--child", nargs=3, metavar=("CASE", "SIZE", "PANEL"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        child_main(*args.child)
+        child_main(args.child[0], args.child[1], Path(args.child[2]))
         return 0
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
@@ -341,19 +379,26 @@ def main(argv: list[str] | None = None) -> int:
             cases.remove(ext)
             notes.append(f"{ext}: not importable in {args.external_python}, skipped "
                          "(pip install '.[bench]' or --external-python)")
+    original_ok = bool(args.zquant_src) and Path(args.zquant_src, "zquant/backtest/engine.py").is_file()
+    if ORIGINAL_CASE in cases and not original_ok:
+        cases.remove(ORIGINAL_CASE)
+        notes.append(f"{ORIGINAL_CASE}: skipped (--zquant-src DIR with DIR/zquant/backtest/engine.py)")
     records: list[dict[str, Any]] = []
-    for size in sizes:
-        for case in cases:
-            if case == "zquant" and size != "S" and not args.full:
-                notes.append(f"zquant-style on {size}: skipped (slow by design; --full runs it)")
-                continue
-            if case in EXTERNAL_CASES and size == "L" and not args.full:
-                notes.append(f"{case} on L: skipped (--full runs it)")
-                continue
-            python = args.external_python if case in EXTERNAL_CASES else sys.executable
-            rec = run_child(case, size, args.timeout, python)
-            records.append(rec)
-            print(_row(rec), file=sys.stderr, flush=True)
+    with tempfile.TemporaryDirectory(prefix="engine-bench-") as tmp:
+        for size in sizes:
+            prefix, gen_s = write_panel(size, Path(tmp))
+            for case in cases:
+                if case in ("zquant", ORIGINAL_CASE) and size != "S" and not args.full:
+                    notes.append(f"{case} on {size}: skipped (slow by design; --full runs it)")
+                    continue
+                if case in EXTERNAL_CASES and size == "L" and not args.full:
+                    notes.append(f"{case} on L: skipped (--full runs it)")
+                    continue
+                python = args.external_python if case in EXTERNAL_CASES else sys.executable
+                rec = run_child(case, size, prefix, args.timeout, python, args.zquant_src)
+                rec["gen_s"] = gen_s  # once per size, in this process; not part of any case's total
+                records.append(rec)
+                print(_row(rec), file=sys.stderr, flush=True)
     _add_ratios(records)
     print(_table(records))
     for note in notes:
@@ -375,19 +420,32 @@ def _add_ratios(records: list[dict[str, Any]]) -> None:
         n_sym, n_days = SIZES[r["size"]]
         r["symbol_bars_per_cpu_s"] = round(n_sym * n_days / r["run_cpu_s"])
         r["run_cpu_vs_xs"] = round(r["run_cpu_s"] / base[r["size"]], 2) if r["size"] in base else None
+    # The issue's "≥ 2× faster than the original engine on the same strategy code".
+    orig = {r["size"]: r for r in records if r.get("case") == ORIGINAL_CASE and "run_cpu_s" in r}
+    for r in records:
+        o = orig.get(r.get("size", ""))
+        if r.get("case") == "zquant" and "run_cpu_s" in r and o is not None:
+            r["original_cpu_over_this"] = round(o["run_cpu_s"] / r["run_cpu_s"], 2)
+            r["original_wall_over_this"] = round(o["run_s"] / r["run_s"], 2)
+            r["original_engine_over_this"] = round(o["engine_s"] / r["engine_s"], 2)
 
 
 def _row(r: dict[str, Any]) -> str:
     if "error" in r:
         return f"{r['size']:<4} {r['case']:<12} ERROR {r['error']}"
-    return (f"{r['size']:<4} {r['case']:<12} gen {r['gen_s']:7.3f}s run {r['run_s']:8.3f}s "
+    return (f"{r['size']:<4} {r['case']:<12} load {r['load_s']:7.3f}s run {r['run_s']:8.3f}s "
             f"(cpu {r.get('run_cpu_s', float('nan')):7.3f}s) "
             f"total {r['total_s']:8.3f}s rss {r['peak_rss_mb']:7.0f} MB trades {r['trades']}")
 
 
+def _opt(r: dict[str, Any], key: str) -> str:
+    return f"{r[key]:9.3f}" if key in r else f"{'-':>9}"
+
+
 def _table(records: list[dict[str, Any]]) -> str:
-    head = (f"{'size':<5}{'case':<13}{'gen s':>8}{'run s':>9}{'run cpu':>9}{'total s':>9}{'wall s':>9}"
-            f"{'bars/cpu-s':>12}{'RSS MB':>8}{'cpu/xs':>8}{'trades':>8}{'final value':>16}")
+    head = (f"{'size':<5}{'case':<13}{'load s':>8}{'run s':>9}{'run cpu':>9}{'total s':>9}{'wall s':>9}"
+            f"{'strat s':>9}{'engine s':>9}{'bars/cpu-s':>12}{'RSS MB':>8}{'cpu/xs':>8}{'trades':>8}"
+            f"{'final value':>16}")
     lines = [head, "-" * len(head)]
     for r in records:
         if "error" in r:
@@ -395,11 +453,17 @@ def _table(records: list[dict[str, Any]]) -> str:
             continue
         ratio = "-" if r.get("run_cpu_vs_xs") is None else f"{r['run_cpu_vs_xs']:.1f}x"
         lines.append(
-            f"{r['size']:<5}{r['case']:<13}{r['gen_s']:8.3f}{r['run_s']:9.3f}{r.get('run_cpu_s', float('nan')):9.3f}"
-            f"{r['total_s']:9.3f}{r['wall_s']:9.2f}"
+            f"{r['size']:<5}{r['case']:<13}{r['load_s']:8.3f}{r['run_s']:9.3f}{r.get('run_cpu_s', float('nan')):9.3f}"
+            f"{r['total_s']:9.3f}{r['wall_s']:9.2f}{_opt(r, 'strategy_s')}{_opt(r, 'engine_s')}"
             f"{r['symbol_bars_per_cpu_s']:12,d}{r['peak_rss_mb']:8.0f}{ratio:>8}{r['trades']:8d}"
             f"{r['final_value']:16,.2f}"
         )
+    lines += [
+        f"{r['size']}: zquant-style on this engine vs the original engine, same strategy text: "
+        f"{r['original_cpu_over_this']:.2f}x less CPU, {r['original_wall_over_this']:.2f}x less wall time; "
+        f"engine time (run minus the strategy's own time) {r['original_engine_over_this']:.2f}x less"
+        for r in records if "original_cpu_over_this" in r
+    ]
     return "\n".join(lines)
 
 

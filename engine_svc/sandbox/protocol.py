@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import struct
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -23,6 +24,7 @@ from engine_svc.engine.panel import Benchmark, Panel
 
 PREFIX = struct.Struct("!IQ")
 _ALLOWED_DTYPES = {"float64": np.dtype("<f8"), "bool": np.dtype("?")}
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 Buffer = bytes | bytearray | memoryview
 
@@ -188,6 +190,9 @@ def panel_to_wire(panel: Panel) -> tuple[dict[str, Any], list[memoryview]]:
         "names": list(panel.names),
         "has_daily_basic": panel.daily_basic is not None,
         "benchmark": None if panel.benchmark is None else panel.benchmark.symbol,
+        # Hashed once per cached panel by the service, not again by every worker (60 MB of
+        # arrays for 300 symbols × 2500 days); the service stamps it on the result itself.
+        "data_hash": panel.data_hash(),
         "arrays": arrays,
         "nbytes": offset,
     }
@@ -228,6 +233,7 @@ def panel_from_wire(meta: dict[str, Any], body: bytearray) -> Panel:
     benchmark = None
     if meta.get("benchmark") is not None and bench_close is not None:
         benchmark = Benchmark(str(meta["benchmark"]), bench_close)
+    data_hash = meta.get("data_hash")
     return Panel(
         dates=dates,
         symbols=symbols,
@@ -236,4 +242,5 @@ def panel_from_wire(meta: dict[str, Any], body: bytearray) -> Panel:
         is_st=is_st,
         daily_basic=daily_basic if meta.get("has_daily_basic") else None,
         benchmark=benchmark,
+        _hash=data_hash if isinstance(data_hash, str) and _SHA256_HEX.fullmatch(data_hash) else None,
     )

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from engine_svc.engine import ENGINE_VERSION
 from engine_svc.engine.config import BacktestConfig, ConfigError
 from engine_svc.engine.panel import Panel
 from engine_svc.metrics import compute_metrics, round_trips
@@ -235,7 +236,7 @@ class EngineCore:
             return failure
         if run.cancel.is_set():  # the result raced a cancellation: the caller is gone either way
             return self._cancelled(run)
-        outcome = finish_result(result, worker_logs, prepared.config)
+        outcome = finish_result(result, worker_logs, prepared.config, prepared.panel.data_hash())
         if isinstance(outcome, RunSuccess):
             throttle.final(outcome.result)
             log.info("backtest done", extra={"reference": run.reference,
@@ -441,11 +442,13 @@ def failure_from_sandbox(exc: SandboxError) -> RunFailure:
     return RunFailure(kind, exc.message, line, _cap(exc.logs or ""))
 
 
-def finish_result(result: Any, worker_logs: str, config: BacktestConfig) -> RunSuccess | RunFailure:
+def finish_result(result: Any, worker_logs: str, config: BacktestConfig, data_hash: str) -> RunSuccess | RunFailure:
     """Metrics and round trips computed here, in the trusted service, from what the worker sent.
 
     The worker runs the strategy in its own process, so its result is checked for shape before
-    use: a tampered result becomes a NO_RESULT failure instead of an INTERNAL error."""
+    use: a tampered result becomes a NO_RESULT failure instead of an INTERNAL error. Provenance
+    (engine version, hash of the panel the service sent) is stamped here, where the strategy
+    cannot rewrite it."""
     try:
         if not isinstance(result, dict) or not isinstance(result.get("daily"), list) or not result["daily"]:
             raise ValueError("result has no daily records")
@@ -458,7 +461,8 @@ def finish_result(result: Any, worker_logs: str, config: BacktestConfig) -> RunS
     text = "\n".join(str(x) for x in engine_logs) if isinstance(engine_logs, list) else str(engine_logs)
     if worker_logs:
         text = f"{text}\n{worker_logs}" if text else worker_logs
-    return RunSuccess({**result, "metrics": metrics, "round_trips": trips, "logs": _cap(text)})
+    return RunSuccess({**result, "engine_version": ENGINE_VERSION, "data_hash": data_hash, "metrics": metrics,
+                       "round_trips": trips, "logs": _cap(text)})
 
 
 def _cap(text: str) -> str:

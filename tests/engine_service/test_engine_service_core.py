@@ -8,6 +8,7 @@ import pytest
 from google.protobuf import struct_pb2
 from zquant.engine.v1 import engine_pb2
 
+from engine_svc.engine import ENGINE_VERSION
 from engine_svc.engine.config import BacktestConfig
 from engine_svc.sandbox.errors import SandboxError
 from engine_svc.service import convert
@@ -24,6 +25,7 @@ from engine_svc.service.runner import (
 )
 from services.errors import InvalidArgument
 
+HASH = "ab" * 32  # what the service hashed its panel to
 CONFIG = {"start_date": "2020-01-02", "end_date": "2020-01-03", "symbols": ["600000.SH"]}
 
 
@@ -132,12 +134,18 @@ def test_error_line_is_the_innermost_strategy_frame() -> None:
 
 def test_finish_result_computes_metrics_and_rejects_tampered_results() -> None:
     cfg = build_config(CONFIG, {})
-    ok = finish_result(_result(), "printed", cfg)
+    ok = finish_result(_result(), "printed", cfg, HASH)
     assert isinstance(ok, RunSuccess)
     assert ok.result["metrics"]["total_return"] == 0.0 and ok.result["round_trips"] == []
     assert ok.result["logs"] == "hello\nprinted"
+    # provenance is the service's, whatever the worker (which runs the strategy) claimed
+    forged = _result()
+    forged.update(engine_version="9.9.9", data_hash="0" * 64)
+    stamped = finish_result(forged, "", cfg, HASH)
+    assert isinstance(stamped, RunSuccess)
+    assert stamped.result["data_hash"] == HASH and stamped.result["engine_version"] == ENGINE_VERSION
     for bad in ({"daily": []}, {"daily": "x"}, _result(daily=[{"date": "2020-01-02"}]), ["not", "a", "dict"]):
-        failure = finish_result(bad, "", cfg)
+        failure = finish_result(bad, "", cfg, HASH)
         assert isinstance(failure, RunFailure) and failure.kind == "NO_RESULT"
         assert failure.message == MALFORMED_RESULT_MESSAGE
 
@@ -166,10 +174,10 @@ def test_result_that_does_not_fit_the_contract_is_an_in_band_failure() -> None:
     forged = _result()
     forged["daily"][0]["positions"] = [{"symbol": "600000.SH", "quantity": "lots", "sellable": 0, "avg_cost": 1.0,
                                         "close": 1.0, "market_value": 0.0}]
-    outcome = finish_result(forged, "", cfg)
+    outcome = finish_result(forged, "", cfg, HASH)
     assert isinstance(outcome, RunSuccess)  # metrics only read total_value: this gets through them
     event = EngineServicer._terminal(outcome)
     assert event.WhichOneof("event") == "error"
     assert event.error.kind == engine_pb2.EngineError.NO_RESULT and event.error.message == MALFORMED_RESULT_MESSAGE
-    good = EngineServicer._terminal(finish_result(_result(), "", cfg))
+    good = EngineServicer._terminal(finish_result(_result(), "", cfg, HASH))
     assert good.WhichOneof("event") == "result"

@@ -37,6 +37,17 @@ def test_panel_round_trip_is_exact() -> None:
     assert q.bars["close"].flags.writeable  # the engine may use them like any array
 
 
+def test_panel_hash_travels_with_the_panel_and_a_malformed_one_is_recomputed() -> None:
+    p = make_panel(5, 2)
+    meta, buffers = protocol.panel_to_wire(p)
+    assert meta["data_hash"] == p.data_hash()
+    body = bytearray(b"".join(bytes(b) for b in buffers))
+    assert protocol.panel_from_wire(meta, body)._hash == p.data_hash()  # not hashed again in the worker
+    for bad in ("not-a-hash", 42, None, "A" * 64):
+        q = protocol.panel_from_wire({**meta, "data_hash": bad}, bytearray(body))
+        assert q._hash is None and q.data_hash() == p.data_hash()
+
+
 def test_only_whitelisted_dtypes_are_rebuilt() -> None:
     meta, buffers = protocol.panel_to_wire(make_panel())
     meta["arrays"][0]["dtype"] = "object"
