@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/engine_bench.py                 # default matrix, table + JSON
     .venv/bin/python bench/engine_bench.py --sizes S,M --cases xs,numpy --json out.json
-    .venv/bin/python bench/engine_bench.py --full          # also the slow zquant-style form on M
+    .venv/bin/python bench/engine_bench.py --full          # also the slow zquant-style forms on M
+    .venv/bin/python bench/engine_bench.py --zquant-src ~/src/zquant   # + the original engine
 
 Sizes (symbols × days): S 50×1000, M 300×2500, L 1000×2500.
 
@@ -11,17 +12,23 @@ Strategy (same trades in every engine form): a symbol is wanted while MA5 > MA20
 total_value / n_symbols; holdings are not rebalanced in between. Capital is 100 000 per symbol.
 
 Engine forms:
-  xs      bar_mode = "arrays": numpy over all symbols, context.order_target_values — O(1)
-          Python per day besides the orders themselves
-  numpy   zquant dict bar_data, context.history(symbol, "close", 20) + numpy per symbol
-  zquant  zquant dict bar_data, closes kept in Python lists, pandas rolling per symbol
-          (how strategies were written for the original engine; S only unless --full)
-External (when importable in this interpreter, else skipped with a note):
+  xs           bar_mode = "arrays": numpy over all symbols, context.order_target_values — O(1)
+               Python per day besides the orders themselves
+  numpy        zquant dict bar_data, context.history(symbol, "close", 20) + numpy per symbol
+  zquant       zquant dict bar_data, closes kept in Python lists, pandas rolling per symbol, only
+               the original zquant API (S only unless --full)
+  zquant-orig  the same zquant-style strategy text on the ORIGINAL zquant engine, from a checkout
+               given with --zquant-src (bench/zquant_original.py drives it)
+External (when importable in --external-python, else skipped with a note):
   backtesting.py (one Backtest per symbol, same signal) and vectorbt Portfolio.from_signals.
 
-Each case runs in its own subprocess; its peak RSS comes from os.wait4 on that child (the
-per-child form of RUSAGE_CHILDREN, which would otherwise report the max over all children).
-Timings are measured inside the child: load_s, run_s (backtest), total_s = load_s + run_s.
+Data: the parent generates each size once (engine_svc.data.synthetic, seed 1; gen_s) and stores
+it in the sandbox wire format, i.e. what engine_svc sends its worker. Each case runs in its own
+subprocess, which times loading that (load_s: read + view the arrays in place, as the worker
+does) and the backtest (run_s); total_s = load_s + run_s. Peak RSS comes from os.wait4 on the
+child (the per-child form of RUSAGE_CHILDREN, which would otherwise report the max over all
+children). For numpy / zquant / zquant-orig, run_s is split into the strategy's own time and
+the engine's (bench/strategy_timing.py).
 """
 
 from __future__ import annotations

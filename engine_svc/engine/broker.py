@@ -263,10 +263,10 @@ class Broker:
 
     # ------------------------------------------------------------------ valuation
     def market_value(self, i: int) -> float:
-        held = np.flatnonzero(self.qty)
+        held = self.qty.nonzero()[0]
         if held.size == 0:
             return 0.0
-        return float(np.sum(self.qty[held] * self.m.last_close[i, held]))
+        return float((self.qty[held] * self.m.last_close[i, held]).sum())
 
     def total_value(self, i: int) -> float:
         return self.cash + self.market_value(i)

@@ -142,7 +142,7 @@ class Portfolio:
         if key != self._cache_key:
             i = self._ctx._i
             m = self._ctx._market
-            held = np.flatnonzero(b.qty)
+            held = b.qty.nonzero()[0]
             self._positions = {
                 m.panel.symbols[j]: Position(
                     m.panel.symbols[j], q, q - bt, ac, lc
@@ -331,7 +331,7 @@ class Context:
             raise ValueError(f"expected {len(m.panel.symbols)} values, got shape {target.shape}")
         px = m.last_close[self._i]
         with np.errstate(invalid="ignore"):
-            cand = np.flatnonzero(np.isfinite(target) & (px > 0))  # NaN price → False
+            cand = (np.isfinite(target) & (px > 0)).nonzero()[0]  # NaN price → False
         if cand.size == 0:
             return []
         # Work on the candidates only (usually a few of many symbols). int() truncates toward
@@ -444,7 +444,7 @@ class Context:
     def _bar_dict(self) -> dict[str, dict[str, float]]:
         """zquant-style bar_data for symbols with a bar today, built from numpy rows."""
         m, i = self._market, self._i
-        cols = np.flatnonzero(m.has_bar[i])
+        cols = m.has_bar[i].nonzero()[0]
         if cols.size == 0:
             return {}
         rows = np.stack([m.view[f][i, cols] for f in BAR_DATA_FIELDS], axis=1).tolist()
