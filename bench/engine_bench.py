@@ -385,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         if ext in cases and not external_available(ext, args.external_python):
             cases.remove(ext)
             notes.append(f"{ext}: not importable in {args.external_python}, skipped "
-                         "(pip install '.[bench]' or --external-python)")
+                         "(--external-python with a venv made as bench/README.md says)")
     original_ok = bool(args.zquant_src) and Path(args.zquant_src, "zquant/backtest/engine.py").is_file()
     if ORIGINAL_CASE in cases and not original_ok:
         cases.remove(ORIGINAL_CASE)
