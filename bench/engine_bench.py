@@ -366,6 +366,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cases", default="xs,numpy,zquant,zquant-orig,backtesting,vectorbt")
     ap.add_argument("--full", action="store_true", help="run the zquant-style form on M and L too")
     ap.add_argument("--timeout", type=float, default=900.0)
+    ap.add_argument("--repeat", type=int, default=1, metavar="N",
+                    help="run each case N times (fresh child each); the run with the median total_s (lower median "
+                         "for even N) is reported, every total in total_s_all (this host is shared and noisy)")
     ap.add_argument("--json", dest="json_out")
     ap.add_argument("--external-python", default=sys.executable,
                     help="interpreter with backtesting.py / vectorbt installed (they may need other "
@@ -402,7 +405,8 @@ def main(argv: list[str] | None = None) -> int:
                     notes.append(f"{case} on L: skipped (--full runs it)")
                     continue
                 python = args.external_python if case in EXTERNAL_CASES else sys.executable
-                rec = run_child(case, size, prefix, args.timeout, python, args.zquant_src)
+                rec = _median_run([run_child(case, size, prefix, args.timeout, python, args.zquant_src)
+                                   for _ in range(max(1, args.repeat))])
                 rec["gen_s"] = gen_s  # once per size, in this process; not part of any case's total
                 records.append(rec)
                 print(_row(rec), file=sys.stderr, flush=True)
@@ -415,6 +419,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(doc, indent=1))
     return 0
+
+
+def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    ok = sorted((r for r in runs if "error" not in r), key=lambda r: r["total_s"])
+    if not ok:
+        return runs[0]
+    rec = ok[(len(ok) - 1) // 2]
+    if len(runs) > 1:
+        rec["total_s_all"] = [round(r["total_s"], 4) for r in ok]
+        rec["failed_runs"] = len(runs) - len(ok)
+    return rec
 
 
 def _add_ratios(records: list[dict[str, Any]]) -> None:

@@ -121,7 +121,7 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
         result = load_result(row)
         return task_pb2.Performance(
             task_id=row.task_id, metrics=result.metrics, trades=result.trades, daily_portfolio=result.daily,
-            round_trips=result.round_trips, orders=result.orders)
+            round_trips=result.round_trips, orders=result.orders, ex_rights=result.ex_rights)
 
     def WatchTask(self, request: task_pb2.WatchTaskRequest,
                   context: grpc.ServicerContext) -> Iterator[task_pb2.TaskEvent]:

@@ -59,6 +59,7 @@ class Broker:
         self.open_orders: list[Order] = []
         self.orders: list[Order] = []
         self.trades: list[dict[str, Any]] = []
+        self.ex_rights: list[dict[str, Any]] = []  # result records, see apply_ex_rights
         self.version = 0  # bumped on every fill: lets views cache per-day position snapshots
 
     @property
@@ -69,6 +70,58 @@ class Broker:
     # ------------------------------------------------------------------ day boundaries
     def start_day(self) -> None:
         self.bought_today[:] = 0
+
+    def apply_ex_rights(self, i: int) -> list[str]:
+        """Carry holdings through day ``i``'s ex-rights / ex-dividend events, before the open.
+
+        Only adj_factor is known, not how an event splits into bonus shares and cash, so a
+        holding becomes ``quantity × ratio`` shares: exact for splits and bonus issues, a cash
+        dividend reinvested at the ex-reference price otherwise (the total-return convention of
+        hfq prices). The fractional share is paid out in cash at the ex-reference price. Total
+        cost is kept, so avg_cost becomes avg_cost / ratio. Orders still open (placed yesterday
+        for today's open) are restated the same way: quantity × ratio (a buy rounded down to
+        lots), limit price / ratio, so "sell everything" still sells everything. Returns one log
+        line per holding and records it in ``ex_rights``.
+        """
+        events = self.m.ex_rights.get(i)
+        if not events:
+            return []
+        lines = []
+        for j, ratio, ref in events:
+            self._restate_open_orders(j, ratio)
+            held = int(self.qty[j])
+            if held == 0:
+                continue
+            exact = held * ratio
+            new = math.floor(exact + 1e-6)  # 1000 × 1.1 may come out as 1099.9999999999998
+            cash = max(exact - new, 0.0) * ref if math.isfinite(ref) else 0.0
+            self.cash += cash
+            self.avg_cost[j] = float(self.avg_cost[j]) * held / new if new else 0.0
+            self.qty[j] = new
+            self.version += 1
+            symbol = self.m.panel.symbols[j]
+            self.ex_rights.append({"date": self.m.dates_str[i], "symbol": symbol, "ratio": ratio, "ex_price": ref,
+                                   "quantity_before": held, "quantity_after": new, "cash": cash})
+            lines.append(f"ex-rights {symbol}: adj_factor x{ratio:.6g}, {held} -> {new} shares"
+                         + (f", {cash:.2f} cash for the fraction" if cash else ""))
+        return lines
+
+    def _restate_open_orders(self, j: int, ratio: float) -> None:
+        for o in self.open_orders:
+            if o.index != j:
+                continue
+            q = math.floor(o.working_quantity * ratio + 1e-6)
+            if o.side == BUY:
+                q = round_buy_quantity(q, self.m.boards[j])
+            o.working_quantity = q  # pending_* are rebuilt by match(), which runs next
+            if o.limit_price is not None:
+                o.limit_price = round(o.limit_price / ratio, 2)
+            self._note(o, f"restated for ex-rights (adj_factor x{ratio:.6g}): {q} shares"
+                          + (f" at {o.limit_price}" if o.limit_price is not None else ""))
+        # an order restated to nothing is closed here, not matched
+        for o in [o for o in self.open_orders if o.index == j and o.working_quantity == 0]:
+            self.open_orders.remove(o)
+            self._close(o, REJECTED, "quantity below one lot after ex-rights")
 
     def match(self, i: int) -> list[Order]:
         """Match yesterday's open orders on day ``i``'s bar; returns them, all resolved.

@@ -1,5 +1,5 @@
 """Whole-panel precomputation done once per run: the strategy's adjusted price view, trading
-price limits and the last known close for valuation.
+price limits, the last known close for valuation and the ex-rights events in adj_factor.
 
 Everything the daily loop reads is a row of an array built here, so no per-bar pandas or
 per-bar adjustment happens in the loop. Arrays handed to strategy code are read-only views.
@@ -61,6 +61,30 @@ def adjustment_multipliers(adj: np.ndarray, adjust_type: str) -> tuple[np.ndarra
     return filled / last[None, :], True
 
 
+def ex_rights_events(
+    adj: np.ndarray, has_bar: np.ndarray, pre_close: np.ndarray, prev_close: np.ndarray
+) -> dict[int, list[tuple[int, float, float]]]:
+    """Day row → [(symbol column, ratio, ex-reference price)] where adj_factor changes.
+
+    Tushare's adj_factor is cumulative: on an ex-rights / ex-dividend day it steps by
+    ratio = adj_t / adj_prev (adj_prev: the last known factor on an earlier bar), and the
+    exchange's ex-reference price is that day's pre_close (prev_close / ratio when missing).
+    """
+    known = np.isfinite(adj) & has_bar
+    if not known.any():
+        return {}
+    prev = np.vstack([np.full((1, adj.shape[1]), np.nan), ffill_rows(np.where(known, adj, np.nan))[:-1]])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = adj / prev
+    event = known & np.isfinite(ratio) & (ratio > 0) & (np.abs(ratio - 1.0) > 1e-9)
+    rows, cols = event.nonzero()  # row-major: days in order, symbols in column order per day
+    ref = np.where(np.isfinite(pre_close), pre_close, prev_close / ratio)
+    out: dict[int, list[tuple[int, float, float]]] = {}
+    for i, j, r, px in zip(rows.tolist(), cols.tolist(), ratio[event].tolist(), ref[event].tolist(), strict=True):
+        out.setdefault(i, []).append((j, r, px))
+    return out
+
+
 class AdjustedView(Mapping[str, np.ndarray]):
     """Bar field → the strategy's (adjusted, read-only) dates × symbols array.
 
@@ -104,6 +128,7 @@ class MarketData:
     last_close: np.ndarray  # unadjusted close carried over suspensions; NaN before the first bar
     view: AdjustedView  # what the strategy sees (adjusted prices), read-only
     adjustment_applied: bool
+    ex_rights: dict[int, list[tuple[int, float, float]]]  # see ex_rights_events
 
     @classmethod
     def build(cls, panel: Panel, adjust_type: str) -> MarketData:
@@ -114,6 +139,10 @@ class MarketData:
         # pre_close missing on a trading day: fall back to the previous known close.
         prev_close = np.vstack([np.full((1, close.shape[1]), np.nan), last_close[:-1]])
         pre_close = np.where(np.isnan(bars["pre_close"]) & has_bar, prev_close, bars["pre_close"])
+        ex_rights = ex_rights_events(bars["adj_factor"], has_bar, bars["pre_close"], prev_close)
+        for i, events in ex_rights.items():  # on an ex-date the reference is not yesterday's close
+            for j, _, ref in events:
+                pre_close[i, j] = ref
         up, down = price_limits(
             panel.symbols, panel.dates, panel.is_st, pre_close, bars["up_limit"], bars["down_limit"]
         )
@@ -132,4 +161,5 @@ class MarketData:
             last_close=_readonly(last_close),
             view=AdjustedView(bars, mult),
             adjustment_applied=bool(has_adj and adjust_type != "none"),
+            ex_rights=ex_rights,
         )

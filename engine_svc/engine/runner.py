@@ -1,6 +1,8 @@
 """``run_backtest``: the engine's one public entry point (the sandbox worker and the CLI call it).
 
 Daily loop, per trading day T in [start_date, end_date]:
+  0. holdings are carried through T's ex-rights events (adj_factor steps; Broker.apply_ex_rights),
+     one log line each;
   1. orders placed on the previous trading day are matched on T's bar (open price),
      ``on_order_status`` is called for each resolved order;
   2. ``on_bar(context, bar_data)`` runs (orders placed here match on T+1);
@@ -21,7 +23,9 @@ Result (JSON-ready dict, keys exactly ``RESULT_KEYS``; the gRPC result message m
   benchmark_close: list aligned with daily (None where missing) or None without benchmark,
   orders: every order in creation order (order_id 1-based) with status filled / rejected /
     expired and a reason ("" only when filled in full),
-  trades: one record per fill, logs: context.log lines (capped).
+  trades: one record per fill, logs: context.log lines (capped),
+  ex_rights: holdings carried through ex-rights days {date, symbol, ratio, ex_price,
+    quantity_before, quantity_after, cash} (see Broker.apply_ex_rights).
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ GC_YOUNG_EVERY = 32  # days between collections of the youngest generation
 RESULT_KEYS: tuple[str, ...] = (
     "engine_version", "data_hash", "start_date", "end_date", "symbols", "benchmark",
     "adjust_type", "adjustment_applied", "initial_capital", "daily", "benchmark_close",
-    "orders", "trades", "logs",
+    "orders", "trades", "logs", "ex_rights",
 )
 
 
@@ -111,6 +115,8 @@ def _loop(
     for k, i in enumerate(rows.tolist()):
         broker.start_day()
         ctx._set_day(i)
+        for line in broker.apply_ex_rights(i):
+            ctx.log(line)
         resolved = broker.match(i)
         bars = ctx._bar_arrays() if arrays_mode else ctx._bar_dict()
         # Only calls into strategy code are guarded: an engine bug must not pose as a
@@ -204,6 +210,7 @@ def run_backtest(
             "orders": list(map(Order.to_record, broker.orders)),
             "trades": broker.trades,
             "logs": logs,
+            "ex_rights": broker.ex_rights,
         }
     assert tuple(result) == RESULT_KEYS
     return result

@@ -96,7 +96,7 @@ def compute_metrics(
 
     # ---- trades
     trades = list(result.get("trades") or [])
-    trips = round_trips(trades)
+    trips = round_trips(trades, result.get("ex_rights") or ())
     pnls = np.array([t["pnl"] for t in trips], dtype=np.float64)
     wins, losses = pnls[pnls > 0], pnls[pnls < 0]
     win_rate = wins.size / pnls.size if pnls.size else None

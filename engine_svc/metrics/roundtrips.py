@@ -19,6 +19,12 @@ charged on sells only); a ``tax`` on a buy, if ever present, is allocated like i
 Fills are processed in date order (a stable sort, so fills of the same day keep the engine's
 order). Shares still held at the end are open lots, not round trips. A sell of more shares than
 are held is an inconsistent fill list (the engine never sells short) and raises ``ValueError``.
+
+Ex-rights records (the result's ``ex_rights``) restate the open lots of their symbol before that
+day's fills: the lots' shares are scaled to ``quantity_after`` (each lot ``floor(q × ratio)``, the
+shares left over going to the lots with the largest fractions, older first) and each lot keeps
+its open value and buy costs, so its price per share falls accordingly. The cash paid for a
+fractional share is not part of any round trip.
 """
 
 from __future__ import annotations
@@ -56,11 +62,39 @@ def _quantity(trade: Mapping[str, Any]) -> int:
     return int(q)
 
 
-def _run(trades: Iterable[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, deque[_Lot]]]:
-    ordered = sorted(trades, key=lambda t: str(t["date"]))
+def _restate(book: deque[_Lot], event: Mapping[str, Any]) -> None:
+    """Scale ``book``'s lots through one ex-rights event (see the module docstring)."""
+    held = sum(lot.quantity for lot in book)
+    before, after, ratio = int(event["quantity_before"]), int(event["quantity_after"]), float(event["ratio"])
+    if held != before:
+        raise ValueError(f"ex-rights {event['symbol']} on {event['date']}: {before} shares before, "
+                         f"but the fills leave {held} held")
+    exact = [lot.quantity * ratio for lot in book]
+    new = [int(x + 1e-6) for x in exact]
+    by_fraction = sorted(range(len(book)), key=lambda k: -(exact[k] - new[k]))  # stable: older first on ties
+    for k in by_fraction[: max(after - sum(new), 0)]:
+        new[k] += 1
+    for lot, q in zip(list(book), new, strict=True):
+        if q == 0:
+            book.remove(lot)
+            continue
+        lot.price *= lot.quantity / q
+        lot.cost_per_share *= lot.quantity / q
+        lot.quantity = q
+
+
+def _run(
+    trades: Iterable[Mapping[str, Any]], ex_rights: Iterable[Mapping[str, Any]] = ()
+) -> tuple[list[dict[str, Any]], dict[str, deque[_Lot]]]:
+    # An ex-date's restatement happens at the open, before that day's fills.
+    timeline = sorted([(str(e["date"]), 0, e) for e in ex_rights] + [(str(t["date"]), 1, t) for t in trades],
+                      key=lambda x: x[:2])
     books: dict[str, deque[_Lot]] = {}
     closed: list[dict[str, Any]] = []
-    for t in ordered:
+    for _, kind, t in timeline:
+        if kind == 0:
+            _restate(books.setdefault(str(t["symbol"]), deque()), t)
+            continue
         side, qty = _side(t), _quantity(t)
         if qty == 0:
             continue
@@ -114,7 +148,9 @@ def _run(trades: Iterable[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], dic
     return closed, books
 
 
-def round_trips(trades: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def round_trips(
+    trades: Iterable[Mapping[str, Any]], ex_rights: Iterable[Mapping[str, Any]] = ()
+) -> list[dict[str, Any]]:
     """The closed round trips of a fill list, in the order their sells were filled.
 
     Each is a JSON-serialisable dict: ``symbol``, ``open_date`` (earliest buy consumed),
@@ -124,10 +160,12 @@ def round_trips(trades: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     commission)), ``close_order_id``, and ``lots``: the consumed pieces of buy lots, each
     ``{open_date, order_id, quantity, price}``.
     """
-    return _run(trades)[0]
+    return _run(trades, ex_rights)[0]
 
 
-def open_lots(trades: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def open_lots(
+    trades: Iterable[Mapping[str, Any]], ex_rights: Iterable[Mapping[str, Any]] = ()
+) -> list[dict[str, Any]]:
     """Buy lots (or their unsold remainders) still open after all fills, oldest first per symbol."""
     return [
         {
@@ -137,6 +175,6 @@ def open_lots(trades: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             "quantity": lot.quantity,
             "price": lot.price,
         }
-        for symbol, book in _run(trades)[1].items()
+        for symbol, book in _run(trades, ex_rights)[1].items()
         for lot in book
     ]

@@ -166,6 +166,13 @@ def _round_trip(r: dict[str, Any]) -> engine_pb2.RoundTrip:
     )
 
 
+def _ex_rights(e: dict[str, Any]) -> engine_pb2.ExRights:
+    return engine_pb2.ExRights(
+        date=e["date"], symbol=e["symbol"], ratio=float(e["ratio"]), ex_price=float(e["ex_price"]),
+        quantity_before=int(e["quantity_before"]), quantity_after=int(e["quantity_after"]), cash=float(e["cash"]),
+    )
+
+
 def result_to_proto(result: dict[str, Any]) -> engine_pb2.BacktestResult:
     """The service's result dict (engine result + metrics + round_trips, logs as text) → proto."""
     daily = result["daily"]
@@ -186,6 +193,7 @@ def result_to_proto(result: dict[str, Any]) -> engine_pb2.BacktestResult:
         metrics=metrics_to_proto(result.get("metrics") or {}),
         round_trips=[_round_trip(r) for r in result.get("round_trips") or ()],
         logs=str(result.get("logs") or ""),
+        ex_rights=[_ex_rights(e) for e in result.get("ex_rights") or ()],
     )
 
 

@@ -453,7 +453,7 @@ def finish_result(result: Any, worker_logs: str, config: BacktestConfig, data_ha
         if not isinstance(result, dict) or not isinstance(result.get("daily"), list) or not result["daily"]:
             raise ValueError("result has no daily records")
         metrics = compute_metrics(result, annualization=config.annualization, risk_free_rate=config.risk_free_rate)
-        trips = round_trips(result.get("trades") or [])
+        trips = round_trips(result.get("trades") or [], result.get("ex_rights") or [])
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, ZeroDivisionError) as exc:
         log.warning("malformed result from worker", extra={"error": f"{type(exc).__name__}: {exc}"})
         return RunFailure("NO_RESULT", MALFORMED_RESULT_MESSAGE, logs=_cap(worker_logs))

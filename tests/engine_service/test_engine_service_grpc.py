@@ -51,6 +51,11 @@ def _result_as_dict(r: engine_pb2.BacktestResult) -> dict[str, Any]:
              "slippage_cost": t.slippage_cost}
             for t in r.trades
         ],
+        "ex_rights": [
+            {"date": e.date, "symbol": e.symbol, "ratio": e.ratio, "ex_price": e.ex_price,
+             "quantity_before": e.quantity_before, "quantity_after": e.quantity_after, "cash": e.cash}
+            for e in r.ex_rights
+        ],
     }
 
 
@@ -61,7 +66,8 @@ def test_backtest_streams_progress_then_result_with_service_metrics(shared_serve
     events = h.run(engine_pb2.RunBacktestRequest(strategy_code=BUY_AND_HOLD, config=config,
                                                  params=_params(fraction=0.25), reference="t-normal"))
     kinds = [e.WhichOneof("event") for e in events]
-    assert kinds[-1] == "result" and kinds.count("result") == 1 and "error" not in kinds
+    assert kinds[-1] == "result" and kinds.count("result") == 1 and "error" not in kinds, events[-1]
+    assert events[-1].result.ex_rights  # the synthetic market has ex-dates: holdings carried through
     progress = [e.progress for e in events[:-1]]
     assert progress and all(k == "progress" for k in kinds[:-1])
     fractions = [p.fraction for p in progress]
@@ -88,7 +94,7 @@ def test_backtest_streams_progress_then_result_with_service_metrics(shared_serve
         else:
             assert value == pytest.approx(expected[name], rel=1e-12, abs=1e-12), name
     assert got["total_trades"] == len(result.trades) and got["beta"] is not None
-    trips = round_trips(rebuilt["trades"])
+    trips = round_trips(rebuilt["trades"], rebuilt["ex_rights"])
     assert [(t.symbol, t.close_date, t.quantity) for t in result.round_trips] == [
         (t["symbol"], t["close_date"], t["quantity"]) for t in trips
     ]

@@ -110,3 +110,42 @@ def test_bad_side_raises() -> None:
     t["side"] = "short"
     with pytest.raises(ValueError, match="side"):
         round_trips([t])
+
+
+def ex(date: str, before: int, after: int, ratio: float, symbol: str = "600000.SH") -> dict[str, Any]:
+    return {"date": date, "symbol": symbol, "ratio": ratio, "ex_price": 1.0, "quantity_before": before,
+            "quantity_after": after, "cash": 0.0}
+
+
+def test_split_restates_open_lots_before_the_same_days_fills() -> None:
+    ledger = [
+        fill("b1", "2024-01-02", "buy", 1000, 10.00, 5.00),
+        fill("b2", "2024-01-03", "buy", 500, 12.00, 6.00),
+        # 2-for-1 on 01-04: lots become 2000 @ 5.00 (0.0025/share) and 1000 @ 6.00 (0.006/share)
+        # 2500 sold that very day: all of lot 1 and 500 of lot 2
+        #   2000·(7 − 5) + 500·(7 − 6) − 2000·0.0025 − 500·0.006 − (5 + 17.5) = 4500 − 8 − 22.5
+        fill("s1", "2024-01-04", "sell", 2500, 7.00, 5.00, 17.50),
+    ]
+    (trip,) = round_trips(ledger, [ex("2024-01-04", 1500, 3000, 2.0)])
+    assert trip["quantity"] == 2500 and trip["open_value"] == 2000 * 5.0 + 500 * 6.0
+    assert trip["pnl"] == pytest.approx(4500 - 8 - 22.5, abs=1e-9)
+    assert [(lot["order_id"], lot["quantity"], lot["price"]) for lot in trip["lots"]] == [("b1", 2000, 5.0),
+                                                                                      ("b2", 500, 6.0)]
+    assert open_lots(ledger, [ex("2024-01-04", 1500, 3000, 2.0)]) == [
+        {"symbol": "600000.SH", "open_date": "2024-01-03", "order_id": "b2", "quantity": 500, "price": 6.0}
+    ]
+    with pytest.raises(ValueError, match="only 1500 are held"):
+        round_trips(ledger)  # without the restatement the fills are inconsistent
+
+
+def test_fractional_restatement_hands_leftover_shares_to_the_largest_fractions() -> None:
+    ledger = [fill("b1", "2024-01-02", "buy", 300, 20.0, 5.0), fill("b2", "2024-01-03", "buy", 100, 20.0, 5.0)]
+    # ×1.0345: 310.35 and 103.45 → floors 310 + 103 = 413; the engine kept floor(413.8) = 413 shares
+    lots = open_lots(ledger, [ex("2024-01-04", 400, 413, 1.0345)])
+    assert [(lot["quantity"], lot["price"]) for lot in lots] == [(310, pytest.approx(20.0 * 300 / 310)),
+                                                                 (103, pytest.approx(20.0 * 100 / 103))]
+    # ×1.5 on 3 + 3 shares (odd lots, a made-up case): 4.5 + 4.5 → 4 + 4, one share left → the older lot
+    odd = [fill("b1", "2024-01-02", "buy", 3, 10.0, 0.0), fill("b2", "2024-01-03", "buy", 3, 10.0, 0.0)]
+    assert [lot["quantity"] for lot in open_lots(odd, [ex("2024-01-04", 6, 9, 1.5)])] == [5, 4]
+    with pytest.raises(ValueError, match="5 shares before"):
+        open_lots(odd, [ex("2024-01-04", 5, 9, 1.5)])
