@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
 from bench import strategy_timing
+
+
+class _FakeClock:
+    """perf_counter stand-in: time passes only when the test says work is done (exact numbers
+    whatever the load on the machine)."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def work(self, seconds: float) -> None:
+        self.now += seconds
+
+
+CLOCK = _FakeClock()
 
 
 class _Portfolio:
@@ -17,7 +32,7 @@ class _Portfolio:
 
     @property
     def total_value(self) -> float:
-        time.sleep(0.03)  # engine work behind a property
+        CLOCK.work(0.25)  # engine work behind a property
         return 1.0
 
 
@@ -27,14 +42,14 @@ class _Context:
         self.placed: list[tuple[str, int]] = []
 
     def order(self, symbol: str, quantity: int) -> str:
-        time.sleep(0.05)  # engine work behind a method
+        CLOCK.work(0.5)  # engine work behind a method
         self.placed.append((symbol, quantity))
         return "order-1"
 
 
 class _Strategy:
     def on_bar(self, context: object, bar_data: dict) -> object:
-        time.sleep(0.04)  # the strategy's own work
+        CLOCK.work(2.0)  # the strategy's own work
         context.flag = True  # type: ignore[attr-defined]
         assert context.portfolio.positions == {"600000.SH": 1}  # type: ignore[attr-defined]
         assert isinstance(context.portfolio.quantities, np.ndarray)  # type: ignore[attr-defined]
@@ -42,7 +57,8 @@ class _Strategy:
         return context.order("600000.SH", 100)  # type: ignore[attr-defined]
 
 
-def test_on_bar_time_is_split_between_strategy_and_engine() -> None:
+def test_on_bar_time_is_split_between_strategy_and_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(strategy_timing, "perf_counter", CLOCK)
     strategy_timing.CLOCK.__init__()
     timed = strategy_timing.timed(_Strategy)
     assert issubclass(timed, _Strategy) and timed.__name__ == "_Strategy"
@@ -50,6 +66,5 @@ def test_on_bar_time_is_split_between_strategy_and_engine() -> None:
     assert timed().on_bar(ctx, {}) == "order-1"
     assert ctx.placed == [("600000.SH", 100)] and ctx.flag  # calls and writes reach the real context
     clock = strategy_timing.CLOCK
-    assert 0.08 <= clock.engine_calls_s < 0.12  # 0.03 property + 0.05 method
-    assert 0.04 <= clock.strategy_s < 0.08
-    assert clock.on_bar_s == pytest.approx(clock.strategy_s + clock.engine_calls_s)
+    assert clock.engine_calls_s == 0.75  # 0.25 in the property + 0.5 in the method
+    assert clock.strategy_s == 2.0 and clock.on_bar_s == 2.75
