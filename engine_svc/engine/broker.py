@@ -35,6 +35,7 @@ from engine_svc.engine.rules import (
     max_affordable_buy,
     round_buy_quantity,
     round_sell_quantity,
+    scaled_shares,
 )
 
 
@@ -92,9 +93,8 @@ class Broker:
             held = int(self.qty[j])
             if held == 0:
                 continue
-            exact = held * ratio
-            new = math.floor(exact + 1e-6)  # 1000 × 1.1 may come out as 1099.9999999999998
-            cash = max(exact - new, 0.0) * ref if math.isfinite(ref) else 0.0
+            new = scaled_shares(held, ratio)
+            cash = max(held * ratio - new, 0.0) * ref if math.isfinite(ref) else 0.0
             self.cash += cash
             self.avg_cost[j] = float(self.avg_cost[j]) * held / new if new else 0.0
             self.qty[j] = new
@@ -107,21 +107,22 @@ class Broker:
         return lines
 
     def _restate_open_orders(self, j: int, ratio: float) -> None:
+        still_open = []
         for o in self.open_orders:
-            if o.index != j:
-                continue
-            q = math.floor(o.working_quantity * ratio + 1e-6)
-            if o.side == BUY:
-                q = round_buy_quantity(q, self.m.boards[j])
-            o.working_quantity = q  # pending_* are rebuilt by match(), which runs next
-            if o.limit_price is not None:
-                o.limit_price = round(o.limit_price / ratio, 2)
-            self._note(o, f"restated for ex-rights (adj_factor x{ratio:.6g}): {q} shares"
-                          + (f" at {o.limit_price}" if o.limit_price is not None else ""))
-        # an order restated to nothing is closed here, not matched
-        for o in [o for o in self.open_orders if o.index == j and o.working_quantity == 0]:
-            self.open_orders.remove(o)
-            self._close(o, REJECTED, "quantity below one lot after ex-rights")
+            if o.index == j:
+                q = scaled_shares(o.working_quantity, ratio)
+                if o.side == BUY:
+                    q = round_buy_quantity(q, self.m.boards[j])
+                o.working_quantity = q  # pending_* are rebuilt by match(), which runs next
+                if o.limit_price is not None:
+                    o.limit_price = round(o.limit_price / ratio, 2)
+                self._note(o, f"restated for ex-rights (adj_factor x{ratio:.6g}): {q} shares"
+                              + (f" at {o.limit_price}" if o.limit_price is not None else ""))
+                if q == 0:  # restated to nothing: closed here, not matched
+                    self._close(o, REJECTED, "quantity below one lot after ex-rights")
+                    continue
+            still_open.append(o)
+        self.open_orders = still_open
 
     def match(self, i: int) -> list[Order]:
         """Match yesterday's open orders on day ``i``'s bar; returns them, all resolved.

@@ -6,6 +6,8 @@ Everything here is a pure function so the broker and the tests share one definit
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 # ChiNext moved from ±10% to ±20% price limits with the registration reform.
@@ -110,6 +112,12 @@ def price_limits(
     up = np.where(np.isnan(up_data), up_calc, up_data)
     down = np.where(np.isnan(down_data), down_calc, down_data)
     return up, down
+
+
+def scaled_shares(quantity: int, ratio: float) -> int:
+    """Whole shares of ``quantity × ratio`` (an ex-rights restatement), rounded down; the
+    tolerance keeps 1000 × 1.1 = 1099.9999999999998 at 1100."""
+    return math.floor(quantity * ratio + 1e-6)
 
 
 def commission(value: float, rate: float, minimum: float) -> float:
