@@ -4,8 +4,8 @@
 #                 services and the Envoy REST gateway (python -m services.devstack up)
 #   make down     stop exactly what `make up` started (pid files in $ZQ_DATA_DIR/run)
 #   make status   state and health of every process
-#   make test     pytest over tests/ (fails if nothing is collected)
-#   make proto    regenerate services/stubs and deploy/envoy.pb from protos/
+#   make test     pytest over tests/ (fails if nothing is collected); npm ci for the web client test
+#   make proto    regenerate services/stubs, deploy/envoy.pb and deploy/openapi.json from protos/
 #   make lint     ruff + buf lint
 #   make bench    run bench/*.py
 #   make clean    remove generated files and caches (never $ZQ_DATA_DIR: it holds your data)
@@ -18,13 +18,16 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # pip install runs only when pyproject.toml or setup.py is newer than this stamp.
 INSTALL_STAMP := $(VENV)/.zquant-installed
+# The zquant web client drop-in test's node packages (pinned by its package-lock.json).
+WEB_CLIENT_TEST := tests/zquant_web_client
+NODE_STAMP := $(WEB_CLIENT_TEST)/node_modules/.zquant-installed
 PYTEST_ARGS ?=
 
 # Before `pip install -e .` maps the generated `zquant` package these make the stubs and the
 # repo importable; afterwards they point at the same directories and change nothing.
 export PYTHONPATH := $(CURDIR)/services/stubs:$(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: up down status test proto lint bench clean install
+.PHONY: up down status test proto lint bench clean install node-deps
 
 up: proto
 	$(PY) -m services.devstack up
@@ -48,8 +51,14 @@ install: $(INSTALL_STAMP)
 proto: $(INSTALL_STAMP)
 	$(PY) protos/generate.py
 
+$(NODE_STAMP): $(WEB_CLIENT_TEST)/package.json $(WEB_CLIENT_TEST)/package-lock.json
+	cd $(WEB_CLIENT_TEST) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+node-deps: $(NODE_STAMP)
+
 # pytest exits 5 when it collects nothing: a test run that ran no tests is a failure here.
-test: proto
+test: proto $(NODE_STAMP)
 	@$(PY) -m pytest tests $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
 	exit $$rc
@@ -72,5 +81,6 @@ bench: proto
 	if [ $$found -eq 0 ]; then echo "make bench: no bench/*.py yet" >&2; exit 1; fi
 
 clean:
-	rm -rf services/stubs deploy/envoy.pb build dist *.egg-info .pytest_cache .ruff_cache
+	rm -rf services/stubs deploy/envoy.pb deploy/openapi.json build dist *.egg-info .pytest_cache .ruff_cache \
+		$(WEB_CLIENT_TEST)/node_modules
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -15,14 +15,21 @@ from datetime import datetime
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
-from zquant.auth.v1 import auth_pb2, auth_pb2_grpc
+from zquant.auth.v1 import auth_pb2, auth_pb2_grpc, auth_rest_pb2
 
+from auth_svc import roles
 from auth_svc.service import ApiKeyView, AuthService, TokenPair, UserChanges, UserView
+from services import rest
 from services.principal import current_principal
 
 SERVICE_NAME = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
+REST_SERVICE = auth_rest_pb2.DESCRIPTOR.services_by_name["AuthRestService"]
 PUBLIC_METHODS = frozenset(f"/{SERVICE_NAME}/{m}" for m in
-                           ("Login", "Refresh", "Logout", "Authenticate", "GetSigningKeys"))
+                           ("Login", "Refresh", "Logout", "Authenticate", "GetSigningKeys")) \
+    | rest.public_methods(REST_SERVICE)
+LOGGED_OUT = "logged out"
+KEY_REVOKED = "API key revoked"
+SECRET_SHOWN_ONCE = "keep the secret_key safe: it is shown only once"  # noqa: S105 (a notice, not a secret)
 
 
 def _ts(value: datetime | None) -> Timestamp | None:
@@ -35,12 +42,13 @@ def _ts(value: datetime | None) -> Timestamp | None:
 
 def _user(u: UserView) -> auth_pb2.User:
     return auth_pb2.User(id=u.id, username=u.username, email=u.email, is_active=u.is_active,
-                         is_admin=u.is_admin, created_at=_ts(u.created_at), updated_at=_ts(u.updated_at))
+                         is_admin=u.is_admin, created_at=_ts(u.created_at), updated_at=_ts(u.updated_at),
+                         role_id=roles.role_id(u.is_admin))
 
 
 def _api_key(k: ApiKeyView) -> auth_pb2.ApiKey:
-    return auth_pb2.ApiKey(id=k.id, key=k.key, name=k.name, created_at=_ts(k.created_at),
-                           last_used_at=_ts(k.last_used_at), expires_at=_ts(k.expires_at))
+    return auth_pb2.ApiKey(id=k.id, access_key=k.key, name=k.name, created_at=_ts(k.created_at),
+                           last_used_at=_ts(k.last_used_at), expires_at=_ts(k.expires_at), is_active=True)
 
 
 def _pair(p: TokenPair) -> auth_pb2.TokenPair:
@@ -85,39 +93,45 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
 
     def Logout(self, request: auth_pb2.LogoutRequest, context: grpc.ServicerContext) -> auth_pb2.LogoutResponse:
         self.svc.logout(request.refresh_token)
-        return auth_pb2.LogoutResponse()
+        return auth_pb2.LogoutResponse(message=LOGGED_OUT)
 
     def GetMe(self, request: auth_pb2.GetMeRequest, context: grpc.ServicerContext) -> auth_pb2.User:
         return _user(self.svc.get_user(current_principal()))
 
     def CreateUser(self, request: auth_pb2.CreateUserRequest, context: grpc.ServicerContext) -> auth_pb2.User:
+        roles.check_password_confirm(request.password, request.password_confirm)
+        role = request.role_id if request.HasField("role_id") else None
+        is_admin = roles.admin_from_role(role, request.is_admin if request.is_admin else None) or False
         return _user(self.svc.create_user(current_principal(), request.username, request.password,
-                                          request.email, request.is_admin))
+                                          request.email, is_admin))
 
     def UpdateUser(self, request: auth_pb2.UpdateUserRequest, context: grpc.ServicerContext) -> auth_pb2.User:
         changes = UserChanges(
             is_active=request.is_active if request.HasField("is_active") else None,
             email=request.email if request.HasField("email") else None,
             password=request.password if request.HasField("password") else None,
-            is_admin=request.is_admin if request.HasField("is_admin") else None,
+            is_admin=roles.admin_from_role(request.role_id if request.HasField("role_id") else None,
+                                           request.is_admin if request.HasField("is_admin") else None),
         )
         return _user(self.svc.update_user(current_principal(), request.user_id, changes))
 
     def ListApiKeys(self, request: auth_pb2.ListApiKeysRequest,
                     context: grpc.ServicerContext) -> auth_pb2.ListApiKeysResponse:
-        return auth_pb2.ListApiKeysResponse(api_keys=[_api_key(k) for k in self.svc.list_api_keys(current_principal())])
+        keys = self.svc.list_api_keys(current_principal())
+        return auth_pb2.ListApiKeysResponse(api_keys=[_api_key(k) for k in keys], total=len(keys))
 
     def CreateApiKey(self, request: auth_pb2.CreateApiKeyRequest,
                      context: grpc.ServicerContext) -> auth_pb2.CreateApiKeyResponse:
         created = self.svc.create_api_key(current_principal(), request.name, request.expires_in_days)
         k = created.key
-        return auth_pb2.CreateApiKeyResponse(id=k.id, key=k.key, secret=created.secret, name=k.name,
-                                             created_at=_ts(k.created_at), expires_at=_ts(k.expires_at))
+        return auth_pb2.CreateApiKeyResponse(id=k.id, access_key=k.key, secret_key=created.secret, name=k.name,
+                                             created_at=_ts(k.created_at), expires_at=_ts(k.expires_at),
+                                             is_active=True, message=SECRET_SHOWN_ONCE)
 
     def RevokeApiKey(self, request: auth_pb2.RevokeApiKeyRequest,
                      context: grpc.ServicerContext) -> auth_pb2.RevokeApiKeyResponse:
         self.svc.revoke_api_key(current_principal(), request.key_id)
-        return auth_pb2.RevokeApiKeyResponse()
+        return auth_pb2.RevokeApiKeyResponse(message=KEY_REVOKED)
 
     def Authenticate(self, request: auth_pb2.AuthenticateRequest,
                      context: grpc.ServicerContext) -> auth_pb2.Principal:
@@ -138,4 +152,4 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
 
 def register(server: grpc.Server, servicer: AuthServicer) -> list[str]:
     auth_pb2_grpc.add_AuthServiceServicer_to_server(servicer, server)
-    return [SERVICE_NAME]
+    return [SERVICE_NAME, rest.register_rest_service(server, REST_SERVICE, servicer)]

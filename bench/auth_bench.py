@@ -135,8 +135,8 @@ def main() -> int:
             "gateway_me": gateway_me,
             "grpc_me": grpc_call("GetMe", auth_pb2.GetMeRequest(), [("authorization", bearer)]),
             "grpc_auth_jwt": grpc_call("Authenticate", auth_pb2.AuthenticateRequest(access_token=pair.access_token)),
-            "grpc_auth_key": grpc_call("Authenticate", auth_pb2.AuthenticateRequest(api_key=key.key,
-                                                                                    api_secret=key.secret)),
+            "grpc_auth_key": grpc_call("Authenticate", auth_pb2.AuthenticateRequest(api_key=key.access_key,
+                                                                                    api_secret=key.secret_key)),
         }
         results = {name: run_case(make, args.threads, args.seconds) for name, make in cases.items()}
     finally:

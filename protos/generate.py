@@ -5,6 +5,8 @@ Output:
   ``zquant`` package (installed by ``pip install .``). Never edited, never committed.
 - ``deploy/envoy.pb``: descriptor set (with imports and google/rpc/error_details.proto, so the
   gateway can print BadRequest details in JSON).
+- ``deploy/openapi.json``: the OpenAPI 3.1 description of the REST paths (protos/openapi.py),
+  served by the gateway at GET /api/v1/openapi.json.
 
 google/* protos come from the googleapis-common-protos wheel and are not generated here:
 generating them would shadow the wheel's modules.
@@ -20,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PROTO_DIR = ROOT / "protos"
 STUB_DIR = ROOT / "services" / "stubs"
 DESCRIPTOR = ROOT / "deploy" / "envoy.pb"
+OPENAPI = ROOT / "deploy" / "openapi.json"
 
 
 def googleapis_include() -> Path:
@@ -68,9 +71,17 @@ def generate() -> None:
             "google/rpc/error_details.proto",
         ]
     )
+    # The OpenAPI generator reads the options through the stubs just generated.
+    for path in (str(ROOT), str(STUB_DIR), str(PROTO_DIR)):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    import openapi  # protos/openapi.py, next to this script
+
+    openapi.write(DESCRIPTOR, OPENAPI)
 
 
 if __name__ == "__main__":
     generate()
-    print(f"generated {len(proto_files())} protos into {STUB_DIR.relative_to(ROOT)} and {DESCRIPTOR.relative_to(ROOT)}")
+    print(f"generated {len(proto_files())} protos into {STUB_DIR.relative_to(ROOT)}, {DESCRIPTOR.relative_to(ROOT)} "
+          f"and {OPENAPI.relative_to(ROOT)}")
     sys.exit(0)

@@ -153,6 +153,7 @@ RENDER_KEYS = frozenset(
         "engine_host",
         "engine_port",
         "proto_descriptor",
+        "openapi_document",
     }
 )
 
@@ -231,6 +232,8 @@ class GatewayConfig:
             "gateway_port": self.gateway_port,
             "admin_port": self.admin_port,
             "proto_descriptor": str(Path(self.descriptor).resolve()),
+            # `make proto` writes the OpenAPI document next to the descriptor set.
+            "openapi_document": str(Path(self.descriptor).resolve().with_name("openapi.json")),
         }
         for name, addr in (("auth", self.auth_addr), ("task", self.task_addr), ("engine", self.engine_addr)):
             host, port = split_addr(addr)

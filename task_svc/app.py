@@ -8,9 +8,16 @@ import logging
 
 import grpc
 from sqlalchemy import Engine, text
-from zquant.backtest.v1 import strategy_pb2, strategy_pb2_grpc, task_pb2, task_pb2_grpc
+from zquant.backtest.v1 import (
+    strategy_pb2,
+    strategy_pb2_grpc,
+    strategy_rest_pb2,
+    task_pb2,
+    task_pb2_grpc,
+    task_rest_pb2,
+)
 
-from services import migrations
+from services import migrations, rest
 from services.config import ServerSettings
 from services.db import is_postgres, make_engine, make_session_factory
 from services.interceptors import Authenticator
@@ -67,10 +74,15 @@ class TaskApp:
         return self.server.port
 
     def _register(self, server: grpc.Server) -> list[str]:
-        task_pb2_grpc.add_TaskServiceServicer_to_server(TaskServicer(self.tasks, self.bus, self.settings), server)
-        strategy_pb2_grpc.add_StrategyServiceServicer_to_server(StrategyServicer(self.strategies), server)
+        tasks = TaskServicer(self.tasks, self.bus, self.settings)
+        strategies = StrategyServicer(self.strategies)
+        task_pb2_grpc.add_TaskServiceServicer_to_server(tasks, server)
+        strategy_pb2_grpc.add_StrategyServiceServicer_to_server(strategies, server)
         return [task_pb2.DESCRIPTOR.services_by_name["TaskService"].full_name,
-                strategy_pb2.DESCRIPTOR.services_by_name["StrategyService"].full_name]
+                strategy_pb2.DESCRIPTOR.services_by_name["StrategyService"].full_name,
+                rest.register_rest_service(server, task_rest_pb2.DESCRIPTOR.services_by_name["TaskRestService"], tasks),
+                rest.register_rest_service(
+                    server, strategy_rest_pb2.DESCRIPTOR.services_by_name["StrategyRestService"], strategies)]
 
     def start_server(self) -> RunningServer:
         """The gRPC server (NOT_SERVING) with this app's shutdown order attached to it:

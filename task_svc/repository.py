@@ -88,9 +88,13 @@ class StrategyRepository:
         stmt = _ordered(stmt, STRATEGY_ORDER[page.order_by], Strategy.id, page.descending)
         return list(self.session.scalars(stmt.offset(page.skip).limit(page.limit))), total
 
-    def list_templates(self) -> list[Strategy]:
-        return list(self.session.scalars(
-            select(Strategy).where(Strategy.is_template.is_(True)).order_by(Strategy.id)))
+    def list_templates(self, page: Page, category: str = "") -> tuple[list[Strategy], int]:
+        stmt = select(Strategy).where(Strategy.is_template.is_(True))
+        if category:
+            stmt = stmt.where(Strategy.category == category)
+        total = _count(self.session, stmt)
+        stmt = _ordered(stmt, STRATEGY_ORDER[page.order_by], Strategy.id, page.descending)
+        return list(self.session.scalars(stmt.offset(page.skip).limit(page.limit))), total
 
     def delete(self, strategy: Strategy) -> None:
         self.session.delete(strategy)

@@ -16,7 +16,7 @@ from services.principal import current_principal
 from task_svc.config import TaskSettings
 from task_svc.events import EventBus
 from task_svc.models import Result, Task, TaskStatus
-from task_svc.results import load_result
+from task_svc.results import final_portfolio, load_result
 from task_svc.tasks import BacktestSettings, ConfigInput, RunRequest, Tasks
 from task_svc.watch import WatchEvent, watch_task, watch_tasks
 
@@ -121,7 +121,8 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
         result = load_result(row)
         return task_pb2.Performance(
             task_id=row.task_id, metrics=result.metrics, trades=result.trades, daily_portfolio=result.daily,
-            round_trips=result.round_trips, orders=result.orders, ex_rights=result.ex_rights)
+            round_trips=result.round_trips, orders=result.orders, ex_rights=result.ex_rights,
+            portfolio=final_portfolio(result))
 
     def WatchTask(self, request: task_pb2.WatchTaskRequest,
                   context: grpc.ServicerContext) -> Iterator[task_pb2.TaskEvent]:

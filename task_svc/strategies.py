@@ -129,9 +129,9 @@ class Strategies:
             return StrategyRepository(session, who.user_id).list_visible(
                 page, category=category.strip(), search=search.strip(), is_template=is_template)
 
-    def list_templates(self, who: Principal) -> list[Strategy]:
+    def list_templates(self, who: Principal, page: Page, category: str = "") -> tuple[list[Strategy], int]:
         with self.sessions() as session:
-            return StrategyRepository(session, who.user_id).list_templates()
+            return StrategyRepository(session, who.user_id).list_templates(page, category.strip())
 
     def get(self, who: Principal, strategy_id: int) -> Strategy:
         with self.sessions() as session:
@@ -141,14 +141,20 @@ class Strategies:
         return strategy
 
     @staticmethod
-    def _check_owner(who: Principal, strategy: Strategy) -> None:
+    def may_change(who: Principal, strategy: Strategy) -> bool:
+        """The owner changes (updates, deletes) a strategy; a template only the administrator who
+        published it, or any administrator for the built-in ones."""
         if strategy.is_template:
-            system_owned = strategy.user_id == SYSTEM_USER_ID
-            if who.is_admin and (system_owned or strategy.user_id == who.user_id):
-                return
+            return who.is_admin and (strategy.user_id in (SYSTEM_USER_ID, who.user_id))
+        return strategy.user_id == who.user_id
+
+    @classmethod
+    def _check_owner(cls, who: Principal, strategy: Strategy) -> None:
+        if cls.may_change(who, strategy):
+            return
+        if strategy.is_template:
             raise PermissionDenied("only the administrator who published this template may change it")
-        if strategy.user_id != who.user_id:  # unreachable today (not visible), kept as a guard
-            raise PermissionDenied("only the owner may change this strategy")
+        raise PermissionDenied("only the owner may change this strategy")  # not visible today: a guard
 
     def update(self, who: Principal, strategy_id: int, patch: StrategyPatch) -> Strategy:
         violations = _check_fields(patch.name, patch.description, patch.category, patch.params_schema)

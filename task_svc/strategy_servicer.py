@@ -5,18 +5,19 @@ from __future__ import annotations
 import grpc
 from zquant.backtest.v1 import strategy_pb2, strategy_pb2_grpc
 
-from services.principal import current_principal
+from services.principal import Principal, current_principal
 from task_svc.models import Strategy
 from task_svc.paging import parse_page
 from task_svc.servicer import timestamp
 from task_svc.strategies import ALLOWED_ORDER, Strategies, StrategyInput, StrategyPatch
 
 
-def strategy_to_pb(s: Strategy) -> strategy_pb2.Strategy:
+def strategy_to_pb(s: Strategy, who: Principal) -> strategy_pb2.Strategy:
+    may_change = Strategies.may_change(who, s)
     return strategy_pb2.Strategy(
         id=s.id, user_id=s.user_id, name=s.name, description=s.description, category=s.category, code=s.code,
         params_schema=s.params_schema, is_template=s.is_template, created_at=timestamp(s.created_at),
-        updated_at=timestamp(s.updated_at))
+        updated_at=timestamp(s.updated_at), can_edit=may_change, can_delete=may_change)
 
 
 class StrategyServicer(strategy_pb2_grpc.StrategyServiceServicer):
@@ -31,35 +32,41 @@ class StrategyServicer(strategy_pb2_grpc.StrategyServiceServicer):
 
     def CreateStrategy(self, request: strategy_pb2.CreateStrategyRequest,
                        context: grpc.ServicerContext) -> strategy_pb2.Strategy:
-        return strategy_to_pb(self.strategies.create(current_principal(), StrategyInput(
+        who = current_principal()
+        return strategy_to_pb(self.strategies.create(who, StrategyInput(
             name=request.name, code=request.code, description=request.description, category=request.category,
-            params_schema=request.params_schema, is_template=request.is_template)))
+            params_schema=request.params_schema, is_template=request.is_template)), who)
 
     def ListStrategies(self, request: strategy_pb2.ListStrategiesRequest,
                        context: grpc.ServicerContext) -> strategy_pb2.ListStrategiesResponse:
+        who = current_principal()
         page = parse_page(request.skip, request.limit, request.order_by, request.order, ALLOWED_ORDER)
         rows, total = self.strategies.list_strategies(
-            current_principal(), page, category=request.category, search=request.search,
+            who, page, category=request.category, search=request.search,
             is_template=request.is_template if request.HasField("is_template") else None)
-        return strategy_pb2.ListStrategiesResponse(strategies=[strategy_to_pb(s) for s in rows], total=total)
+        return strategy_pb2.ListStrategiesResponse(strategies=[strategy_to_pb(s, who) for s in rows], total=total)
 
     def ListTemplates(self, request: strategy_pb2.ListTemplatesRequest,
                       context: grpc.ServicerContext) -> strategy_pb2.ListStrategiesResponse:
-        rows = self.strategies.list_templates(current_principal())
-        return strategy_pb2.ListStrategiesResponse(strategies=[strategy_to_pb(s) for s in rows], total=len(rows))
+        who = current_principal()
+        page = parse_page(request.skip, request.limit, "id", "asc", ALLOWED_ORDER)
+        rows, total = self.strategies.list_templates(who, page, request.category)
+        return strategy_pb2.ListStrategiesResponse(strategies=[strategy_to_pb(s, who) for s in rows], total=total)
 
     def GetStrategy(self, request: strategy_pb2.GetStrategyRequest,
                     context: grpc.ServicerContext) -> strategy_pb2.Strategy:
-        return strategy_to_pb(self.strategies.get(current_principal(), request.strategy_id))
+        who = current_principal()
+        return strategy_to_pb(self.strategies.get(who, request.strategy_id), who)
 
     def UpdateStrategy(self, request: strategy_pb2.UpdateStrategyRequest,
                        context: grpc.ServicerContext) -> strategy_pb2.Strategy:
         def opt(name: str) -> str | None:
             return getattr(request, name) if request.HasField(name) else None
 
-        return strategy_to_pb(self.strategies.update(current_principal(), request.strategy_id, StrategyPatch(
+        who = current_principal()
+        return strategy_to_pb(self.strategies.update(who, request.strategy_id, StrategyPatch(
             name=opt("name"), code=opt("code"), description=opt("description"), category=opt("category"),
-            params_schema=opt("params_schema"))))
+            params_schema=opt("params_schema"))), who)
 
     def DeleteStrategy(self, request: strategy_pb2.DeleteStrategyRequest,
                        context: grpc.ServicerContext) -> strategy_pb2.DeleteStrategyResponse:

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterator
 
 import grpc
-from zquant.engine.v1 import engine_pb2, engine_pb2_grpc
+from zquant.engine.v1 import engine_pb2, engine_pb2_grpc, engine_rest_pb2
 
 from engine_svc.service import convert
 from engine_svc.service.runner import (
@@ -26,6 +26,7 @@ from engine_svc.service.runner import (
     RunFailure,
     RunSuccess,
 )
+from services import rest
 from services.server import MAX_MESSAGE_BYTES
 
 log = logging.getLogger("zquant.engine.service")
@@ -108,7 +109,9 @@ def register(core: EngineCore) -> Callable[[grpc.Server], list[str]]:
     """A ``register`` callback for services.server.build_server."""
 
     def _register(server: grpc.Server) -> list[str]:
-        engine_pb2_grpc.add_EngineServiceServicer_to_server(EngineServicer(core), server)
-        return [SERVICE_NAME]
+        servicer = EngineServicer(core)
+        engine_pb2_grpc.add_EngineServiceServicer_to_server(servicer, server)
+        return [SERVICE_NAME, rest.register_rest_service(
+            server, engine_rest_pb2.DESCRIPTOR.services_by_name["EngineRestService"], servicer)]
 
     return _register

@@ -52,13 +52,15 @@ def test_get_me_with_api_key(server: AuthServer) -> None:
     user, password = server.new_user()
     md = bearer(server.login(user.username, password).access_token)
     created = server.stub.CreateApiKey(pb.CreateApiKeyRequest(name="ci", expires_in_days=30), metadata=md)
-    assert created.key.startswith("zqk_") and len(created.secret) >= 43 and created.expires_at.seconds > 0
-    me = server.stub.GetMe(pb.GetMeRequest(), metadata=[("x-api-key", created.key), ("x-api-secret", created.secret)])
+    assert created.access_key.startswith("zqk_") and len(created.secret_key) >= 43 and created.expires_at.seconds > 0
+    me = server.stub.GetMe(pb.GetMeRequest(),
+        metadata=[("x-api-key", created.access_key), ("x-api-secret", created.secret_key)])
     assert me.id == user.id
     assert code_of(server.stub.GetMe, pb.GetMeRequest(),
-                   metadata=[("x-api-key", created.key), ("x-api-secret", "wrong")]) == grpc.StatusCode.UNAUTHENTICATED
+                   metadata=[("x-api-key", created.access_key), ("x-api-secret", "wrong")]) \
+        == grpc.StatusCode.UNAUTHENTICATED
     assert code_of(server.stub.GetMe, pb.GetMeRequest(),
-                   metadata=[("x-api-key", created.key)]) == grpc.StatusCode.UNAUTHENTICATED
+                   metadata=[("x-api-key", created.access_key)]) == grpc.StatusCode.UNAUTHENTICATED
 
 
 def _b64(data: bytes) -> str:
@@ -97,7 +99,7 @@ def test_disabled_user_is_denied_everywhere(server: AuthServer) -> None:
     denied = grpc.StatusCode.PERMISSION_DENIED
     assert code_of(server.stub.GetMe, pb.GetMeRequest(), metadata=bearer(pair.access_token)) == denied
     assert code_of(server.stub.GetMe, pb.GetMeRequest(),
-                   metadata=[("x-api-key", key.key), ("x-api-secret", key.secret)]) == denied
+                   metadata=[("x-api-key", key.access_key), ("x-api-secret", key.secret_key)]) == denied
     assert code_of(server.login, user.username, password) == denied
     assert code_of(server.login, user.username, "wrong-password") == grpc.StatusCode.UNAUTHENTICATED
     assert code_of(server.stub.Authenticate, pb.AuthenticateRequest(access_token=pair.access_token)) == denied
@@ -134,12 +136,13 @@ def test_api_keys_list_and_revoke(server: AuthServer) -> None:
     b = server.stub.CreateApiKey(pb.CreateApiKeyRequest(name="b"), metadata=md)
     listed = server.stub.ListApiKeys(pb.ListApiKeysRequest(), metadata=md).api_keys
     assert [k.id for k in listed] == [b.id, a.id]
-    assert a.secret not in str(listed) and b.secret not in str(listed)
+    assert a.secret_key not in str(listed) and b.secret_key not in str(listed)
     assert server.stub.ListApiKeys(pb.ListApiKeysRequest(), metadata=other_md).api_keys == []
     assert code_of(server.stub.RevokeApiKey, pb.RevokeApiKeyRequest(key_id=a.id), metadata=other_md) == \
         grpc.StatusCode.NOT_FOUND
     server.stub.RevokeApiKey(pb.RevokeApiKeyRequest(key_id=a.id), metadata=md)
-    assert code_of(server.stub.GetMe, pb.GetMeRequest(), metadata=[("x-api-key", a.key), ("x-api-secret", a.secret)]) \
+    assert code_of(server.stub.GetMe, pb.GetMeRequest(),
+        metadata=[("x-api-key", a.access_key), ("x-api-secret", a.secret_key)]) \
         == grpc.StatusCode.UNAUTHENTICATED
     assert code_of(server.stub.RevokeApiKey, pb.RevokeApiKeyRequest(key_id=a.id), metadata=md) == \
         grpc.StatusCode.NOT_FOUND
@@ -277,10 +280,10 @@ def test_authenticate_and_signing_keys_are_public(server: AuthServer) -> None:
     p = server.stub.Authenticate(pb.AuthenticateRequest(access_token=pair.access_token))
     assert (p.user_id, p.username, p.is_admin, p.auth_method) == (user.id, user.username, False, "jwt")
     key = server.stub.CreateApiKey(pb.CreateApiKeyRequest(name="svc"), metadata=bearer(pair.access_token))
-    p = server.stub.Authenticate(pb.AuthenticateRequest(api_key=key.key, api_secret=key.secret))
+    p = server.stub.Authenticate(pb.AuthenticateRequest(api_key=key.access_key, api_secret=key.secret_key))
     assert (p.user_id, p.auth_method) == (user.id, "api_key")
     for req in (pb.AuthenticateRequest(), pb.AuthenticateRequest(access_token="x.y.z"),
-                pb.AuthenticateRequest(api_key=key.key, api_secret="nope")):
+                pb.AuthenticateRequest(api_key=key.access_key, api_secret="nope")):
         assert code_of(server.stub.Authenticate, req) == grpc.StatusCode.UNAUTHENTICATED
     keys = server.stub.GetSigningKeys(pb.GetSigningKeysRequest())
     assert keys.issuer == "zquant-auth" and keys.audience == "zquant"

@@ -52,18 +52,18 @@ def test_revoked_api_key_denied_after_cache_expiry(server: AuthServer, remote: R
     user, password = server.new_user()
     md = bearer(server.login(user.username, password).access_token)
     key = server.stub.CreateApiKey(pb.CreateApiKeyRequest(name="remote"), metadata=md)
-    creds = Credentials(api_key=key.key, api_secret=key.secret)
+    creds = Credentials(api_key=key.access_key, api_secret=key.secret_key)
     p = remote.authenticate(creds)
     assert (p.user_id, p.auth_method) == (user.id, "api_key")
     with pytest.raises(Unauthenticated):
-        remote.authenticate(Credentials(api_key=key.key, api_secret=key.secret + "x"))
+        remote.authenticate(Credentials(api_key=key.access_key, api_secret=key.secret_key + "x"))
     server.stub.RevokeApiKey(pb.RevokeApiKeyRequest(key_id=key.id), metadata=md)
     assert remote.authenticate(creds).user_id == user.id  # cached
     time.sleep(CACHE + 0.1)
     with pytest.raises(Unauthenticated):
         remote.authenticate(creds)
     # The raw secret is never a cache key.
-    assert all(key.secret.encode() not in k for k in remote._api_keys)
+    assert all(key.secret_key.encode() not in k for k in remote._api_keys)
 
 
 class FakeClock:

@@ -92,7 +92,7 @@ def _new_user(stack: AuthStack, admin: dict[str, str], **extra: object) -> tuple
     resp = stack.http.post("/api/v1/users", headers=admin,
                            json={"username": username, "password": password, "email": f"{username}@example.com",
                                  **extra})
-    assert resp.status_code == 200, resp.text
+    assert resp.status_code == 201, resp.text
     return username, password, resp.json()["id"]
 
 
@@ -123,21 +123,25 @@ def test_api_key_pair_authenticates_and_revocation_is_immediate(stack: AuthStack
     username, password, _ = _new_user(stack, admin)
     user = stack.bearer(username, password)
     created = stack.http.post("/api/v1/users/me/apikeys", headers=user, json={"name": "ci"})
-    assert created.status_code == 200, created.text
+    assert created.status_code == 201, created.text
     key = created.json()
-    assert key["key"].startswith("zqk_") and len(key["secret"]) >= 40
-    pair = {"x-api-key": key["key"], "x-api-secret": key["secret"]}
+    assert key["access_key"].startswith("zqk_") and len(key["secret_key"]) >= 40
+    assert key["is_active"] is True and key["expires_at"] is None and key["message"]
+    pair = {"x-api-key": key["access_key"], "x-api-secret": key["secret_key"]}
     me = stack.http.get("/api/v1/users/me", headers=pair)
     assert me.status_code == 200 and me.json()["username"] == username
 
-    listed = stack.http.get("/api/v1/users/me/apikeys", headers=user).json()
-    assert [k["key"] for k in listed["api_keys"]] == [key["key"]]
+    listing = stack.http.get("/api/v1/users/me/apikeys", headers=user)
+    listed = listing.json()
+    assert [k["access_key"] for k in listed] == [key["access_key"]] and listing.headers["x-total-count"] == "1"
     assert "secret" not in json.dumps(listed)
 
-    wrong = {"x-api-key": key["key"], "x-api-secret": key["secret"][:-1] + ("A" if key["secret"][-1] != "A" else "B")}
+    secret = key["secret_key"]
+    wrong = {"x-api-key": key["access_key"], "x-api-secret": secret[:-1] + ("A" if secret[-1] != "A" else "B")}
     _assert_json_error(stack.http.get("/api/v1/users/me", headers=wrong), 401, 16)
 
-    assert stack.http.delete(f"/api/v1/users/me/apikeys/{key['id']}", headers=user).status_code == 200
+    revoked = stack.http.delete(f"/api/v1/users/me/apikeys/{key['id']}", headers=user)
+    assert revoked.status_code == 200 and revoked.json() == {"message": "API key revoked"}
     _assert_json_error(stack.http.get("/api/v1/users/me", headers=pair), 401, 16)
 
 
@@ -255,9 +259,10 @@ def test_same_slice_over_grpc_stubs_with_health_and_reflection(stack: AuthStack)
         assert me.username == "admin" and me.is_admin
         key = stub.CreateApiKey(auth_pb2.CreateApiKeyRequest(name="grpc"),
                                 metadata=[("authorization", f"Bearer {pair.access_token}")])
-        principal = stub.Authenticate(auth_pb2.AuthenticateRequest(api_key=key.key, api_secret=key.secret))
+        principal = stub.Authenticate(auth_pb2.AuthenticateRequest(api_key=key.access_key, api_secret=key.secret_key))
         assert (principal.username, principal.auth_method) == ("admin", "api_key")
-        me = stub.GetMe(auth_pb2.GetMeRequest(), metadata=[("x-api-key", key.key), ("x-api-secret", key.secret)])
+        me = stub.GetMe(auth_pb2.GetMeRequest(),
+            metadata=[("x-api-key", key.access_key), ("x-api-secret", key.secret_key)])
         assert me.id == principal.user_id
         with pytest.raises(grpc.RpcError) as err:
             stub.GetMe(auth_pb2.GetMeRequest(), metadata=[("authorization", "Bearer x.y.z")])

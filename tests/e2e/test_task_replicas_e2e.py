@@ -142,8 +142,8 @@ class Api:
                        "benchmark": market.index},
         }
         response = self.http.post("/backtest/run", json=body)
-        assert response.status_code == 200, response.text
-        assert response.json()["status"] == "PENDING"
+        assert response.status_code == 201, response.text
+        assert response.json()["status"] == "pending"
         return int(response.json()["id"])
 
     def task(self, task_id: int) -> dict:
@@ -358,7 +358,7 @@ def test_watch_on_replica_a_streams_a_task_that_replica_b_runs(stack: Stack, pla
     api = stack.api(a)  # Envoy's task cluster is replica A only
     # A's only worker slot is taken by a long blocker (~18 s), so A cannot claim anything else.
     blocker = api.run(SLOW, platform.market, {"pause": 0.15})
-    api.wait_status(blocker, "RUNNING", timeout=15)
+    api.wait_status(blocker, "running", timeout=15)
     assert str(task_row(stack.task_db, blocker)["lease_owner"]).startswith("replica-a:")
 
     target = api.run(SLOW, platform.market, {"pause": 0.02})  # ~2.4 s of bars
@@ -366,7 +366,7 @@ def test_watch_on_replica_a_streams_a_task_that_replica_b_runs(stack: Stack, pla
     watch.start()
     assert watch.opened.wait(10) and watch.events, watch.error
     time.sleep(0.3)
-    assert api.task(target)["status"] == "PENDING"  # nobody can run it yet
+    assert api.task(target)["status"] == "pending"  # nobody can run it yet
 
     b = stack.start_replica("replica-b")  # its dispatcher claims the target at once
     owner = wait_for("the target's lease", lambda: task_row(stack.task_db, target)["lease_owner"], 15)
@@ -378,23 +378,23 @@ def test_watch_on_replica_a_streams_a_task_that_replica_b_runs(stack: Stack, pla
     events = [e for _, e in watch.events]
     seq = [(e["kind"], e["task"]["status"], e["terminal"]) for e in events]
     assert all(e["task"]["id"] == target for e in events)
-    assert seq[0] == ("SNAPSHOT", "PENDING", False), seq
-    assert seq[1] == ("STATUS", "RUNNING", False), seq
-    assert seq[-1] == ("STATUS", "COMPLETED", True), seq
+    assert seq[0] == ("snapshot", "pending", False), seq
+    assert seq[1] == ("status", "running", False), seq
+    assert seq[-1] == ("status", "completed", True), seq
     assert [t for _, _, t in seq].count(True) == 1, seq
-    assert {k for k, _, _ in seq[2:-1]} == {"PROGRESS"}, seq
-    progress = [(at, e) for at, e in watch.events if e["kind"] == "PROGRESS"]
+    assert {k for k, _, _ in seq[2:-1]} == {"progress"}, seq
+    progress = [(at, e) for at, e in watch.events if e["kind"] == "progress"]
     assert len(progress) >= 3, seq
     fractions = [e["task"]["progress"] for _, e in progress]
     assert fractions == sorted(fractions) and all(0 < f <= 1 for f in fractions), fractions
-    assert all(e["task"]["status"] == "RUNNING" and e["task"]["current_date"] for _, e in progress)
+    assert all(e["task"]["status"] == "running" and e["task"]["current_date"] for _, e in progress)
     assert events[-1]["task"]["progress"] == 1.0
     # Streamed as they happened, not buffered to the end: the run sleeps 120 x 20 ms.
     completed_at = watch.events[-1][0]
     assert completed_at - progress[0][0] > 1.0, [round(at - completed_at, 2) for at, _ in watch.events]
 
     done = api.task(target)
-    assert done["status"] == "COMPLETED" and done["attempts"] == 1 and done["error_message"] == "", done
+    assert done["status"] == "completed" and done["attempts"] == 1 and done["error_message"] == "", done
     result = api.http.get(f"/backtest/tasks/{target}/result")
     assert result.status_code == 200, result.text
     assert result.json()["task_id"] == target
@@ -410,7 +410,7 @@ def test_kill_9_of_the_running_replica_hands_the_task_to_the_other(stack: Stack,
     ), strict=True))
     apis = {name: stack.api(replica) for name, replica in replicas.items()}
     task = apis["replica-a"].run(SLOW, platform.market, {"pause": 0.06})  # >= 7 s per run
-    apis["replica-a"].wait_status(task, "RUNNING", timeout=15)
+    apis["replica-a"].wait_status(task, "running", timeout=15)
     owner = str(task_row(stack.task_db, task)["lease_owner"])
     victim = owner.split(":")[0]  # whichever replica claimed it
     survivor = next(name for name in replicas if name != victim)
@@ -418,7 +418,7 @@ def test_kill_9_of_the_running_replica_hands_the_task_to_the_other(stack: Stack,
     first_run = wait_for("the first run's sandbox worker", lambda: sandbox_workers(platform.engine.pid), 10)
     wait_for("progress of the first run", lambda: api.task(task)["progress"] > 0, 10)
     running = api.task(task)
-    assert running["status"] == "RUNNING" and running["progress"] < 0.5, running  # >= 3.5 s still to go
+    assert running["status"] == "running" and running["progress"] < 0.5, running  # >= 3.5 s still to go
 
     os.kill(replicas[victim].handle.pid, signal.SIGKILL)
     killed_at = time.monotonic()
@@ -433,8 +433,8 @@ def test_kill_9_of_the_running_replica_hands_the_task_to_the_other(stack: Stack,
              lambda: str(task_row(stack.task_db, task)["lease_owner"] or "").startswith(f"{survivor}:"),
              LEASE_SECONDS + 10)
     assert time.monotonic() - killed_at > 1.0  # only once the lease had expired
-    done = api.wait_status(task, "COMPLETED", "FAILED", "CANCELLED", timeout=40)
-    assert done["status"] == "COMPLETED", done
+    done = api.wait_status(task, "completed", "failed", "cancelled", timeout=40)
+    assert done["status"] == "completed", done
     assert done["attempts"] == 2 and done["error_message"] == "" and done["progress"] == 1.0, done
     result = api.http.get(f"/backtest/tasks/{task}/result")
     assert result.status_code == 200, result.text
@@ -445,19 +445,19 @@ def test_kill_9_of_the_running_replica_hands_the_task_to_the_other(stack: Stack,
 def test_cancel_of_a_running_task_kills_its_sandbox_worker(stack: Stack, platform: Platform) -> None:
     api = stack.api(stack.start_replica("replica-a"))
     task = api.run(SLOW, platform.market, {"pause": 0.1})  # ~12 s if nobody stops it
-    api.wait_status(task, "RUNNING", timeout=15)
+    api.wait_status(task, "running", timeout=15)
     workers = wait_for("the sandbox worker", lambda: sandbox_workers(platform.engine.pid), 10)
     wait_for("progress", lambda: api.task(task)["progress"] > 0, 10)
 
     response = api.cancel(task)
     cancelled_at = time.monotonic()
     assert response.status_code == 200, response.text
-    assert response.json()["status"] == "CANCELLED"
+    assert response.json()["status"] == "cancelled"
     wait_for("the worker to be killed", lambda: not (sandbox_workers(platform.engine.pid) & workers), 3)
     assert time.monotonic() - cancelled_at < 3
     time.sleep(0.5)  # the runner's late writes must not overwrite the cancel
     final = api.task(task)
-    assert final["status"] == "CANCELLED" and final["progress"] < 1.0, final
+    assert final["status"] == "cancelled" and final["progress"] < 1.0, final
     assert api.http.get(f"/backtest/tasks/{task}/result").status_code == 404
     assert api.cancel(task).status_code == 400  # already finished
 
@@ -466,10 +466,10 @@ def test_endless_strategy_fails_with_the_time_limit(stack: Stack, platform: Plat
     engine_addr = platform.limited_engine_addr  # ZQ_SANDBOX_MAX_SECONDS=3
     api = stack.api(stack.start_replica("replica-a", engine_addr=engine_addr), engine_addr=engine_addr)
     task = api.run(ENDLESS, platform.market)
-    api.wait_status(task, "RUNNING", timeout=15)
+    api.wait_status(task, "running", timeout=15)
     wait_for("the sandbox worker", lambda: sandbox_workers(platform.limited_engine.pid), 10)
-    done = api.wait_status(task, "COMPLETED", "FAILED", "CANCELLED", timeout=20)
-    assert done["status"] == "FAILED", done
+    done = api.wait_status(task, "completed", "failed", "cancelled", timeout=20)
+    assert done["status"] == "failed", done
     # wall clock ("time limit exceeded (3 s)") or CPU ("CPU time limit exceeded (3 s)"), whichever first
     assert "time limit exceeded (3 s)" in done["error_message"], done["error_message"]
     assert done["attempts"] == 1

@@ -22,52 +22,55 @@ from services import devstack
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "deploy" / "envoy.yaml"
 
-# design/rest-api.md, "Paths" table: (verb, path under /api/v1) → service.method.
+# The REST table (design/rest-api.md "Paths", with zquant's PUT for updates): (verb, path under
+# /api/v1) → the REST binding (docs/rest-conventions.md), whose typed twin has the same name.
 REST_TABLE = {
-    ("POST", "/auth/login"): "AuthService.Login",
-    ("POST", "/auth/refresh"): "AuthService.Refresh",
-    ("POST", "/auth/logout"): "AuthService.Logout",
-    ("GET", "/users/me"): "AuthService.GetMe",
-    ("POST", "/users"): "AuthService.CreateUser",
-    ("PATCH", "/users/{user_id}"): "AuthService.UpdateUser",
-    ("GET", "/users/me/apikeys"): "AuthService.ListApiKeys",
-    ("POST", "/users/me/apikeys"): "AuthService.CreateApiKey",
-    ("DELETE", "/users/me/apikeys/{key_id}"): "AuthService.RevokeApiKey",
-    ("POST", "/backtest/run"): "TaskService.RunBacktest",
-    ("GET", "/backtest/tasks"): "TaskService.ListTasks",
-    ("GET", "/backtest/tasks/{task_id}"): "TaskService.GetTask",
-    ("GET", "/backtest/tasks/{task_id}/result"): "TaskService.GetResult",
-    ("GET", "/backtest/tasks/{task_id}/performance"): "TaskService.GetPerformance",
-    ("GET", "/backtest/strategies/framework"): "StrategyService.GetStrategyFramework",
-    ("GET", "/backtest/tasks/{task_id}/watch"): "TaskService.WatchTask",
-    ("POST", "/backtest/tasks/{task_id}/cancel"): "TaskService.CancelTask",
-    ("DELETE", "/backtest/tasks/{task_id}"): "TaskService.DeleteTask",
-    ("GET", "/backtest/results"): "TaskService.ListResults",
-    ("POST", "/backtest/strategies"): "StrategyService.CreateStrategy",
-    ("GET", "/backtest/strategies"): "StrategyService.ListStrategies",
-    ("GET", "/backtest/strategies/templates"): "StrategyService.ListTemplates",
-    ("GET", "/backtest/strategies/{strategy_id}"): "StrategyService.GetStrategy",
-    ("PATCH", "/backtest/strategies/{strategy_id}"): "StrategyService.UpdateStrategy",
-    ("DELETE", "/backtest/strategies/{strategy_id}"): "StrategyService.DeleteStrategy",
-    ("GET", "/backtest/data/symbols"): "EngineService.ListSymbols",
+    ("POST", "/auth/login"): "AuthRestService.Login",
+    ("POST", "/auth/refresh"): "AuthRestService.Refresh",
+    ("POST", "/auth/logout"): "AuthRestService.Logout",
+    ("GET", "/users/me"): "AuthRestService.GetMe",
+    ("POST", "/users"): "AuthRestService.CreateUser",
+    ("PATCH", "/users/{user_id}"): "AuthRestService.UpdateUser",
+    ("PUT", "/users/{user_id}"): "AuthRestService.UpdateUser",
+    ("GET", "/users/me/apikeys"): "AuthRestService.ListApiKeys",
+    ("POST", "/users/me/apikeys"): "AuthRestService.CreateApiKey",
+    ("DELETE", "/users/me/apikeys/{key_id}"): "AuthRestService.RevokeApiKey",
+    ("POST", "/backtest/run"): "TaskRestService.RunBacktest",
+    ("GET", "/backtest/tasks"): "TaskRestService.ListTasks",
+    ("GET", "/backtest/tasks/{task_id}"): "TaskRestService.GetTask",
+    ("GET", "/backtest/tasks/{task_id}/result"): "TaskRestService.GetResult",
+    ("GET", "/backtest/tasks/{task_id}/performance"): "TaskRestService.GetPerformance",
+    ("GET", "/backtest/strategies/framework"): "StrategyRestService.GetStrategyFramework",
+    ("GET", "/backtest/tasks/{task_id}/watch"): "TaskRestService.WatchTask",
+    ("POST", "/backtest/tasks/{task_id}/cancel"): "TaskRestService.CancelTask",
+    ("DELETE", "/backtest/tasks/{task_id}"): "TaskRestService.DeleteTask",
+    ("GET", "/backtest/results"): "TaskRestService.ListResults",
+    ("POST", "/backtest/strategies"): "StrategyRestService.CreateStrategy",
+    ("GET", "/backtest/strategies"): "StrategyRestService.ListStrategies",
+    ("GET", "/backtest/strategies/templates"): "StrategyRestService.ListTemplates",
+    ("GET", "/backtest/strategies/{strategy_id}"): "StrategyRestService.GetStrategy",
+    ("PUT", "/backtest/strategies/{strategy_id}"): "StrategyRestService.UpdateStrategy",
+    ("PATCH", "/backtest/strategies/{strategy_id}"): "StrategyRestService.UpdateStrategy",
+    ("DELETE", "/backtest/strategies/{strategy_id}"): "StrategyRestService.DeleteStrategy",
+    ("GET", "/backtest/data/symbols"): "EngineRestService.ListSymbols",
 }
 # In the protos but not (yet) in rest-api.md's table; listed so that any other addition fails.
 REST_EXTRAS = {
-    ("GET", "/backtest/watch"): "TaskService.WatchTasks",  # all of the caller's tasks
+    ("GET", "/backtest/watch"): "TaskRestService.WatchTasks",  # all of the caller's tasks
 }
-# RPCs for other services only: no REST mapping, and blocked at the gateway.
+# Typed RPCs for other services only: no REST binding, and blocked at the gateway.
 INTERNAL_RPCS = {
     "zquant.auth.v1.AuthService/Authenticate",
     "zquant.auth.v1.AuthService/GetSigningKeys",
     "zquant.engine.v1.EngineService/RunBacktest",
     "zquant.engine.v1.EngineService/ValidateStrategy",
 }
-STREAMING_ROUTES = {"zquant.backtest.v1.TaskService/WatchTask", "zquant.backtest.v1.TaskService/WatchTasks"}
-CLUSTER_OF_SERVICE = {
-    "zquant.auth.v1.AuthService": "auth",
-    "zquant.backtest.v1.TaskService": "task",
-    "zquant.backtest.v1.StrategyService": "task",
-    "zquant.engine.v1.EngineService": "engine",
+STREAMING_ROUTES = {"zquant.backtest.v1.TaskRestService/WatchTask", "zquant.backtest.v1.TaskRestService/WatchTasks"}
+CLUSTER_OF_REST_SERVICE = {
+    "zquant.auth.v1.AuthRestService": "auth",
+    "zquant.backtest.v1.TaskRestService": "task",
+    "zquant.backtest.v1.StrategyRestService": "task",
+    "zquant.engine.v1.EngineRestService": "engine",
 }
 
 
@@ -112,19 +115,22 @@ def verb_and_path(rule: http_pb2.HttpRule) -> tuple[str, str]:
     return kind.upper(), getattr(rule, kind)
 
 
+def rest_services(services) -> dict[str, descriptor_pb2.ServiceDescriptorProto]:
+    return {name: service for name, service in services.items() if name.endswith("RestService")}
+
+
 def rest_rules(services) -> dict[tuple[str, str], str]:
     rules: dict[tuple[str, str], str] = {}
-    for full_name, service in services.items():
+    for full_name, service in rest_services(services).items():
         for method in service.method:
             rule = http_rule(method)
-            if rule is None:
-                continue
-            assert not rule.additional_bindings, f"{full_name}.{method.name}: unexpected additional_bindings"
-            verb, path = verb_and_path(rule)
-            assert path.startswith("/api/v1/"), f"{full_name}.{method.name}: {path} is outside /api/v1"
-            key = (verb, path.removeprefix("/api/v1"))
-            assert key not in rules, f"{key} mapped twice"
-            rules[key] = f"{service.name}.{method.name}"
+            assert rule is not None, f"{full_name}.{method.name}: a REST binding without google.api.http"
+            for one in [rule, *rule.additional_bindings]:
+                verb, path = verb_and_path(one)
+                assert path.startswith("/api/v1/"), f"{full_name}.{method.name}: {path} is outside /api/v1"
+                key = (verb, path.removeprefix("/api/v1"))
+                assert key not in rules, f"{key} mapped twice"
+                rules[key] = f"{service.name}.{method.name}"
     return rules
 
 
@@ -132,14 +138,14 @@ def test_rest_paths_match_the_documented_table(services):
     assert rest_rules(services) == {**REST_TABLE, **REST_EXTRAS}
 
 
-def test_only_documented_rpcs_lack_a_rest_mapping(services):
-    unmapped = {
-        f"{full_name}/{method.name}"
-        for full_name, service in services.items()
-        for method in service.method
-        if http_rule(method) is None
-    }
-    assert unmapped == INTERNAL_RPCS
+def test_typed_rpcs_have_no_http_rule_and_only_internal_ones_lack_a_rest_binding(services):
+    typed = {name: s for name, s in services.items() if name not in rest_services(services)}
+    annotated = [f"{n}/{m.name}" for n, s in typed.items() for m in s.method if http_rule(m) is not None]
+    assert annotated == [], "typed RPCs must not carry google.api.http (docs/rest-conventions.md)"
+    bound = {f"{n.replace('RestService', 'Service')}/{m.name}"
+             for n, s in rest_services(services).items() for m in s.method}
+    unbound = {f"{n}/{m.name}" for n, s in typed.items() for m in s.method} - bound
+    assert unbound == INTERNAL_RPCS
 
 
 def test_response_body_only_names_http_body_fields(services, descriptor_path):
@@ -161,16 +167,16 @@ def test_response_body_only_names_http_body_fields(services, descriptor_path):
     assert not offenders, "Envoy cannot transcode response_body for: " + ", ".join(offenders)
 
 
-def test_transcoder_lists_exactly_the_zquant_services(services):
+def test_transcoder_lists_exactly_the_rest_services(services):
     text = TEMPLATE.read_text()
     listed = re.findall(r"^\s+- (zquant\.[\w.]+Service)$", text, flags=re.MULTILINE)
-    assert sorted(listed) == sorted(services)
+    assert sorted(listed) == sorted(rest_services(services))
 
 
 def test_routes_cover_every_service_and_block_internal_rpcs(services):
     text = TEMPLATE.read_text()
     prefixes = dict(re.findall(r"match: \{prefix: /([\w.]+)/\}\n\s+route: \{cluster: (\w+)", text))
-    assert prefixes == {name: CLUSTER_OF_SERVICE[name] for name in services}
+    assert prefixes == {name: CLUSTER_OF_REST_SERVICE[name] for name in rest_services(services)}
     blocked = set(re.findall(r"match: \{path: /([\w./]+)\}\n\s+direct_response: \{status: 404", text))
     assert blocked == INTERNAL_RPCS
     streaming = dict(re.findall(r"match: \{path: /([\w./]+)\}\n\s+route: \{cluster: \w+, timeout: (\w+)", text))
@@ -181,7 +187,7 @@ def test_routes_cover_every_service_and_block_internal_rpcs(services):
         assert text.index(f"match: {{path: /{path}}}") < first_prefix
 
 
-def test_default_render_changes_only_the_descriptor_path():
+def test_default_render_changes_only_the_generated_file_paths():
     defaults = devstack.GatewayConfig(gateway_host="0.0.0.0")
     rendered = devstack.render_envoy_config(defaults.render_values())
     changed = [
@@ -191,9 +197,14 @@ def test_default_render_changes_only_the_descriptor_path():
     ]
     assert changed == [
         (
+            "                              filename: deploy/openapi.json  # render: openapi_document",
+            f"                              filename: {devstack.DESCRIPTOR.with_name('openapi.json')}"
+            "  # render: openapi_document",
+        ),
+        (
             "                      proto_descriptor: deploy/envoy.pb  # render: proto_descriptor",
             f"                      proto_descriptor: {devstack.DESCRIPTOR}  # render: proto_descriptor",
-        )
+        ),
     ]
 
 

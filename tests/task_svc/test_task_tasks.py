@@ -12,7 +12,7 @@ from tasksvc_helpers import SIMPLE_CODE, run_request, wait_status
 from zquant.backtest.v1 import strategy_pb2, task_pb2
 
 from services.errors import field_violations
-from task_svc.results import to_plain
+from services.rest import to_json_value
 
 S = task_pb2.Task
 ALICE, BOB = "user:1", "user:2"
@@ -126,11 +126,11 @@ def test_happy_path_stores_the_engine_result(make_app, connect, engine_server) -
     assert not result.HasField("profit_loss_ratio")  # undefined stays undefined, not 0
     assert result.engine_version == sent.engine_version and result.data_hash == sent.data_hash
     metrics = json.loads(result.metrics_json)
-    assert metrics == to_plain(sent.metrics) and metrics["profit_loss_ratio"] is None
-    assert json.loads(result.trades_json) == [to_plain(t) for t in sent.trades]
+    assert metrics == to_json_value(sent.metrics) and metrics["profit_loss_ratio"] is None
+    assert json.loads(result.trades_json) == [to_json_value(t) for t in sent.trades]
     portfolio = json.loads(result.portfolio_json)
     assert len(portfolio) == 4 and portfolio[0]["positions"][0]["quantity"] == 100
-    assert portfolio == [to_plain(d) for d in sent.daily]
+    assert portfolio == [to_json_value(d) for d in sent.daily]
 
     perf = api.tasks.GetPerformance(task_pb2.GetPerformanceRequest(task_id=task.id))
     assert perf.task_id == task.id

@@ -1,0 +1,246 @@
+"""REST bindings: the zquant-shaped JSON face of the typed gRPC services (docs/rest-conventions.md).
+
+A REST-only service (``zquant.backtest.v1.TaskRestService`` …) declares, per REST path, an RPC
+with the same name and request type as a typed RPC, returning ``google.api.HttpBody``. Nothing
+implements those RPCs by hand: ``register_rest_service`` adds one generic handler per method
+that calls the typed servicer's method and renders its response with ``to_json_value`` — the
+one place that decides how a proto message looks in REST JSON. Envoy's transcoder then passes
+the body through untouched; response metadata ``x-zq-http-status`` (turned into the HTTP status
+by the gateway's Lua filter) and ``x-total-count`` carry what a body cannot.
+"""
+
+from __future__ import annotations
+
+import base64
+import inspect
+import json
+import math
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import grpc
+from google.api import httpbody_pb2
+from google.protobuf import descriptor_pool, message_factory
+from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor, ServiceDescriptor
+from google.protobuf.message import Message
+from zquant.api.v1 import rest_pb2
+
+STATUS_HEADER = "x-zq-http-status"  # consumed by the gateway (deploy/envoy.yaml, lua filter)
+TOTAL_HEADER = "x-total-count"
+JSON = "application/json"
+NDJSON = "application/x-ndjson"
+
+Converter = Callable[[Any], Any]
+_PLANS: dict[str, list[tuple[str, Converter]]] = {}
+
+
+# --------------------------------------------------------------------------- the JSON dialect
+
+
+def to_json_value(message: Message) -> dict[str, Any]:
+    """A message as REST JSON data: every field present, proto names, unset optional and
+    message fields None, enums lower-case names (the zero value None), 64-bit integers as
+    numbers, non-finite floats None, Timestamps RFC 3339, Struct/Value as plain JSON."""
+    special = _WELL_KNOWN.get(message.DESCRIPTOR.full_name)
+    if special is not None:
+        return special(message)
+    return {name: convert(message) for name, convert in _plan(message.DESCRIPTOR)}
+
+
+def dumps(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _plan(descriptor: Descriptor) -> list[tuple[str, Converter]]:
+    """Per message type, one converter per field (built once: the list path renders thousands)."""
+    plan = _PLANS.get(descriptor.full_name)
+    if plan is None:
+        plan = [(f.name, _field_converter(f)) for f in descriptor.fields]
+        _PLANS[descriptor.full_name] = plan
+    return plan
+
+
+def _field_converter(field: FieldDescriptor) -> Converter:
+    name = field.name
+    if field.message_type is not None and field.message_type.GetOptions().map_entry:
+        value = _value_converter(field.message_type.fields_by_name["value"])
+        return lambda m: {str(k): value(v) for k, v in getattr(m, name).items()}
+    one = _value_converter(field)
+    if field.is_repeated:
+        return lambda m: [one(v) for v in getattr(m, name)]
+    if field.has_presence:  # message fields, proto3 `optional`, oneof members
+        return lambda m: one(getattr(m, name)) if m.HasField(name) else None
+    return lambda m: one(getattr(m, name))
+
+
+def _value_converter(field: FieldDescriptor) -> Converter:
+    if field.type == FieldDescriptor.TYPE_MESSAGE:
+        return to_json_value
+    if field.type == FieldDescriptor.TYPE_ENUM:
+        names = {v.number: (None if v.number == 0 else v.name.lower()) for v in field.enum_type.values}
+        return lambda v: names.get(v, v)
+    if field.type in (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT):
+        return lambda v: v if math.isfinite(v) else None
+    if field.type == FieldDescriptor.TYPE_BYTES:
+        return lambda v: base64.b64encode(v).decode()
+    return lambda v: v  # strings, bools and every integer width (64-bit ones stay numbers)
+
+
+def _struct_value(value: Any) -> Any:
+    kind = value.WhichOneof("kind")
+    if kind == "struct_value":
+        return {k: _struct_value(v) for k, v in value.struct_value.fields.items()}
+    if kind == "list_value":
+        return [_struct_value(v) for v in value.list_value.values]
+    if kind == "number_value":
+        return value.number_value if math.isfinite(value.number_value) else None
+    if kind in ("string_value", "bool_value"):
+        return getattr(value, kind)
+    return None  # null_value or unset
+
+
+_WELL_KNOWN: dict[str, Converter] = {
+    "google.protobuf.Timestamp": lambda m: m.ToJsonString(),
+    "google.protobuf.Struct": lambda m: {k: _struct_value(v) for k, v in m.fields.items()},
+    "google.protobuf.Value": _struct_value,
+    "google.protobuf.ListValue": lambda m: [_struct_value(v) for v in m.values],
+    **{f"google.protobuf.{w}Value": (lambda m: m.value) for w in ("Int32", "Int64", "UInt32", "UInt64",
+                                                                   "Bool", "String")},
+    "google.protobuf.DoubleValue": lambda m: m.value if math.isfinite(m.value) else None,
+    "google.protobuf.FloatValue": lambda m: m.value if math.isfinite(m.value) else None,
+}
+
+
+# --------------------------------------------------------------------------- responses
+
+
+def rest_options(method: MethodDescriptor) -> rest_pb2.RestResponse:
+    return method.GetOptions().Extensions[rest_pb2.rest]
+
+
+def render(reply: Message, options: rest_pb2.RestResponse) -> tuple[bytes, list[tuple[str, str]]]:
+    """The REST body and response metadata for a typed reply."""
+    metadata: list[tuple[str, str]] = []
+    if options.status and options.status != 200:
+        metadata.append((STATUS_HEADER, str(options.status)))
+    if options.status == 204:
+        return b"", metadata
+    if options.list_field:
+        item = _value_converter(reply.DESCRIPTOR.fields_by_name[options.list_field])
+        metadata.append((TOTAL_HEADER, str(reply.total)))  # type: ignore[attr-defined]
+        return dumps([item(v) for v in getattr(reply, options.list_field)]), metadata
+    return dumps(to_json_value(reply)), metadata
+
+
+def _event(message: Message) -> httpbody_pb2.HttpBody:
+    return httpbody_pb2.HttpBody(content_type=NDJSON, data=dumps(to_json_value(message)) + b"\n")
+
+
+def _body(data: bytes) -> httpbody_pb2.HttpBody:
+    return httpbody_pb2.HttpBody(content_type=JSON, data=data)
+
+
+def _handler(typed: Callable[..., Any], options: rest_pb2.RestResponse, streaming: bool) -> Callable[..., Any]:
+    """The behaviour of one REST method: the typed method, then the rendering. Metadata is
+    sent only after the typed call succeeded, so an error keeps the status the transcoder maps."""
+    # Envoy's transcoder sends the HTTP headers with the first HttpBody (it carries the content
+    # type): `open_at_once` streams start with an empty one (rest.proto).
+    opener = [httpbody_pb2.HttpBody(content_type=NDJSON)] if options.open_at_once else []
+    if streaming and inspect.isasyncgenfunction(typed):
+        async def stream_async(request: Message, context: Any) -> AsyncIterator[httpbody_pb2.HttpBody]:
+            for body in opener:
+                yield body
+            async for message in typed(request, _Opened(context, is_async=True) if opener else context):
+                yield _event(message)
+        return stream_async
+    if streaming:
+        def stream(request: Message, context: grpc.ServicerContext) -> Iterator[httpbody_pb2.HttpBody]:
+            yield from opener
+            for message in typed(request, _Opened(context, is_async=False) if opener else context):
+                yield _event(message)
+        return stream
+    if inspect.iscoroutinefunction(typed):
+        async def unary_async(request: Message, context: Any) -> httpbody_pb2.HttpBody:
+            data, metadata = render(await typed(request, context), options)
+            if metadata:
+                await context.send_initial_metadata(metadata)
+            return _body(data)
+        return unary_async
+
+    def unary(request: Message, context: grpc.ServicerContext) -> httpbody_pb2.HttpBody:
+        data, metadata = render(typed(request, context), options)
+        if metadata:
+            context.send_initial_metadata(metadata)
+        return _body(data)
+    return unary
+
+
+class _Opened:
+    """The call's context once the opener went out: the headers are sent, so the typed method's
+    own send_initial_metadata (which gRPC would refuse now) does nothing."""
+
+    def __init__(self, context: Any, *, is_async: bool) -> None:
+        self._context = context
+        self._is_async = is_async
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+    def send_initial_metadata(self, metadata: Any) -> Any:
+        if self._is_async:
+            async def done() -> None:
+                return None
+            return done()
+        return None
+
+
+def typed_service(rest_service: ServiceDescriptor) -> ServiceDescriptor:
+    name = rest_service.GetOptions().Extensions[rest_pb2.rest_service].typed
+    if not name:
+        raise ValueError(f"{rest_service.full_name} lacks option (zquant.api.v1.rest_service).typed")
+    return descriptor_pool.Default().FindServiceByName(name)
+
+
+def check_binding(rest_service: ServiceDescriptor) -> None:
+    """Every REST method mirrors a typed method (same name, same request type, same streaming)
+    and a list_field names a repeated field next to `total`. Raises ValueError otherwise."""
+    typed = typed_service(rest_service)
+    for method in rest_service.methods:
+        twin = typed.methods_by_name.get(method.name)
+        where = f"{rest_service.full_name}.{method.name}"
+        if twin is None:
+            raise ValueError(f"{where}: {typed.full_name} has no method {method.name}")
+        if twin.input_type is not method.input_type or twin.server_streaming != method.server_streaming:
+            raise ValueError(f"{where}: request type or streaming differs from {typed.full_name}.{method.name}")
+        options = rest_options(method)
+        if options.list_field:
+            fields = twin.output_type.fields_by_name
+            listed = fields.get(options.list_field)
+            if listed is None or not listed.is_repeated or set(fields) != {options.list_field, "total"}:
+                raise ValueError(f"{where}: list_field {options.list_field!r} must name the repeated field of a "
+                                 f"response holding only it and `total`")
+        if options.open_at_once and not method.server_streaming:
+            raise ValueError(f"{where}: open_at_once is for server streams")
+        if options.status not in (0, 200, 201, 204):
+            raise ValueError(f"{where}: unsupported success status {options.status}")
+
+
+def public_methods(rest_service: ServiceDescriptor) -> frozenset[str]:
+    """Full method names of the REST methods marked public (no credentials)."""
+    return frozenset(f"/{rest_service.full_name}/{m.name}" for m in rest_service.methods if rest_options(m).public)
+
+
+def register_rest_service(server: Any, rest_service: ServiceDescriptor, typed_servicer: object) -> str:
+    """Serves `rest_service` on `server` (grpc.Server or grpc.aio.Server) by way of
+    `typed_servicer`, the servicer of the typed service. Returns the service's full name."""
+    check_binding(rest_service)
+    handlers = {}
+    for method in rest_service.methods:
+        typed = getattr(typed_servicer, method.name)
+        request = message_factory.GetMessageClass(method.input_type)
+        behaviour = _handler(typed, rest_options(method), method.server_streaming)
+        make = grpc.unary_stream_rpc_method_handler if method.server_streaming else grpc.unary_unary_rpc_method_handler
+        handlers[method.name] = make(behaviour, request_deserializer=request.FromString,
+                                     response_serializer=httpbody_pb2.HttpBody.SerializeToString)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(rest_service.full_name, handlers),))
+    return rest_service.full_name
