@@ -30,6 +30,7 @@ def start_real_stack(cleanup: ExitStack, data_dir: Path, gateway_factory: Callab
                      extra_env: Mapping[str, str] | None = None) -> RealStack:
     """Starts everything; `cleanup` stops it. SQLite files in `data_dir` unless
     `database_urls` gives ZQ_{AUTH,TASK,ENGINE}_DATABASE_URL."""
+    data_dir.mkdir(parents=True, exist_ok=True)
     urls = dict(database_urls or {})
     env = devstack.child_env(extra={
         "ZQ_DATA_DIR": str(data_dir),

@@ -278,6 +278,14 @@ def test_raw_grpc_through_the_gateway_is_refused(auth_stack, method):
     assert auth_stack.recorder.methods()[-1] == method
 
 
+def test_the_gateway_serves_its_openapi_document(client, envoy_descriptor):
+    response = client.get("/api/v1/openapi.json")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == json.loads(envoy_descriptor.with_name("openapi.json").read_text())
+    assert response.json()["openapi"] == "3.1.0"
+
+
 def test_healthz_is_200_while_auth_is_healthy(client):
     response = client.get("/healthz")
     assert response.status_code == 200
