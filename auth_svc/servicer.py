@@ -19,14 +19,14 @@ from zquant.auth.v1 import auth_pb2, auth_pb2_grpc, auth_rest_pb2
 
 from auth_svc import roles
 from auth_svc.service import ApiKeyView, AuthService, TokenPair, UserChanges, UserView
-from services import rest
+from services import rest, rest_contract
 from services.principal import current_principal
 
 SERVICE_NAME = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
 REST_SERVICE = auth_rest_pb2.DESCRIPTOR.services_by_name["AuthRestService"]
 PUBLIC_METHODS = frozenset(f"/{SERVICE_NAME}/{m}" for m in
                            ("Login", "Refresh", "Logout", "Authenticate", "GetSigningKeys")) \
-    | rest.public_methods(REST_SERVICE)
+    | rest_contract.public_methods(REST_SERVICE)
 LOGGED_OUT = "logged out"
 KEY_REVOKED = "API key revoked"
 SECRET_SHOWN_ONCE = "keep the secret_key safe: it is shown only once"  # noqa: S105 (a notice, not a secret)

@@ -21,13 +21,18 @@ Steps:
      order_by (id, name, status, created_at, updated_at) × order (asc, desc) × skip (0, 1000,
      9000), limit 100: one warm-up call per case, then --calls calls per case, interleaved
      round-robin over the cases; each answer is checked (100 rows, total = the user's count);
-  6. one case through Envoy: GET /api/v1/backtest/tasks?order_by=created_at&order=desc&skip=0
-     &limit=100 (HTTP/1.1 keep-alive), --calls × 10 calls;
-  7. EXPLAIN (ANALYZE, BUFFERS) of the repository's own statements (TaskRepository.list_page:
+  6. the same 30 cases through Envoy: GET /api/v1/backtest/tasks?order_by=…&order=…&skip=…&limit=100
+     (HTTP/1.1 keep-alive; the zquant shape: a bare JSON array, X-Total-Count), one warm-up call per
+     case, then --calls calls per case, interleaved the same way, each answer checked;
+  7. baseline, interleaved with both loops (one call after every list call, same user): GetTask of
+     one task — the fixed cost of a call (auth check, gRPC, Envoy) that every page pays too; the
+     report gives each path's p50 as a ratio to it;
+  8. EXPLAIN (ANALYZE, BUFFERS) of the repository's own statements (TaskRepository.page_statements:
      the page query and the total count) for the cases that miss the target (--explain all:
      every case), with the plan's execution time and the index it used.
 
-Target: p99 < 20 ms per case. Prints a table and one JSON document.
+Targets: p99 < 20 ms per case over gRPC, < 25 ms per case through the gateway. Prints a table and
+one JSON document.
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ from typing import Any
 import grpc
 import httpx
 import psycopg
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 from zquant.auth.v1 import auth_pb2, auth_pb2_grpc
@@ -58,17 +63,19 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchstats import summary_ms  # noqa: E402  (bench/ is sys.path[0] when run as a script)
+from sqlalchemy.orm import Session  # noqa: E402
 
 from services import devstack  # noqa: E402  (repo on sys.path first when run as a script)
 from services.migrations import upgrade  # noqa: E402
-from task_svc.models import Task, utcnow  # noqa: E402
-from task_svc.repository import TASK_ORDER, _ordered  # noqa: E402
+from task_svc.models import utcnow  # noqa: E402
+from task_svc.repository import Page, TaskRepository  # noqa: E402
 
 ORDER_BY = ("id", "name", "status", "created_at", "updated_at")
 ORDERS = ("asc", "desc")
 SKIPS = (0, 1000, 9000)
 LIMIT = 100
 TARGET_MS = 20.0
+GATEWAY_TARGET_MS = 25.0
 CODE = """from zquant.backtest.strategy import BaseStrategy
 
 
@@ -136,15 +143,13 @@ def insert_tasks(url: str, user_ids: list[int], n: int) -> float:
 
 
 def explain(url: str, user_id: int, order_by: str, order: str, skip: int) -> dict[str, Any]:
-    """The repository's statements (TaskRepository.list_page) with EXPLAIN (ANALYZE, BUFFERS)."""
-    page = select(Task).where(Task.user_id == user_id)
-    count = select(func.count()).select_from(page.order_by(None).subquery())
-    page = _ordered(page, TASK_ORDER[order_by], Task.id, order == "desc").offset(skip).limit(LIMIT)
+    """The repository's statements (TaskRepository.page_statements) with EXPLAIN (ANALYZE, BUFFERS)."""
     dialect = postgresql.dialect()
     out: dict[str, Any] = {}
     engine = create_engine(url)
     try:
-        with engine.connect() as conn:
+        with Session(engine) as session, engine.connect() as conn:
+            count, page = TaskRepository(session, user_id).page_statements(Page(skip, LIMIT, order_by, order == "desc"))
             for label, stmt in (("page", page), ("count", count)):
                 sql = str(stmt.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
                 plan = [r[0] for r in conn.execute(text(f"EXPLAIN (ANALYZE, BUFFERS) {sql}"))]
@@ -229,6 +234,7 @@ def main() -> int:
         with psycopg.connect(make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)) as c:
             table_mb = c.execute("SELECT pg_total_relation_size('backtest_tasks') / 1048576.0").fetchone()[0]
             counts = dict(c.execute("SELECT user_id, count(*) FROM backtest_tasks GROUP BY user_id").fetchall())
+            one_task = dict(c.execute("SELECT user_id, max(id) FROM backtest_tasks GROUP BY user_id").fetchall())
             server_version = c.execute("SHOW server_version").fetchone()[0]
 
         handles.append(devstack.start_service("task", env))
@@ -240,8 +246,20 @@ def main() -> int:
         tasks = task_pb2_grpc.TaskServiceStub(grpc.insecure_channel(env["ZQ_TASK_ADDR"]))
         cases = [(o, d, s) for o in ORDER_BY for d in ORDERS for s in skips]
         timings: dict[tuple[str, str, int], list[float]] = {c: [] for c in cases}
+        base_grpc: list[float] = []
+        base_gw: list[float] = []
         bad: list[str] = []
         n_call = 0
+
+        def base_call() -> float:
+            uid = user_ids[n_call % len(user_ids)]
+            began = time.perf_counter()
+            task = tasks.GetTask(task_pb2.GetTaskRequest(task_id=one_task[uid]),
+                                 metadata=[("authorization", bearers[uid])], timeout=30)
+            elapsed = time.perf_counter() - began
+            if task.id != one_task[uid]:
+                bad.append(f"GetTask user {uid}")
+            return elapsed
 
         def call(case: tuple[str, str, int]) -> float:
             nonlocal n_call
@@ -259,29 +277,57 @@ def main() -> int:
 
         for case in cases:  # warm-up: connections, auth cache, plans
             call(case)
+            base_call()
         for _ in range(args.calls):
             for case in cases:
                 timings[case].append(call(case))
+                base_grpc.append(base_call())
 
-        gw_calls = args.calls * 10
-        gw_times: list[float] = []
+        gw_timings: dict[tuple[str, str, int], list[float]] = {c: [] for c in cases}
         with httpx.Client(base_url=f"http://127.0.0.1:{ports['gw']}", timeout=30) as http:
-            path = f"/api/v1/backtest/tasks?order_by=created_at&order=desc&skip=0&limit={LIMIT}"
-            for i in range(gw_calls + 5):
-                uid = user_ids[i % len(user_ids)]
+            def gw_call(case: tuple[str, str, int]) -> float:
+                nonlocal n_call
+                uid = user_ids[n_call % len(user_ids)]
+                n_call += 1
+                order_by, order, skip = case
+                params = {"order_by": order_by, "order": order, "skip": skip, "limit": LIMIT}
                 began = time.perf_counter()
-                r = http.get(path, headers={"authorization": bearers[uid]})
+                r = http.get("/api/v1/backtest/tasks", params=params, headers={"authorization": bearers[uid]})
+                rows = r.json()
                 elapsed = time.perf_counter() - began
-                body = r.json()
-                if r.status_code != 200 or len(body["tasks"]) != LIMIT or int(body["total"]) != counts[uid]:
-                    bad.append(f"gateway user {uid}: HTTP {r.status_code}")
-                if i >= 5:
-                    gw_times.append(elapsed)
+                want = min(LIMIT, max(0, counts[uid] - skip))
+                if r.status_code != 200 or len(rows) != want or r.headers.get("x-total-count") != str(counts[uid]):
+                    bad.append(f"gateway {case} user {uid}: HTTP {r.status_code}")
+                return elapsed
+
+            def gw_base_call() -> float:
+                uid = user_ids[n_call % len(user_ids)]
+                began = time.perf_counter()
+                r = http.get(f"/api/v1/backtest/tasks/{one_task[uid]}", headers={"authorization": bearers[uid]})
+                task = r.json()
+                elapsed = time.perf_counter() - began
+                if r.status_code != 200 or task["id"] != one_task[uid]:
+                    bad.append(f"gateway GetTask user {uid}: HTTP {r.status_code}")
+                return elapsed
+
+            for case in cases:
+                gw_call(case)
+                gw_base_call()
+            for _ in range(args.calls):
+                for case in cases:
+                    gw_timings[case].append(gw_call(case))
+                    base_gw.append(gw_base_call())
 
         results = {f"{o} {d} skip={s}": summary_ms(timings[(o, d, s)]) for o, d, s in cases}
+        gw_results = {f"{o} {d} skip={s}": summary_ms(gw_timings[(o, d, s)]) for o, d, s in cases}
         overall = summary_ms([t for ts in timings.values() for t in ts])
-        gateway = summary_ms(gw_times)
+        gateway = summary_ms([t for ts in gw_timings.values() for t in ts])
+        baseline = {"grpc_get_task": summary_ms(base_grpc), "gateway_get_task": summary_ms(base_gw)}
+        ratios = {"grpc_list_p50_over_get_task_p50": round(overall["p50_ms"] / baseline["grpc_get_task"]["p50_ms"], 2),
+                  "gateway_list_p50_over_get_task_p50":
+                      round(gateway["p50_ms"] / baseline["gateway_get_task"]["p50_ms"], 2)}
         missed = [(o, d, s) for o, d, s in cases if results[f"{o} {d} skip={s}"]["p99_ms"] >= TARGET_MS]
+        gw_missed = [name for name, r in gw_results.items() if r["p99_ms"] >= GATEWAY_TARGET_MS]
         to_explain = {"all": cases, "missed": missed, "none": []}[args.explain]
         plans = {f"{o} {d} skip={s}": explain(url, user_ids[0], o, d, s) for o, d, s in to_explain}
     finally:
@@ -302,22 +348,30 @@ def main() -> int:
         "extra_sql": args.extra_sql, "table_mb": round(float(table_mb), 1), "insert_s": round(insert_s, 2),
         "limit": LIMIT,
         "calls_per_case": args.calls, "cases": results, "overall_grpc": overall,
-        "gateway_created_at_desc_skip0": gateway, "wrong_answers": bad[:10],
+        "gateway_cases": gw_results, "overall_gateway": gateway, "baseline": baseline, "ratios": ratios,
+        "wrong_answers": bad[:10],
         "target_p99_ms": TARGET_MS, "missed": [f"{o} {d} skip={s}" for o, d, s in missed],
-        "target_met": not missed,
+        "gateway_target_p99_ms": GATEWAY_TARGET_MS, "gateway_missed": gw_missed,
+        "target_met": not missed and not gw_missed,
         "explain": {case: {k: {kk: vv for kk, vv in v.items() if kk != "plan"} for k, v in p.items()}
                     for case, p in plans.items()},
     }
-    print(f"{'case (limit 100)':<30} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'n':>4}")
-    print("-" * 62)
+    print(f"{'case (limit 100)':<30} {'gRPC p50':>9} {'p99':>7} {'max':>7} | {'REST p50':>9} {'p99':>7} {'max':>7}")
+    print("-" * 84)
     for name, r in results.items():
-        flag = "  MISS" if r["p99_ms"] >= TARGET_MS else ""
-        print(f"{name:<30} {r['p50_ms']:>8} {r['p99_ms']:>8} {r['max_ms']:>8} {r['n']:>4}{flag}")
-    print(f"{'overall (gRPC)':<30} {overall['p50_ms']:>8} {overall['p99_ms']:>8} {overall['max_ms']:>8} "
-          f"{overall['n']:>4}")
-    print(f"{'Envoy created_at desc skip=0':<30} {gateway['p50_ms']:>8} {gateway['p99_ms']:>8} "
-          f"{gateway['max_ms']:>8} {gateway['n']:>4}")
-    print(f"target p99 < {TARGET_MS} ms: {'met' if not missed else 'MISSED in ' + str(len(missed)) + ' cases'}; "
+        g = gw_results[name]
+        flag = ("  MISS gRPC" if r["p99_ms"] >= TARGET_MS else "") + \
+            ("  MISS REST" if g["p99_ms"] >= GATEWAY_TARGET_MS else "")
+        print(f"{name:<30} {r['p50_ms']:>9} {r['p99_ms']:>7} {r['max_ms']:>7} | {g['p50_ms']:>9} {g['p99_ms']:>7} "
+              f"{g['max_ms']:>7}{flag}")
+    print(f"{'overall':<30} {overall['p50_ms']:>9} {overall['p99_ms']:>7} {overall['max_ms']:>7} | "
+          f"{gateway['p50_ms']:>9} {gateway['p99_ms']:>7} {gateway['max_ms']:>7}")
+    for name, b in baseline.items():
+        print(f"{'baseline ' + name:<30} {b['p50_ms']:>9} {b['p99_ms']:>7} {b['max_ms']:>7}")
+    print(f"list p50 / GetTask p50: gRPC {ratios['grpc_list_p50_over_get_task_p50']}×, "
+          f"gateway {ratios['gateway_list_p50_over_get_task_p50']}×")
+    print(f"targets p99 < {TARGET_MS} ms (gRPC) / < {GATEWAY_TARGET_MS} ms (gateway): "
+          f"{'met' if not missed and not gw_missed else f'MISSED in {len(missed)} + {len(gw_missed)} cases'}; "
           f"wrong answers: {len(bad)}")
     for case, p in plans.items():
         print(f"\n--- EXPLAIN (ANALYZE, BUFFERS) {case}, user {user_ids[0]}:")

@@ -265,13 +265,13 @@ def _with_null(kind: Any) -> list[Any]:
 
 
 def build(descriptor_set: Path) -> dict[str, Any]:
-    from services import rest
+    from services import rest_contract
 
     builder = Builder(Comments(descriptor_set))
     paths: dict[str, dict[str, Any]] = {}
     for service in rest_services():
-        rest.check_binding(service)
-        typed = rest.typed_service(service)
+        rest_contract.check_binding(service)
+        typed = rest_contract.typed_service(service)
         for method in service.methods:
             for k, (verb, path, body) in enumerate(http_rules(method)):
                 suffix = "" if k == 0 else f"_{verb}"

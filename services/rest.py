@@ -13,17 +13,20 @@ from __future__ import annotations
 
 import base64
 import inspect
-import json
 import math
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import grpc
+import orjson
 from google.api import httpbody_pb2
-from google.protobuf import descriptor_pool, message_factory
-from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor, ServiceDescriptor
+from google.protobuf import message_factory
+from google.protobuf.descriptor import Descriptor, FieldDescriptor, ServiceDescriptor
 from google.protobuf.message import Message
 from zquant.api.v1 import rest_pb2
+
+from services.rest_contract import check_binding, rest_options
 
 STATUS_HEADER = "x-zq-http-status"  # consumed by the gateway (deploy/envoy.yaml, lua filter)
 TOTAL_HEADER = "x-total-count"
@@ -48,7 +51,8 @@ def to_json_value(message: Message) -> dict[str, Any]:
 
 
 def dumps(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+    """Compact UTF-8 JSON (orjson: a list page serializes ~10× faster than with json)."""
+    return orjson.dumps(value)
 
 
 def _plan(descriptor: Descriptor) -> list[tuple[str, Converter]]:
@@ -99,8 +103,22 @@ def _struct_value(value: Any) -> Any:
     return None  # null_value or unset
 
 
+def _timestamp(m: Any) -> str:
+    """Timestamp.ToJsonString's output (RFC 3339, 0/3/6/9 fraction digits, "Z"), from C-level
+    time formatting: a task has four of them and a page a hundred tasks."""
+    text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(m.seconds))
+    nanos = m.nanos
+    if nanos == 0:
+        return text + "Z"
+    if nanos % 1_000_000 == 0:
+        return f"{text}.{nanos // 1_000_000:03d}Z"
+    if nanos % 1000 == 0:
+        return f"{text}.{nanos // 1000:06d}Z"
+    return f"{text}.{nanos:09d}Z"
+
+
 _WELL_KNOWN: dict[str, Converter] = {
-    "google.protobuf.Timestamp": lambda m: m.ToJsonString(),
+    "google.protobuf.Timestamp": _timestamp,
     "google.protobuf.Struct": lambda m: {k: _struct_value(v) for k, v in m.fields.items()},
     "google.protobuf.Value": _struct_value,
     "google.protobuf.ListValue": lambda m: [_struct_value(v) for v in m.values],
@@ -112,10 +130,6 @@ _WELL_KNOWN: dict[str, Converter] = {
 
 
 # --------------------------------------------------------------------------- responses
-
-
-def rest_options(method: MethodDescriptor) -> rest_pb2.RestResponse:
-    return method.GetOptions().Extensions[rest_pb2.rest]
 
 
 def render(reply: Message, options: rest_pb2.RestResponse) -> tuple[bytes, list[tuple[str, str]]]:
@@ -192,42 +206,6 @@ class _Opened:
                 return None
             return done()
         return None
-
-
-def typed_service(rest_service: ServiceDescriptor) -> ServiceDescriptor:
-    name = rest_service.GetOptions().Extensions[rest_pb2.rest_service].typed
-    if not name:
-        raise ValueError(f"{rest_service.full_name} lacks option (zquant.api.v1.rest_service).typed")
-    return descriptor_pool.Default().FindServiceByName(name)
-
-
-def check_binding(rest_service: ServiceDescriptor) -> None:
-    """Every REST method mirrors a typed method (same name, same request type, same streaming)
-    and a list_field names a repeated field next to `total`. Raises ValueError otherwise."""
-    typed = typed_service(rest_service)
-    for method in rest_service.methods:
-        twin = typed.methods_by_name.get(method.name)
-        where = f"{rest_service.full_name}.{method.name}"
-        if twin is None:
-            raise ValueError(f"{where}: {typed.full_name} has no method {method.name}")
-        if twin.input_type is not method.input_type or twin.server_streaming != method.server_streaming:
-            raise ValueError(f"{where}: request type or streaming differs from {typed.full_name}.{method.name}")
-        options = rest_options(method)
-        if options.list_field:
-            fields = twin.output_type.fields_by_name
-            listed = fields.get(options.list_field)
-            if listed is None or not listed.is_repeated or set(fields) != {options.list_field, "total"}:
-                raise ValueError(f"{where}: list_field {options.list_field!r} must name the repeated field of a "
-                                 f"response holding only it and `total`")
-        if options.open_at_once and not method.server_streaming:
-            raise ValueError(f"{where}: open_at_once is for server streams")
-        if options.status not in (0, 200, 201, 204):
-            raise ValueError(f"{where}: unsupported success status {options.status}")
-
-
-def public_methods(rest_service: ServiceDescriptor) -> frozenset[str]:
-    """Full method names of the REST methods marked public (no credentials)."""
-    return frozenset(f"/{rest_service.full_name}/{m.name}" for m in rest_service.methods if rest_options(m).public)
 
 
 def register_rest_service(server: Any, rest_service: ServiceDescriptor, typed_servicer: object) -> str:

@@ -128,21 +128,25 @@ class TaskRepository:
     def get(self, task_id: int) -> Task | None:
         return self.session.scalar(select(Task).where(Task.id == task_id, Task.user_id == self.user_id))
 
-    def list_page(self, page: Page, status: TaskStatus | None = None) -> tuple[list[Task], int]:
-        """The page in two steps: the ids (an index range scan — a deep OFFSET then skips index
-        entries, not whole rows with their code snapshots), then those rows without the code
-        snapshot, which the list never shows."""
+    def page_statements(self, page: Page, status: TaskStatus | None = None) -> tuple[Select, Select]:
+        """(count, rows) of a page. Rows: the page's ids by an index range scan (a deep OFFSET
+        then skips index entries, not whole rows), joined to those rows without the code
+        snapshot the list never shows — one statement."""
         ids_stmt = select(Task.id).where(Task.user_id == self.user_id)
         if status is not None:
             ids_stmt = ids_stmt.where(Task.status == status.value)
-        total = _count(self.session, ids_stmt)
-        ids_stmt = _ordered(ids_stmt, TASK_ORDER[page.order_by], Task.id, page.descending)
-        ids = list(self.session.scalars(ids_stmt.offset(page.skip).limit(page.limit)))
-        if not ids:
+        count = select(func.count()).select_from(ids_stmt.subquery())
+        key = TASK_ORDER[page.order_by]
+        ids = _ordered(ids_stmt, key, Task.id, page.descending).offset(page.skip).limit(page.limit).subquery()
+        rows = select(Task).join(ids, Task.id == ids.c.id).options(defer(Task.strategy_code))
+        return count, _ordered(rows, key, Task.id, page.descending)
+
+    def list_page(self, page: Page, status: TaskStatus | None = None) -> tuple[list[Task], int]:
+        count, rows = self.page_statements(page, status)
+        total = int(self.session.scalar(count) or 0)
+        if total <= page.skip:
             return [], total
-        rows = {t.id: t for t in self.session.scalars(
-            select(Task).where(Task.id.in_(ids)).options(defer(Task.strategy_code)))}
-        return [rows[i] for i in ids if i in rows], total
+        return list(self.session.scalars(rows)), total
 
     def count_active(self) -> int:
         return int(self.session.scalar(

@@ -15,7 +15,7 @@ from zquant.auth.v1 import auth_pb2, auth_rest_pb2
 from zquant.backtest.v1 import task_pb2, task_rest_pb2
 from zquant.engine.v1 import engine_pb2
 
-from services import rest
+from services import rest, rest_contract
 
 TASK_REST = task_rest_pb2.DESCRIPTOR.services_by_name["TaskRestService"]
 
@@ -89,7 +89,7 @@ def test_create_is_201_delete_is_204_without_body_plain_is_200() -> None:
 
 def test_public_rest_methods_are_login_refresh_logout() -> None:
     service = auth_rest_pb2.DESCRIPTOR.services_by_name["AuthRestService"]
-    assert rest.public_methods(service) == {f"/zquant.auth.v1.AuthRestService/{m}" for m in
+    assert rest_contract.public_methods(service) == {f"/zquant.auth.v1.AuthRestService/{m}" for m in
                                             ("Login", "Refresh", "Logout")}
 
 
@@ -97,7 +97,7 @@ def test_every_rest_service_of_the_repository_binds_cleanly() -> None:
     from protos import openapi
 
     for service in openapi.rest_services():
-        rest.check_binding(service)
+        rest_contract.check_binding(service)
 
 
 def _bad_service(name: str, method: str, request: str, options: rest_pb2.RestResponse,
@@ -130,7 +130,7 @@ def test_binding_mistakes_fail_at_startup(name, method, request_type, options, s
     pool.Add(_bad_service(name, method, request_type, options, streaming))
     service = pool.FindServiceByName(f"zquant.testonly.{name}.BadRestService")
     with pytest.raises(ValueError, match=error):
-        rest.check_binding(service)
+        rest_contract.check_binding(service)
 
 
 class _AsyncTyped:
