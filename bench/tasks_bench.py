@@ -92,10 +92,10 @@ class Strategy(BaseStrategy):
         if context.current_date.month == 6:
             raise ValueError("bench: deliberate failure in June")
 """
-TERMINAL = {"COMPLETED", "FAILED", "CANCELLED"}
+TERMINAL = {"completed", "failed", "cancelled"}
 # Which timestamp of the task JSON marks the transition that a STATUS event reports.
-TRANSITION_FIELD = {"PENDING": "created_at", "RUNNING": "started_at", "COMPLETED": "completed_at",
-                    "FAILED": "completed_at", "CANCELLED": "completed_at"}
+TRANSITION_FIELD = {"pending": "created_at", "running": "started_at", "completed": "completed_at",
+                    "failed": "completed_at", "cancelled": "completed_at"}
 
 
 def parse_ts(value: str | None) -> float | None:
@@ -141,7 +141,7 @@ class Watcher(threading.Thread):
                         with self.changed:
                             self.events.append((received, event))
                             task = event.get("task") or {}
-                            if event.get("kind") in ("STATUS", "SNAPSHOT") and task.get("status") in TERMINAL:
+                            if event.get("kind") in ("status", "snapshot") and task.get("status") in TERMINAL:
                                 self.terminal_seen[int(task["id"])] = task["status"]
                             self.changed.notify_all()
                         if self.stop_flag.is_set():
@@ -320,8 +320,8 @@ def main() -> int:
         with futures.ThreadPoolExecutor(args.submitters) as pool:
             list(pool.map(submit, range(args.tasks)))
         submit_wall = time.time() - first_submit
-        submitted = {int(r["id"]): i for i, _, s, r in submits if s == 200}
-        submit_errors = [(i, s, r) for i, _, s, r in submits if s != 200]
+        submitted = {int(r["id"]): i for i, _, s, r in submits if s == 201}
+        submit_errors = [(i, s, r) for i, _, s, r in submits if s != 201]
 
         # Wait for the watcher to report every task terminal; sweep with GET every 15 s.
         checker = Rest(ports["gw"], bearer)
@@ -342,7 +342,7 @@ def main() -> int:
                 next_sweep = time.monotonic() + 15
         with watcher.lock:
             last_event = max((t for t, e in watcher.events
-                              if e.get("kind") == "STATUS" and (e.get("task") or {}).get("status") in TERMINAL),
+                              if e.get("kind") == "status" and (e.get("task") or {}).get("status") in TERMINAL),
                              default=time.time())
         time.sleep(0.5)  # late events still count for the latency figures
         watcher.stop_flag.set()
@@ -354,11 +354,11 @@ def main() -> int:
             status, task = checker.call("GET", f"/api/v1/backtest/tasks/{tid}")
             st = task.get("status") if status == 200 else f"HTTP {status}"
             by_status[st] = by_status.get(st, 0) + 1
-            if st == "COMPLETED":
+            if st == "completed":
                 rstatus, result = checker.call("GET", f"/api/v1/backtest/tasks/{tid}/result")
                 if rstatus != 200 or int(result.get("task_id", 0)) != tid:
                     lost.append({"task_id": tid, "why": f"COMPLETED but GET /result → {rstatus}"})
-            elif st in ("FAILED", "CANCELLED"):
+            elif st in ("failed", "cancelled"):
                 if not task.get("error_message"):
                     lost.append({"task_id": tid, "why": f"{st} without error_message"})
             else:
@@ -377,7 +377,7 @@ def main() -> int:
         for received, event in events:
             kinds[event.get("kind", "?")] = kinds.get(event.get("kind", "?"), 0) + 1
             task = event.get("task") or {}
-            if event.get("kind") != "STATUS" or int(task.get("id", 0)) not in submitted:
+            if event.get("kind") != "status" or int(task.get("id", 0)) not in submitted:
                 continue
             status = task["status"]
             seen.setdefault(int(task["id"]), []).append(status)
@@ -387,14 +387,14 @@ def main() -> int:
                 slowest.append((received - stamp, int(task["id"]), status, received - first_submit))
         all_lat = [v for vs in latencies.values() for v in vs]
         never_terminal = sorted(t for t in submitted if t not in watcher.terminal_seen)
-        running_coalesced = sum(1 for t in submitted if "RUNNING" not in seen.get(t, []))
-        pending_unseen = sum(1 for t in submitted if "PENDING" not in seen.get(t, []))
+        running_coalesced = sum(1 for t in submitted if "running" not in seen.get(t, []))
+        pending_unseen = sum(1 for t in submitted if "pending" not in seen.get(t, []))
 
         terminal_n = sum(n for s, n in by_status.items() if s in TERMINAL)
         # After the last submit the engine no longer shares the CPUs with ValidateStrategy
         # sandboxes: the drain rate is the run-only throughput.
         submit_end = first_submit + submit_wall
-        ends = sorted(t for t, e in events if e.get("kind") == "STATUS"
+        ends = sorted(t for t, e in events if e.get("kind") == "status"
                       and (e.get("task") or {}).get("status") in TERMINAL)
         drained = [t for t in ends if t > submit_end]
         drain_rate = round(len(drained) / max(1e-9, ends[-1] - submit_end) * 60, 1) if len(drained) > 1 else None
@@ -422,7 +422,7 @@ def main() -> int:
             # Transitions the dispatcher makes (PENDING excluded: its timing includes submit-side
             # queueing on the per-user lock).
             "watch_latency_transitions_after_submit": summary_ms(
-                [v for k, vs in latencies.items() if k != "PENDING" for v in vs]),
+                [v for k, vs in latencies.items() if k != "pending" for v in vs]),
             "watch_slowest": [{"ms": round(lat * 1000, 1), "task_id": tid, "status": st,
                                "at_s_after_first_submit": round(at, 2)}
                               for lat, tid, st, at in sorted(slowest, reverse=True)[:8]],
@@ -434,7 +434,7 @@ def main() -> int:
             "watch_reconnects": watcher.reconnects, "watch_errors": watcher.errors[:3],
             "watch_terminal_missed": len(never_terminal), "watch_terminal_missed_ids": never_terminal[:20],
             "watch_running_coalesced": running_coalesced, "watch_pending_unseen": pending_unseen,
-            "watch_pending_unseen_ids": [t for t in sorted(submitted) if "PENDING" not in seen.get(t, [])][:10],
+            "watch_pending_unseen_ids": [t for t in sorted(submitted) if "pending" not in seen.get(t, [])][:10],
             "by_status": dict(sorted(by_status.items())),
             "lost": len(lost), "lost_detail": lost[:20], "failed_error_samples": error_samples,
             "target_watch_p99_ms": 100, "target_met": watch_summary["p99_ms"] < 100,

@@ -1,0 +1,77 @@
+"""The README's curl session and Python stub example, run as written against the real stack
+(only the gateway URL, service addresses and the admin password are filled in)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+
+from services import devstack
+from tests.e2e.realstack import start_real_stack
+
+pytestmark = [pytest.mark.envoy, pytest.mark.slow]
+
+README = devstack.ROOT / "README.md"
+PASSWORD = "admin-password-readme"
+
+
+def _block(heading: str, language: str) -> str:
+    text = README.read_text()
+    section = text[text.index(heading):]
+    match = re.search(rf"```{language}\n(.*?)```", section, flags=re.DOTALL)
+    assert match, f"no {language} block under {heading}"
+    return match.group(1)
+
+
+def _json_values(text: str) -> list:
+    """Every JSON value curl printed, in order (bodies carry no trailing newline, so they run
+    together; `curl -i` header lines in between are skipped)."""
+    decoder, values, at = json.JSONDecoder(), [], 0
+    while at < len(text):
+        if text[at] in "{[":
+            value, at = decoder.raw_decode(text, at)
+            values.append(value)
+        else:
+            at += 1
+    return values
+
+
+def test_the_readme_sessions_run_as_written(tmp_path: Path, module_gateway_factory) -> None:
+    curl = _block("## A complete session by curl", "bash")
+    python = _block("## The same by gRPC", "python")
+    with ExitStack() as cleanup:
+        stack = start_real_stack(cleanup, tmp_path / "stack", module_gateway_factory, admin_password=PASSWORD)
+        script = curl.replace("G=http://127.0.0.1:8080/api/v1", f"G={stack.gateway.url}/api/v1") \
+            .replace("<password>", PASSWORD)
+        shell = subprocess.run(["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True,
+                               timeout=180)
+        assert shell.returncode == 0, shell.stderr
+        me, templates, symbols, created, *rest = _json_values(shell.stdout)
+        assert me["username"] == "admin" and me["role_id"] == 1
+        assert isinstance(templates, list) and len(templates) == 9 and templates[0]["is_template"] is True
+        assert {s["symbol"] for s in symbols["symbols"]} >= {"600036.SH", "000001.SH"}
+        assert created["id"] == 1 and created["status"] == "pending" and created["started_at"] is None
+        events = [v for v in rest if isinstance(v, dict) and "kind" in v]
+        assert events[0]["kind"] == "snapshot" and events[-1]["terminal"] is True
+        assert events[-1]["task"]["status"] == "completed"
+        task, result, performance, listed, cancel = rest[len(events):]
+        assert task["status"] == "completed" and result["task_id"] == 1
+        assert {"metrics", "trades", "portfolio"} <= set(performance)
+        assert [t["id"] for t in listed] == [1] and "x-total-count: 1" in shell.stdout.lower()
+        assert cancel["code"] == 9  # cancelling a finished task: FAILED_PRECONDITION
+
+        code = python.replace("127.0.0.1:50051", stack.env["ZQ_AUTH_ADDR"]) \
+            .replace("127.0.0.1:50052", stack.env["ZQ_TASK_ADDR"]).replace("<password>", PASSWORD)
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180,
+                             env={**os.environ, "PYTHONPATH": f"{devstack.ROOT / 'services' / 'stubs'}"})
+        assert run.returncode == 0, run.stderr
+        out = run.stdout.splitlines()
+        assert out[0].split()[0] == "SNAPSHOT" and out[-2] == "STATUS COMPLETED 1.0", out
+        assert all(float(x) == float(x) for x in out[-1].split())  # four numbers
