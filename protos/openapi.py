@@ -22,8 +22,6 @@ from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor, ServiceDescriptor
 
 OPENAPI_PATH = "/api/v1/openapi.json"
-REST_MODULES = ("zquant.auth.v1.auth_rest_pb2", "zquant.backtest.v1.task_rest_pb2",
-                "zquant.backtest.v1.strategy_rest_pb2", "zquant.engine.v1.engine_rest_pb2")
 VERBS = ("get", "put", "post", "delete", "patch")
 SECURITY = [{"bearerAuth": []}, {"apiKey": [], "apiSecret": []}]
 _INT32 = {FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_SINT32, FieldDescriptor.TYPE_SFIXED32}
@@ -50,10 +48,15 @@ STATUS_SCHEMA = {
 
 
 def rest_services() -> list[ServiceDescriptor]:
+    """Every service carrying (zquant.api.v1.rest_service), from the generated stubs of protos/."""
+    from zquant.api.v1 import rest_pb2
+
     out = []
-    for name in REST_MODULES:
-        module = importlib.import_module(name)
-        out += list(module.DESCRIPTOR.services_by_name.values())
+    for proto in sorted(Path(__file__).resolve().parent.glob("zquant/**/*.proto")):
+        relative = proto.relative_to(Path(__file__).resolve().parent).with_suffix("")
+        module = importlib.import_module(".".join(relative.parts) + "_pb2")
+        out += [s for s in module.DESCRIPTOR.services_by_name.values()
+                if s.GetOptions().HasExtension(rest_pb2.rest_service)]
     return out
 
 
