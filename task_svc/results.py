@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from zquant.backtest.v1 import task_pb2
 from zquant.engine.v1 import engine_pb2
 
-from services.rest import to_json_value
+from services.rest import dumps, to_json_value
 from task_svc.models import Result, utcnow
 
 RESULT_COLUMNS = ("total_return", "annual_return", "max_drawdown", "sharpe_ratio", "win_rate",
@@ -16,7 +15,7 @@ RESULT_COLUMNS = ("total_return", "annual_return", "max_drawdown", "sharpe_ratio
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return dumps(value).decode()
 
 
 def build_result(task_id: int, user_id: int, result: engine_pb2.BacktestResult) -> Result:
