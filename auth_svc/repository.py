@@ -11,6 +11,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from auth_svc.models import ApiKey, LoginThrottle, RefreshToken, SigningKey, User
+from services.paging import Page, count_rows, escape_like, ordered
 
 # --- users -------------------------------------------------------------------------------
 
@@ -27,6 +28,33 @@ def add_user(session: Session, user: User) -> User:
     session.add(user)
     session.flush()  # assigns the id; raises IntegrityError on a duplicate username
     return user
+
+
+USER_ORDER = {"id": User.id, "username": User.username, "email": User.email, "is_active": User.is_active,
+              "created_at": User.created_at, "updated_at": User.updated_at}
+
+
+def list_users(session: Session, page: Page, *, is_active: bool | None = None, is_admin: bool | None = None,
+               username: str = "") -> tuple[list[User], int]:
+    stmt = select(User)
+    if is_active is not None:
+        stmt = stmt.where(User.is_active.is_(is_active))
+    if is_admin is not None:
+        stmt = stmt.where(User.is_admin.is_(is_admin))
+    if username:
+        stmt = stmt.where(User.username.ilike(f"%{escape_like(username)}%", escape="\\"))
+    total = count_rows(session, stmt)
+    stmt = ordered(stmt, USER_ORDER[page.order_by], User.id, page.descending)
+    return list(session.scalars(stmt.offset(page.skip).limit(page.limit))), total
+
+
+def delete_user(session: Session, user: User) -> None:
+    # Their keys and refresh tokens go too (ON DELETE CASCADE in PostgreSQL; explicit for
+    # SQLite connections where foreign keys might be off).
+    session.execute(delete(ApiKey).where(ApiKey.user_id == user.id))
+    session.execute(delete(RefreshToken).where(RefreshToken.user_id == user.id))
+    session.delete(user)
+    session.flush()
 
 
 # --- refresh tokens ----------------------------------------------------------------------

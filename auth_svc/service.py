@@ -37,6 +37,7 @@ from services.errors import (
     ResourceExhausted,
     Unauthenticated,
 )
+from services.paging import Page, parse_page
 from services.principal import Credentials, Principal
 from services.tokens import ALGORITHM, verify_access_token
 
@@ -355,6 +356,36 @@ class AuthService:
             raise AlreadyExists(f"username {username!r} is taken") from None
         log.info("user created", extra={"user_id": user.id, "is_admin": is_admin})
         return UserView.of(user)
+
+    def list_users(self, actor: Principal, skip: int, limit: int, order_by: str, order: str, *,
+                   is_active: bool | None = None, is_admin: bool | None = None,
+                   username: str = "") -> tuple[list[UserView], int, Page]:
+        """A page of users and the page applied (defaults filled in)."""
+        _require_admin(actor)
+        page = parse_page(skip, limit, order_by, order, repo.USER_ORDER.keys())
+        with self._sf() as session:
+            rows, total = repo.list_users(session, page, is_active=is_active, is_admin=is_admin,
+                                          username=username.strip())
+            return [UserView.of(u) for u in rows], total, page
+
+    def get_user_by_id(self, actor: Principal, user_id: int) -> UserView:
+        _require_admin(actor)
+        with self._sf() as session:
+            user = repo.get_user(session, user_id) if user_id > 0 else None
+        if user is None:
+            raise NotFound(f"user {user_id} not found")
+        return UserView.of(user)
+
+    def delete_user(self, actor: Principal, user_id: int) -> None:
+        _require_admin(actor)
+        if user_id == actor.user_id:
+            raise FailedPrecondition("administrators cannot delete themselves")
+        with transaction(self._sf) as session:
+            user = repo.get_user(session, user_id) if user_id > 0 else None
+            if user is None:
+                raise NotFound(f"user {user_id} not found")
+            repo.delete_user(session, user)
+        log.info("user deleted", extra={"user_id": user_id, "by": actor.user_id})
 
     def update_user(self, actor: Principal, user_id: int, changes: UserChanges) -> UserView:
         _require_admin(actor)

@@ -29,6 +29,8 @@ PUBLIC_METHODS = frozenset(f"/{SERVICE_NAME}/{m}" for m in
     | rest_contract.public_methods(REST_SERVICE)
 LOGGED_OUT = "logged out"
 KEY_REVOKED = "API key revoked"
+PASSWORD_RESET = "password reset"  # noqa: S105 (a notice, not a password)
+USER_DELETED = "user deleted"
 SECRET_SHOWN_ONCE = "keep the secret_key safe: it is shown only once"  # noqa: S105 (a notice, not a secret)
 
 
@@ -114,6 +116,30 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
                                            request.is_admin if request.HasField("is_admin") else None),
         )
         return _user(self.svc.update_user(current_principal(), request.user_id, changes))
+
+    def ListUsers(self, request: auth_pb2.ListUsersRequest,
+                  context: grpc.ServicerContext) -> auth_pb2.ListUsersResponse:
+        is_admin = roles.admin_from_role(request.role_id if request.HasField("role_id") else None, None)
+        users, total, page = self.svc.list_users(
+            current_principal(), request.skip, request.limit, request.order_by, request.order,
+            is_active=request.is_active if request.HasField("is_active") else None, is_admin=is_admin,
+            username=request.username)
+        return auth_pb2.ListUsersResponse(items=[_user(u) for u in users], total=total, skip=page.skip,
+                                          limit=page.limit)
+
+    def GetUser(self, request: auth_pb2.GetUserRequest, context: grpc.ServicerContext) -> auth_pb2.User:
+        return _user(self.svc.get_user_by_id(current_principal(), request.user_id))
+
+    def ResetPassword(self, request: auth_pb2.ResetPasswordRequest,
+                      context: grpc.ServicerContext) -> auth_pb2.ResetPasswordResponse:
+        roles.check_password_confirm(request.password, request.password_confirm)
+        self.svc.update_user(current_principal(), request.user_id, UserChanges(password=request.password))
+        return auth_pb2.ResetPasswordResponse(message=PASSWORD_RESET)
+
+    def DeleteUser(self, request: auth_pb2.DeleteUserRequest,
+                   context: grpc.ServicerContext) -> auth_pb2.DeleteUserResponse:
+        self.svc.delete_user(current_principal(), request.user_id)
+        return auth_pb2.DeleteUserResponse(message=USER_DELETED)
 
     def ListApiKeys(self, request: auth_pb2.ListApiKeysRequest,
                     context: grpc.ServicerContext) -> auth_pb2.ListApiKeysResponse:

@@ -67,8 +67,9 @@ from sqlalchemy.orm import Session  # noqa: E402
 
 from services import devstack  # noqa: E402  (repo on sys.path first when run as a script)
 from services.migrations import upgrade  # noqa: E402
+from services.paging import Page  # noqa: E402
 from task_svc.models import utcnow  # noqa: E402
-from task_svc.repository import Page, TaskRepository  # noqa: E402
+from task_svc.repository import TaskRepository  # noqa: E402
 
 ORDER_BY = ("id", "name", "status", "created_at", "updated_at")
 ORDERS = ("asc", "desc")

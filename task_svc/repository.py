@@ -17,37 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select, update
-from sqlalchemy.orm import InstrumentedAttribute, Session, defer
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, update
+from sqlalchemy.orm import Session, defer
 
+from services.paging import Page, count_rows, escape_like, ordered
 from task_svc.models import ACTIVE_STATUSES, Result, Strategy, Task, TaskStatus, utcnow
-
-
-@dataclass(frozen=True)
-class Page:
-    skip: int
-    limit: int
-    order_by: str
-    descending: bool
-
-
-def _escape_like(term: str) -> str:
-    return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _ordered(stmt: Select, column: InstrumentedAttribute, id_column: InstrumentedAttribute,
-             descending: bool, nulls_last: bool = False) -> Select:
-    """ORDER BY column, id in one direction: ties are broken by id so paging is stable."""
-    keys: list[ColumnElement] = []
-    if nulls_last:  # portable NULLS LAST (SQLite and PostgreSQL disagree on the default)
-        keys.append(case((column.is_(None), 1), else_=0))
-    keys += [column.desc() if descending else column.asc(), id_column.desc() if descending else id_column.asc()]
-    return stmt.order_by(*keys)
-
-
-def _count(session: Session, stmt: Select) -> int:
-    return int(session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0)
-
 
 # ---------------------------------------------------------------------------- strategies
 
@@ -79,21 +53,21 @@ class StrategyRepository:
         if category:
             stmt = stmt.where(Strategy.category == category)
         if search:
-            pattern = f"%{_escape_like(search)}%"
+            pattern = f"%{escape_like(search)}%"
             stmt = stmt.where(or_(Strategy.name.ilike(pattern, escape="\\"),
                                   Strategy.description.ilike(pattern, escape="\\")))
         if is_template is not None:
             stmt = stmt.where(Strategy.is_template.is_(is_template))
-        total = _count(self.session, stmt)
-        stmt = _ordered(stmt, STRATEGY_ORDER[page.order_by], Strategy.id, page.descending)
+        total = count_rows(self.session, stmt)
+        stmt = ordered(stmt, STRATEGY_ORDER[page.order_by], Strategy.id, page.descending)
         return list(self.session.scalars(stmt.offset(page.skip).limit(page.limit))), total
 
     def list_templates(self, page: Page, category: str = "") -> tuple[list[Strategy], int]:
         stmt = select(Strategy).where(Strategy.is_template.is_(True))
         if category:
             stmt = stmt.where(Strategy.category == category)
-        total = _count(self.session, stmt)
-        stmt = _ordered(stmt, STRATEGY_ORDER[page.order_by], Strategy.id, page.descending)
+        total = count_rows(self.session, stmt)
+        stmt = ordered(stmt, STRATEGY_ORDER[page.order_by], Strategy.id, page.descending)
         return list(self.session.scalars(stmt.offset(page.skip).limit(page.limit))), total
 
     def delete(self, strategy: Strategy) -> None:
@@ -137,9 +111,9 @@ class TaskRepository:
             ids_stmt = ids_stmt.where(Task.status == status.value)
         count = select(func.count()).select_from(ids_stmt.subquery())
         key = TASK_ORDER[page.order_by]
-        ids = _ordered(ids_stmt, key, Task.id, page.descending).offset(page.skip).limit(page.limit).subquery()
+        ids = ordered(ids_stmt, key, Task.id, page.descending).offset(page.skip).limit(page.limit).subquery()
         rows = select(Task).join(ids, Task.id == ids.c.id).options(defer(Task.strategy_code))
-        return count, _ordered(rows, key, Task.id, page.descending)
+        return count, ordered(rows, key, Task.id, page.descending)
 
     def list_page(self, page: Page, status: TaskStatus | None = None) -> tuple[list[Task], int]:
         count, rows = self.page_statements(page, status)
@@ -188,8 +162,8 @@ class TaskRepository:
     def list_results(self, page: Page) -> tuple[list[tuple[Result, str]], int]:
         stmt = (select(Result, Task.strategy_name).join(Task, Task.id == Result.task_id)
                 .where(Result.user_id == self.user_id))
-        total = _count(self.session, select(Result.id).where(Result.user_id == self.user_id))
-        stmt = _ordered(stmt, RESULT_ORDER[page.order_by], Result.id, page.descending,
+        total = count_rows(self.session, select(Result.id).where(Result.user_id == self.user_id))
+        stmt = ordered(stmt, RESULT_ORDER[page.order_by], Result.id, page.descending,
                         nulls_last=page.order_by != "created_at")
         rows = self.session.execute(stmt.offset(page.skip).limit(page.limit)).all()
         return [(r[0], r[1]) for r in rows], total

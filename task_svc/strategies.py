@@ -18,11 +18,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.db import transaction
 from services.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
+from services.paging import Page
 from services.principal import Principal
 from task_svc import templates
 from task_svc.engine_client import EngineClient, EngineRejected, EngineUnavailable
 from task_svc.models import SYSTEM_USER_ID, Strategy, utcnow
-from task_svc.repository import STRATEGY_ORDER, Page, StrategyRepository
+from task_svc.repository import STRATEGY_ORDER, StrategyRepository
 
 MAX_CODE_BYTES = 1024 * 1024
 MAX_NAME = 200

@@ -5,9 +5,9 @@ from __future__ import annotations
 import grpc
 from zquant.backtest.v1 import strategy_pb2, strategy_pb2_grpc
 
+from services.paging import parse_page
 from services.principal import Principal, current_principal
 from task_svc.models import Strategy
-from task_svc.paging import parse_page
 from task_svc.servicer import timestamp
 from task_svc.strategies import ALLOWED_ORDER, Strategies, StrategyInput, StrategyPatch
 

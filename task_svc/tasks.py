@@ -26,13 +26,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.db import transaction
 from services.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, Unavailable
+from services.paging import Page, parse_page
 from services.principal import Principal
 from task_svc.config import TaskSettings
 from task_svc.engine_client import EngineClient, EngineRejected, EngineUnavailable
 from task_svc.events import DELETED, Publisher, TaskHint
 from task_svc.models import Result, Strategy, Task, TaskStatus, utcnow
-from task_svc.paging import parse_page
-from task_svc.repository import RESULT_ORDER, TASK_ORDER, Page, StrategyRepository, TaskRepository
+from task_svc.repository import RESULT_ORDER, TASK_ORDER, StrategyRepository, TaskRepository
 from task_svc.strategies import check_code_locally, validate_code_on_engine
 
 ALLOWED_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {

@@ -303,3 +303,63 @@ def test_x_forwarded_for_only_last_hop_counts(server: AuthServer) -> None:
     with server.app.service._sf() as session:
         assert session.get(LoginThrottle, "ip:198.51.100.77") is not None
         assert session.get(LoginThrottle, "ip:203.0.113.9") is None
+
+
+def test_user_management_as_zquant_has_it(server: AuthServer) -> None:
+    """ListUsers / GetUser / ResetPassword / DeleteUser and zquant's role_id + password_confirm."""
+    user, password = server.new_user()
+    md = bearer(server.login(user.username, password).access_token)
+    denied = grpc.StatusCode.PERMISSION_DENIED
+    assert code_of(server.stub.ListUsers, pb.ListUsersRequest(), metadata=md) == denied
+    assert code_of(server.stub.GetUser, pb.GetUserRequest(user_id=user.id), metadata=md) == denied
+    assert code_of(server.stub.DeleteUser, pb.DeleteUserRequest(user_id=user.id), metadata=md) == denied
+    admin = server.admin_md()
+    assert user.role_id == 2 and server.stub.GetMe(pb.GetMeRequest(), metadata=admin).role_id == 1
+
+    name = "zq_" + secrets.token_hex(3)
+    created = server.stub.CreateUser(pb.CreateUserRequest(username=name, password="password-123",
+                                                          password_confirm="password-123", role_id=1),
+                                     metadata=admin)
+    assert created.is_admin and created.role_id == 1
+    for bad, field in ((pb.CreateUserRequest(username=name + "x", password="password-123",
+                                             password_confirm="password-124"), "password_confirm"),
+                       (pb.CreateUserRequest(username=name + "y", password="password-123", role_id=3), "role_id"),
+                       (pb.CreateUserRequest(username=name + "z", password="password-123", role_id=2,
+                                             is_admin=True), "is_admin")):
+        with pytest.raises(grpc.RpcError) as exc:
+            server.stub.CreateUser(bad, metadata=admin)
+        assert [f for f, _ in field_violations(exc.value)] == [field]
+
+    page = server.stub.ListUsers(pb.ListUsersRequest(username=name[:5].upper(), role_id=1), metadata=admin)
+    assert [u.username for u in page.items] == [name] and page.total == 1
+    assert (page.skip, page.limit) == (0, 100)
+    everyone = server.stub.ListUsers(pb.ListUsersRequest(order_by="id", order="asc", limit=1000), metadata=admin)
+    ids = [u.id for u in everyone.items]
+    assert ids == sorted(ids) and everyone.total == len(ids) >= 3 and user.id in ids
+    second = server.stub.ListUsers(pb.ListUsersRequest(order_by="id", order="asc", skip=1, limit=1), metadata=admin)
+    assert [u.id for u in second.items] == ids[1:2]
+    assert server.stub.GetUser(pb.GetUserRequest(user_id=user.id), metadata=admin).username == user.username
+    assert code_of(server.stub.GetUser, pb.GetUserRequest(user_id=987_654), metadata=admin) == grpc.StatusCode.NOT_FOUND
+
+    demoted = server.stub.UpdateUser(pb.UpdateUserRequest(user_id=created.id, role_id=2), metadata=admin)
+    assert not demoted.is_admin and demoted.role_id == 2
+
+    reset = server.stub.ResetPassword(pb.ResetPasswordRequest(user_id=user.id, password="reset-password-1",
+                                                              password_confirm="reset-password-1"), metadata=admin)
+    assert reset.message
+    assert code_of(server.login, user.username, password) == grpc.StatusCode.UNAUTHENTICATED
+    assert server.login(user.username, "reset-password-1").access_token
+
+    me = server.stub.GetMe(pb.GetMeRequest(), metadata=admin)
+    assert code_of(server.stub.DeleteUser, pb.DeleteUserRequest(user_id=me.id), metadata=admin) == \
+        grpc.StatusCode.FAILED_PRECONDITION
+    key = server.stub.CreateApiKey(pb.CreateApiKeyRequest(name="gone"),
+                                   metadata=bearer(server.login(user.username, "reset-password-1").access_token))
+    assert server.stub.DeleteUser(pb.DeleteUserRequest(user_id=user.id), metadata=admin).message
+    assert code_of(server.stub.GetUser, pb.GetUserRequest(user_id=user.id), metadata=admin) == grpc.StatusCode.NOT_FOUND
+    assert code_of(server.login, user.username, "reset-password-1") == grpc.StatusCode.UNAUTHENTICATED
+    assert code_of(server.stub.GetMe, pb.GetMeRequest(),
+                   metadata=[("x-api-key", key.access_key), ("x-api-secret", key.secret_key)]) == \
+        grpc.StatusCode.UNAUTHENTICATED
+    assert code_of(server.stub.DeleteUser, pb.DeleteUserRequest(user_id=user.id), metadata=admin) == \
+        grpc.StatusCode.NOT_FOUND

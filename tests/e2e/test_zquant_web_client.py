@@ -59,6 +59,6 @@ def test_the_original_web_client_works_unchanged(tmp_path: Path, module_gateway_
     for must in ("login is a ZQuant.Token", "runBacktest answers 201", "the detail page's condition holds: "
                  "status === 'completed'", "getPerformance is a ZQuant.PerformanceResponse",
                  "deleteStrategy answers 204 with no body", "createAPIKey is a ZQuant.APIKeyCreateResponse",
-                 "logout answers {message}"):
+                 "logout answers {message}", "getUsers is a ZQuant.PageResponse", "deleteUser answers {message}"):
         assert must in names, f"the scenario did not reach: {must}"
     assert run.returncode == 0, run.stderr

@@ -41,7 +41,7 @@ async function bundle() {
   return { auth: await load('auth'), users: await load('users'), backtest: await load('backtest') };
 }
 
-const TYPES = ['Token', 'UserResponse', 'APIKeyResponse', 'APIKeyCreateResponse', 'BacktestTaskResponse',
+const TYPES = ['Token', 'UserResponse', 'PageResponse', 'APIKeyResponse', 'APIKeyCreateResponse', 'BacktestTaskResponse',
   'BacktestResultResponse', 'PerformanceResponse', 'StrategyResponse'];
 // pages/backtest/index.tsx and detail/[id].tsx: the statuses they render.
 const STATUS_MAP = ['pending', 'running', 'completed', 'failed'];
@@ -98,6 +98,22 @@ async function main() {
     password, password_confirm: `${password}!`, role_id: 2 }));
   check('createUser with a different password_confirm is a 400', mismatch?.response?.status === 400,
     mismatch?.response?.status);
+
+  // Admin user management (users.ts): list, get, update (PUT), reset the password.
+  const page = await users.getUsers({ skip: 0, limit: 10, username, order_by: 'id', order: 'asc' });
+  conforms('PageResponse', page, 'getUsers');
+  conformsAll('UserResponse', page.items, 'getUsers().items');
+  check('getUsers finds the new user', page.total === 1 && page.items[0]?.id === created.id
+    && page.skip === 0 && page.limit === 10, JSON.stringify(page).slice(0, 300));
+  conforms('UserResponse', await users.getUser(created.id), 'getUser');
+  const renamed = await users.updateUser(created.id, { email: `${username}@example.org`, is_active: true, role_id: 2 });
+  check('updateUser is a PUT answered 200', session.calls.at(-1).method === 'PUT' && lastStatus() === 200);
+  conforms('UserResponse', renamed, 'updateUser');
+  check('updateUser changed the email', renamed.email === `${username}@example.org`, renamed.email);
+  const first = await users.resetUserPassword(created.id, { password: `${password}0`, password_confirm: `${password}0` });
+  check('resetUserPassword answers {message}', typeof first.message === 'string', JSON.stringify(first));
+  const back = await users.resetUserPassword(created.id, { password, password_confirm: password });
+  check('resetUserPassword again answers {message}', typeof back.message === 'string');
 
   const token = await auth.login({ username, password });
   conforms('Token', token, 'login (researcher)');
@@ -221,6 +237,17 @@ async function main() {
 
   const bye = await auth.logout();
   check('logout answers {message}', typeof bye.message === 'string', JSON.stringify(bye));
+
+  // The admin deletes a second user (users.deleteUser): {message}, then the user is gone.
+  session.token = adminToken.access_token;
+  const doomed = await users.createUser({ username: `${username}d`, email: `${username}d@example.com`, password,
+    password_confirm: password, role_id: 2 });
+  const removed = await users.deleteUser(doomed.id);
+  check('deleteUser answers {message}', lastStatus() === 200 && typeof removed.message === 'string');
+  const absent = await rejected(users.getUser(doomed.id));
+  check('a deleted user is a 404', absent?.response?.status === 404, absent?.response?.status);
+  const locked = await rejected(auth.login({ username: `${username}d`, password }));
+  check('a deleted user cannot log in', locked?.response?.status === 401, locked?.response?.status);
 }
 
 try {

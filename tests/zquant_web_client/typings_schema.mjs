@@ -25,30 +25,33 @@ export function typeSchemas(typingsPath, names) {
   for (const name of names) {
     const alias = aliases.get(name);
     if (!alias) throw new Error(`typings.d.ts has no type ${name}`);
-    out[name] = convert(alias.type, aliases, name);
+    // Type parameters (PageResponse<T = any>) take their default.
+    const params = new Map((alias.typeParameters ?? []).map((p) => [p.name.text, p.default]));
+    out[name] = convert(alias.type, aliases, name, params);
   }
   return out;
 }
 
-function convert(node, aliases, where) {
+function convert(node, aliases, where, params = new Map()) {
+  const recurse = (child, at = where) => convert(child, aliases, at, params);
   switch (node.kind) {
     case ts.SyntaxKind.StringKeyword: return { type: 'string' };
     case ts.SyntaxKind.NumberKeyword: return { type: 'number' };
     case ts.SyntaxKind.BooleanKeyword: return { type: 'boolean' };
     case ts.SyntaxKind.AnyKeyword: return {};
-    case ts.SyntaxKind.ArrayType: return { type: 'array', items: convert(node.elementType, aliases, where) };
+    case ts.SyntaxKind.ArrayType: return { type: 'array', items: recurse(node.elementType) };
     case ts.SyntaxKind.LiteralType:
       if (ts.isStringLiteral(node.literal)) return { const: node.literal.text };
       if (node.literal.kind === ts.SyntaxKind.NullKeyword) return { type: 'null' };
       break;
-    case ts.SyntaxKind.UnionType: return { anyOf: node.types.map((t) => convert(t, aliases, where)) };
+    case ts.SyntaxKind.UnionType: return { anyOf: node.types.map((t) => recurse(t)) };
     case ts.SyntaxKind.TypeLiteral: {
       const properties = {};
       const required = [];
       for (const member of node.members) {
         if (!ts.isPropertySignature(member)) throw new Error(`${where}: unsupported member ${member.getText()}`);
         const key = member.name.getText();
-        const schema = convert(member.type, aliases, `${where}.${key}`);
+        const schema = recurse(member.type, `${where}.${key}`);
         if (member.questionToken) properties[key] = { anyOf: [schema, { type: 'null' }] };
         else { properties[key] = schema; required.push(key); }
       }
@@ -58,9 +61,10 @@ function convert(node, aliases, where) {
       const name = node.typeName.getText();
       const args = node.typeArguments ?? [];
       if (name === 'Record' && args.length === 2) {
-        return { type: 'object', additionalProperties: convert(args[1], aliases, where) };
+        return { type: 'object', additionalProperties: recurse(args[1]) };
       }
-      if (name === 'Array' && args.length === 1) return { type: 'array', items: convert(args[0], aliases, where) };
+      if (name === 'Array' && args.length === 1) return { type: 'array', items: recurse(args[0]) };
+      if (params.has(name)) return params.get(name) ? recurse(params.get(name)) : {};
       const target = aliases.get(name.replace(/^ZQuant\./, ''));
       if (target && args.length === 0) return convert(target.type, aliases, name);
       break;
