@@ -40,7 +40,7 @@ _PLANS: dict[str, list[tuple[str, Converter]]] = {}
 # --------------------------------------------------------------------------- the JSON dialect
 
 
-def to_json_value(message: Message) -> dict[str, Any]:
+def to_json_value(message: Message) -> Any:
     """A message as REST JSON data: every field present, proto names, unset optional and
     message fields None, enums lower-case names (the zero value None), 64-bit integers as
     numbers, non-finite floats None, Timestamps RFC 3339, Struct/Value as plain JSON."""
