@@ -170,7 +170,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             result = run_backtest(panel, code, config, progress)
         except StrategyError as exc:
             bar.close()
-            print(exc.format(), file=sys.stderr)
+            print(exc.text, file=sys.stderr)
             return EXIT_STRATEGY
         except ValueError as exc:
             raise UsageError(str(exc)) from None

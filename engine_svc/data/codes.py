@@ -1,8 +1,10 @@
-"""Symbol codes: Tushare form ``600000.SH`` and the boards the price-limit rules depend on."""
+"""Symbol codes: the Tushare form ``600000.SH``, and the board stored with each instrument."""
 
 from __future__ import annotations
 
 import re
+
+from engine_svc.engine import rules
 
 _TS_CODE = re.compile(r"^(\d{6})\.(SH|SZ|BJ)$")
 _PREFIXED = re.compile(r"^(sh|sz|bj)(\d{6})$", re.IGNORECASE)
@@ -29,14 +31,6 @@ def exchange_of(ts_code: str) -> str:
 
 
 def board_of(ts_code: str, is_index: bool = False) -> str:
-    """main / chinext / star / bse / index, from the code prefix (exchange rules, not data)."""
-    if is_index:
-        return "index"
-    num, exch = ts_code.split(".")
-    if exch == "BJ" or num[0] in "48":
-        return "bse"
-    if num.startswith(("300", "301")):
-        return "chinext"
-    if num.startswith(("688", "689")):
-        return "star"
-    return "main"
+    """main / chinext / star / bse from the trading rules (``engine_svc.engine.rules``, the one
+    definition the engine trades by), or index."""
+    return "index" if is_index else rules.board_of(ts_code)

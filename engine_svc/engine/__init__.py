@@ -2,4 +2,6 @@
 
 # Recorded with every result. Bump when the same strategy and data can give a different result.
 # 0.2.0: holdings carried through ex-rights days (adj_factor steps).
-ENGINE_VERSION = "0.2.0"
+# 0.3.0: qfq point in time; slippage capped at the price limits; the strategy runs apart from the
+#        ledger (results otherwise identical to 0.2.0).
+ENGINE_VERSION = "0.3.0"

@@ -1,8 +1,14 @@
 """Simulated broker: cash, positions, order submission (with cash reservation) and matching at
-the next day's open, following engine.md's execution model.
+the next day's open, following the execution model in docs/engine.md. Every rule it applies
+comes from ``rules``.
 
 Positions live in numpy arrays indexed by symbol column so valuation is a vector operation;
 orders are Python objects because each one is recorded individually anyway.
+
+The same class keeps the ledger of record on the trusted side and, in the strategy's process,
+a mirror that answers the strategy's questions (portfolio, order outcomes) without a round trip
+(see ``engine_svc.engine.session``). Both see the same market data and the same order intents,
+so they compute the same state; only the trusted one is recorded.
 """
 
 from __future__ import annotations
@@ -14,12 +20,13 @@ import numpy as np
 
 from engine_svc.engine import batch
 from engine_svc.engine.config import BacktestConfig
-from engine_svc.engine.market import MarketData
+from engine_svc.engine.market import MarketTape
 from engine_svc.engine.orders import (
     BUY,
+    CANCELLED,
     EXPIRED,
     FILLED,
-    PRICE_EPS,
+    REASON_CANCELLED,
     REASON_CASH,
     REASON_ENDED,
     REASON_LIMIT_DOWN,
@@ -31,29 +38,38 @@ from engine_svc.engine.orders import (
     Order,
 )
 from engine_svc.engine.rules import (
+    blocked_buy,
+    blocked_sell,
     buy_cost,
+    buy_fill_price,
+    capped_note,
+    commission,
     max_affordable_buy,
     round_buy_quantity,
     round_sell_quantity,
     scaled_shares,
+    sell_fill_price,
+    sell_fill_quantity,
+    sellable,
+    stamp_duty,
 )
 
 
 class Broker:
-    def __init__(self, market: MarketData, config: BacktestConfig) -> None:
+    def __init__(self, market: MarketTape, config: BacktestConfig) -> None:
         self.m = market
         self.rate = float(config.commission_rate)
         self.min_commission = float(config.min_commission)
         self.tax_rate = float(config.tax_rate)
         self.slippage = float(config.slippage_rate)
-        n = len(market.panel.symbols)
+        n = len(market.symbols)
         # Total cash; open buy orders hold ``reserved`` of it back. Reservations never touch
         # ``cash`` itself so reserving and releasing cannot introduce rounding drift.
         self.cash = float(config.initial_capital)
         self.reserved = 0.0
         self.qty = np.zeros(n, dtype=np.int64)
         self.bought_today = np.zeros(n, dtype=np.int64)  # T+1: not sellable before tomorrow
-        self.avg_cost = np.zeros(n, dtype=np.float64)  # average fill price (fees excluded)
+        self.avg_cost = np.zeros(n, dtype=np.float64)  # average fill price (slippage in, fees out)
         # Open orders' working quantities per symbol, so order_target* does not double-order.
         self.pending_buy = np.zeros(n, dtype=np.int64)
         self.pending_sell = np.zeros(n, dtype=np.int64)
@@ -69,8 +85,12 @@ class Broker:
         return self.cash - self.reserved
 
     # ------------------------------------------------------------------ day boundaries
-    def start_day(self) -> None:
+    def open_day(self, i: int) -> tuple[list[str], list[Order]]:
+        """Everything that happens on day ``i`` before the strategy runs: T+1 reset, ex-rights
+        restatements (their log lines) and matching of yesterday's orders (now resolved)."""
         self.bought_today[:] = 0
+        lines = self.apply_ex_rights(i)
+        return lines, self.match(i)
 
     def apply_ex_rights(self, i: int) -> list[str]:
         """Carry holdings through day ``i``'s ex-rights / ex-dividend events, before the open.
@@ -99,7 +119,7 @@ class Broker:
             self.avg_cost[j] = float(self.avg_cost[j]) * held / new if new else 0.0
             self.qty[j] = new
             self.version += 1
-            symbol = self.m.panel.symbols[j]
+            symbol = self.m.symbols[j]
             self.ex_rights.append({"date": self.m.dates_str[i], "symbol": symbol, "ratio": ratio, "ex_price": ref,
                                    "quantity_before": held, "quantity_after": new, "cash": cash})
             lines.append(f"ex-rights {symbol}: adj_factor x{ratio:.6g}, {held} -> {new} shares"
@@ -116,10 +136,10 @@ class Broker:
                 o.working_quantity = q  # pending_* are rebuilt by match(), which runs next
                 if o.limit_price is not None:
                     o.limit_price = round(o.limit_price / ratio, 2)
-                self._note(o, f"restated for ex-rights (adj_factor x{ratio:.6g}): {q} shares"
-                              + (f" at {o.limit_price}" if o.limit_price is not None else ""))
+                self.note(o, f"restated for ex-rights (adj_factor x{ratio:.6g}): {q} shares"
+                             + (f" at {o.limit_price}" if o.limit_price is not None else ""))
                 if q == 0:  # restated to nothing: closed here, not matched
-                    self._close(o, REJECTED, "quantity below one lot after ex-rights")
+                    self.close(o, REJECTED, "quantity below one lot after ex-rights")
                     continue
             still_open.append(o)
         self.open_orders = still_open
@@ -147,7 +167,7 @@ class Broker:
     def expire_open(self, reason: str = REASON_ENDED) -> list[Order]:
         orders, self.open_orders = self.open_orders, []
         for o in orders:
-            self._close(o, EXPIRED, reason)
+            self.close(o, EXPIRED, reason)
         self.reserved = 0.0
         return orders
 
@@ -178,21 +198,21 @@ class Broker:
         if working == 0 and drop_zero:
             return None
         orders = self.orders
-        o = Order(len(orders) + 1, m.dates_str[i], m.panel.symbols[j], j, side, requested, limit_price)
+        o = Order(len(orders) + 1, m.dates_str[i], m.symbols[j], j, side, requested, limit_price)
         orders.append(o)
         if working == 0:
-            self._close(o, REJECTED, zero_reason)
+            self.close(o, REJECTED, zero_reason)
             return o
         reason = f"rounded to {working} (lot size / position)" if working < requested else ""
         if side == BUY:
             ref = limit_price if limit_price is not None else float(m.last_close[i, j])
             if not math.isfinite(ref):
-                self._close(o, REJECTED, "no price to value the order")
+                self.close(o, REJECTED, "no price to value the order")
                 return o
             est = ref * (1.0 + self.slippage)
             affordable = max_affordable_buy(self.cash - self.reserved, est, self.rate, self.min_commission, board)
             if affordable == 0:
-                self._close(o, REJECTED, REASON_CASH)
+                self.close(o, REJECTED, REASON_CASH)
                 return o
             if affordable < working:
                 working = affordable
@@ -208,25 +228,39 @@ class Broker:
         self.open_orders.append(o)
         return o
 
+    def cancel(self, order_id: int) -> Order | None:
+        """Cancel an order placed today that is still open; returns it, or None when no open
+        order has that id (already resolved, or never placed)."""
+        for k, o in enumerate(self.open_orders):
+            if o.order_id == order_id:
+                del self.open_orders[k]
+                if o.side == BUY:
+                    self.pending_buy[o.index] -= o.working_quantity
+                else:
+                    self.pending_sell[o.index] -= o.working_quantity
+                self.close(o, CANCELLED, REASON_CANCELLED)
+                return o
+        return None
+
     # ------------------------------------------------------------------ matching
     def _trade_price(self, o: Order, i: int) -> float | None:
         """The price (before slippage) order `o` trades at on bar i, or None after closing it:
         suspended, limit price not reached, or at the price limit in the order's direction."""
         j, m, buy = o.index, self.m, o.side == BUY
         if not m.has_bar[i, j]:
-            self._close(o, REJECTED, REASON_SUSPENDED)
+            self.close(o, REJECTED, REASON_SUSPENDED)
             return None
         px = float(m.raw["open"][i, j])
         if o.limit_price is not None:
             if (float(m.raw["low"][i, j]) > o.limit_price) if buy else (float(m.raw["high"][i, j]) < o.limit_price):
-                self._close(o, EXPIRED, REASON_NOT_REACHED)
+                self.close(o, EXPIRED, REASON_NOT_REACHED)
                 return None
             px = min(px, o.limit_price) if buy else max(px, o.limit_price)
-        if buy and px >= float(m.up_limit[i, j]) - PRICE_EPS:
-            self._close(o, REJECTED, REASON_LIMIT_UP)
+        if buy and blocked_buy(px, float(m.up_limit[i, j])):
+            self.close(o, REJECTED, REASON_LIMIT_UP)
             return None
-        if not buy and px <= float(m.down_limit[i, j]) + PRICE_EPS:
-            self._close(o, REJECTED, REASON_LIMIT_DOWN)
+        if not buy and blocked_sell(px, float(m.down_limit[i, j])):
+            self.close(o, REJECTED, REASON_LIMIT_DOWN)
             return None
         return px
 
@@ -235,59 +269,58 @@ class Broker:
         if px is None:
             return
         j = o.index
-        m = self.m
         rate, min_comm = self.rate, self.min_commission
-        fill_px = px * (1.0 + self.slippage)
+        fill_px, capped = buy_fill_price(px, self.slippage, float(self.m.up_limit[i, j]))
+        if capped:
+            self.note(o, capped_note(True, fill_px))
         # The reservation was an estimate: the real cost may use any free cash as well.
         available = (self.cash - self.reserved) + o.reserved
         q = o.working_quantity
-        value = q * fill_px
-        if value + max(value * rate, min_comm) > available:  # rules.buy_cost, inlined
-            q = min(q, max_affordable_buy(available, fill_px, rate, min_comm, m.boards[j]))
+        if buy_cost(q, fill_px, rate, min_comm) > available:
+            q = min(q, max_affordable_buy(available, fill_px, rate, min_comm, self.m.boards[j]))
             if q == 0:
-                self._close(o, REJECTED, REASON_CASH)
+                self.close(o, REJECTED, REASON_CASH)
                 return
-            self._note(o, f"{REASON_CASH}: cut to {q}")
-            value = q * fill_px
-        self.reserved -= o.reserved  # _release
-        o.reserved = 0.0
-        comm = max(value * rate, min_comm)  # rules.commission
+            self.note(o, f"{REASON_CASH}: cut to {q}")
+        value = q * fill_px
+        self.release(o)
+        comm = commission(value, rate, min_comm)
         self.cash -= value + comm
         held = int(self.qty[j])
         # Python floats: the same IEEE double operations as on numpy scalars, without the boxing.
         self.avg_cost[j] = (float(self.avg_cost[j]) * held + value) / (held + q)
         self.qty[j] = held + q
         self.bought_today[j] += q
-        self._fill(o, date, q, fill_px, value, comm, 0.0, q * (fill_px - px))
+        self.fill(o, date, q, fill_px, value, comm, 0.0, q * (fill_px - px))
 
     def _match_sell(self, o: Order, i: int, date: str) -> None:
         px = self._trade_price(o, i)
         if px is None:
             return
         j = o.index
-        m = self.m
         held = int(self.qty[j])
-        sellable = held - int(self.bought_today[j])
-        q = round_sell_quantity(min(o.working_quantity, sellable), held, m.boards[j])
+        q = sell_fill_quantity(o.working_quantity, held, int(self.bought_today[j]), self.m.boards[j])
         if q == 0:
-            why = "no sellable shares (T+1)" if sellable <= 0 else "quantity below one lot"
-            self._close(o, REJECTED, why)
+            can = sellable(held, int(self.bought_today[j]))
+            self.close(o, REJECTED, "no sellable shares (T+1)" if can <= 0 else "quantity below one lot")
             return
         if q < o.working_quantity:
-            self._note(o, f"cut to sellable quantity {q} (T+1)")
-        fill_px = px * (1.0 - self.slippage)
+            self.note(o, f"cut to sellable quantity {q} (T+1)")
+        fill_px, capped = sell_fill_price(px, self.slippage, float(self.m.down_limit[i, j]))
+        if capped:
+            self.note(o, capped_note(False, fill_px))
         value = q * fill_px
-        comm = max(value * self.rate, self.min_commission)  # rules.commission
-        tax = value * self.tax_rate  # rules.stamp_duty on a sell
+        comm = commission(value, self.rate, self.min_commission)
+        tax = stamp_duty(value, self.tax_rate)
         self.cash += value - comm - tax
         self.qty[j] = held - q
         if held == q:
             self.avg_cost[j] = 0.0
-        self._fill(o, date, q, fill_px, value, comm, tax, q * (px - fill_px))
+        self.fill(o, date, q, fill_px, value, comm, tax, q * (px - fill_px))
 
-    # ------------------------------------------------------------------ bookkeeping
-    def _fill(self, o: Order, date: str, q: int, price: float, value: float, comm: float,
-              tax: float, slip: float) -> None:
+    # ------------------------------------------------------------------ bookkeeping (also batch.py's)
+    def fill(self, o: Order, date: str, q: int, price: float, value: float, comm: float,
+             tax: float, slip: float) -> None:
         o.status = FILLED
         o.filled_quantity = q
         o.fill_date = date
@@ -302,17 +335,18 @@ class Broker:
             "slippage_cost": slip,
         })
 
-    def _release(self, o: Order) -> None:
+    def release(self, o: Order) -> None:
+        """Give an order's cash reservation back to free cash."""
         self.reserved -= o.reserved
         o.reserved = 0.0
 
-    def _close(self, o: Order, status: str, reason: str) -> None:
-        self._release(o)
+    def close(self, o: Order, status: str, reason: str) -> None:
+        self.release(o)
         o.status = status
-        self._note(o, reason)
+        self.note(o, reason)
 
     @staticmethod
-    def _note(o: Order, text: str) -> None:
+    def note(o: Order, text: str) -> None:
         o.reason = f"{o.reason}; {text}" if o.reason else text
 
     # ------------------------------------------------------------------ valuation

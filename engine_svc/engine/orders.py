@@ -9,12 +9,10 @@ OPEN = "open"
 FILLED = "filled"
 REJECTED = "rejected"
 EXPIRED = "expired"
+CANCELLED = "cancelled"
 
 BUY = "buy"
 SELL = "sell"
-
-# Prices come from the data with two decimals; compare limits with a tolerance far below a fen.
-PRICE_EPS = 1e-6
 
 REASON_SUSPENDED = "suspended"
 REASON_LIMIT_UP = "limit up"
@@ -22,6 +20,7 @@ REASON_LIMIT_DOWN = "limit down"
 REASON_CASH = "insufficient cash"
 REASON_NOT_REACHED = "limit price not reached; expired at end of day"
 REASON_ENDED = "backtest ended before the order could be matched"
+REASON_CANCELLED = "cancelled by the strategy"
 
 
 class Order:

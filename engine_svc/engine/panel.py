@@ -67,6 +67,14 @@ class Panel:
             raise ValueError("panel dates must be strictly increasing")
 
     @property
+    def nbytes(self) -> int:
+        """Bytes of the arrays (bars, daily_basic, ST flags)."""
+        arrays = [*self.bars.values(), *(self.daily_basic or {}).values()]
+        if self.is_st is not None:
+            arrays.append(self.is_st)
+        return sum(a.nbytes for a in arrays)
+
+    @property
     def shape(self) -> tuple[int, int]:
         return len(self.dates), len(self.symbols)
 

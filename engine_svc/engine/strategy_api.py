@@ -7,9 +7,16 @@ Strategy code imports these as ``zquant.backtest.strategy.BaseStrategy`` and
 Conventions (documented for strategy authors):
 - ``context.current_date`` is a ``datetime.date`` (as in zquant); ``context.current_date_str``
   is the same day as ``"YYYY-MM-DD"``.
-- Prices in ``bar_data`` and ``history`` are in the run's ``adjust_type`` view; everything about
+- Prices in ``bar_data`` and ``history`` are in the run's ``adjust_type`` view, point in time:
+  under qfq (the default) a day d's price seen on day T is raw × adj_d / adj_T, so today's bar
+  is exactly today's traded price and earlier prices are re-scaled once an ex-date has happened
+  (never because of one that is still to come); hfq is raw × adj_d; none is raw. Everything about
   money (``current_price``, ``avg_cost``, fills, values) is in unadjusted traded prices.
 - ``portfolio.cash`` is free cash: open buy orders' reservations are already taken out.
+- ``context.cancel_order(order)`` cancels an order placed today before it is matched.
+- The strategy sees only data up to today. In engine_svc it runs in its own sandboxed process
+  that receives each day's bars after answering the day before; the ledger of record is kept
+  outside it (docs/engine.md "Trust boundary").
 - Orders are matched at the next trading day's open. ``order_target*``/``order_value``/
   ``order_percent`` turn values into shares at today's close (or the limit price), count
   today's open orders towards the target, and place nothing when the lot-rounded quantity is
@@ -26,20 +33,20 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from engine_svc.engine import batch
+from engine_svc.engine import intents as it
 from engine_svc.engine.broker import Broker
-from engine_svc.engine.market import BAR_DATA_FIELDS, MarketData
-from engine_svc.engine.orders import OPEN, Order
+from engine_svc.engine.market import BAR_DATA_FIELDS, MarketTape
+from engine_svc.engine.orders import Order
 from engine_svc.engine.panel import BAR_FIELDS, DAILY_BASIC_FIELDS
-from engine_svc.engine.rules import round_quantities
+from engine_svc.engine.trader import Trader
 
-MAX_LOG_LINES = 10_000
-MAX_LOG_CHARS = 2_000
+MAX_LOG_CHARS = 2_000  # per context.log line
+LogSink = Callable[[str], None]
 
 
 class BaseStrategy:
@@ -62,7 +69,7 @@ class BaseStrategy:
         """Called every trading day after yesterday's orders were matched at today's open."""
 
     # Optional: def on_order_status(self, context, order) -> None — called when an order fills,
-    # is rejected or expires.
+    # is rejected, expires or is cancelled.
 
 
 class Position:
@@ -76,7 +83,7 @@ class Position:
         self.symbol = symbol
         self.quantity = quantity
         self.sellable = sellable  # shares not bought today (T+1)
-        self.avg_cost = avg_cost  # average fill price, fees excluded
+        self.avg_cost = avg_cost  # average fill price (slippage included, fees excluded)
         self.current_price = current_price
 
     @property
@@ -141,15 +148,14 @@ class Portfolio:
         key = (self._ctx._i, b.version)
         if key != self._cache_key:
             i = self._ctx._i
-            m = self._ctx._market
+            tape = self._ctx._tape
             held = b.qty.nonzero()[0]
+            syms = tape.symbols
             self._positions = {
-                m.panel.symbols[j]: Position(
-                    m.panel.symbols[j], q, q - bt, ac, lc
-                )
+                syms[j]: Position(syms[j], q, q - bt, ac, lc)
                 for j, q, bt, ac, lc in zip(
                     held.tolist(), b.qty[held].tolist(), b.bought_today[held].tolist(),
-                    b.avg_cost[held].tolist(), m.last_close[i, held].tolist(), strict=True,
+                    b.avg_cost[held].tolist(), tape.last_close[i, held].tolist(), strict=True,
                 )
             }
             self._cache_key = key
@@ -161,104 +167,124 @@ class Portfolio:
         if pos is not None:
             return pos
         j = self._ctx._col(symbol)
-        return Position(symbol, 0, 0, 0.0, float(self._ctx._market.last_close[self._ctx._i, j]))
+        return Position(symbol, 0, 0, 0.0, float(self._ctx._tape.last_close[self._ctx._i, j]))
 
 
 class BarArrays:
     """Today's bars over all symbols as read-only numpy rows (``bar_mode = "arrays"``).
 
     Price rows are in the adjust_type view, NaN where a symbol has no bar; ``has_bar`` masks
-    them. Building one costs O(1): each row is a view into an array computed once per run, and
-    only on first access (fields a strategy never reads are never computed).
+    them. Building one costs O(1): each row is read from the tape's view only when accessed.
     """
 
-    __slots__ = ("_m", "date", "date_str", "index", "symbols")
+    __slots__ = ("_tape", "date", "date_str", "index", "symbols")
 
-    def __init__(self, m: MarketData, i: int, date: _dt.date) -> None:
-        self._m = m
+    def __init__(self, tape: MarketTape, i: int, date: _dt.date) -> None:
+        self._tape = tape
         self.index = i
         self.date = date
-        self.date_str = m.dates_str[i]
-        self.symbols = m.panel.symbols
+        self.date_str = tape.dates_str[i]
+        self.symbols = tape.symbols
 
     def __getitem__(self, field: str) -> np.ndarray:
         if field == "has_bar":
             return self.has_bar
         if field not in BAR_FIELDS:
             raise KeyError(field)
-        return self._m.view[field][self.index]
+        return self._tape.view[field][self.index]
 
     @property
     def has_bar(self) -> np.ndarray:
-        return self._m.has_bar[self.index]
+        v = self._tape.has_bar[self.index].view()
+        v.flags.writeable = False
+        return v
 
     @property
     def open(self) -> np.ndarray:
-        return self._m.view["open"][self.index]
+        return self._tape.view["open"][self.index]
 
     @property
     def high(self) -> np.ndarray:
-        return self._m.view["high"][self.index]
+        return self._tape.view["high"][self.index]
 
     @property
     def low(self) -> np.ndarray:
-        return self._m.view["low"][self.index]
+        return self._tape.view["low"][self.index]
 
     @property
     def close(self) -> np.ndarray:
-        return self._m.view["close"][self.index]
+        return self._tape.view["close"][self.index]
 
     @property
     def pre_close(self) -> np.ndarray:
-        return self._m.view["pre_close"][self.index]
+        return self._tape.view["pre_close"][self.index]
 
     @property
     def volume(self) -> np.ndarray:
-        return self._m.view["volume"][self.index]
+        return self._tape.view["volume"][self.index]
 
     @property
     def amount(self) -> np.ndarray:
-        return self._m.view["amount"][self.index]
+        return self._tape.view["amount"][self.index]
 
     @property
     def adj_factor(self) -> np.ndarray:
-        return self._m.view["adj_factor"][self.index]
+        return self._tape.view["adj_factor"][self.index]
 
 
 class Context:
     """What ``on_bar`` gets: the date, the portfolio, order methods and data access.
 
     Strategy code may set its own attributes on the context; engine state is underscored.
+    ``intents`` (in the strategy's process under engine_svc) records every order call for the
+    trusted side to replay; ``log`` receives the strategy's log lines.
     """
 
-    def __init__(self, market: MarketData, broker: Broker) -> None:
-        self._market = market
+    def __init__(self, tape: MarketTape, broker: Broker, log: LogSink,
+                 intents: it.DayIntents | None = None) -> None:
+        self._tape = tape
         self._broker = broker
+        self._log_sink = log
+        self._trader = Trader(broker, log)
+        self._intents = intents
         self._i = 0
-        self._date = _dt.date.fromisoformat(market.dates_str[0])
+        self._date = _dt.date.min
         self._strategy: Any = None
-        self._logs: list[str] = []
-        self._dropped_logs = 0
-        self.symbols: tuple[str, ...] = market.panel.symbols
-        self.universe: list[str] = list(market.panel.symbols)
+        self.symbols: tuple[str, ...] = tape.symbols
+        self.universe: list[str] = list(tape.symbols)
         self.portfolio = Portfolio(self)
 
     # ------------------------------------------------------------------ engine side
     def _set_day(self, i: int) -> None:
         self._i = i
-        self._date = _dt.date.fromisoformat(self._market.dates_str[i])
+        self._trader.i = i
+        self._date = _dt.date.fromisoformat(self._tape.dates_str[i])
 
     def _col(self, symbol: str) -> int:
         try:
-            return self._market.symbol_index[symbol]
-        except KeyError:
+            return self._tape.symbol_index[symbol]
+        except (KeyError, TypeError):
             raise ValueError(f"unknown symbol {symbol!r}: not one of this backtest's symbols") from None
 
-    def _notify(self, order: Order | None) -> Order | None:
+    def _do(self, op: int, col: int = -1, ival: int = 0, fval: float = 0.0, price: float | None = None,
+            array: np.ndarray | None = None) -> Any:
+        """Record the intent (when recording), run it against the broker this context sees, then
+        tell the strategy about every order that is already closed (rejected at submission,
+        cancelled) — after the call, so a callback's own orders come after this call's."""
+        rec = self._intents
+        k = rec.add(op, col, ival, fval, price, array) if rec is not None else -1
+        try:
+            out = it.dispatch(self._trader, op, col, 0 if array is not None else ival, fval, price, (array,))
+        except BaseException:
+            if k >= 0:
+                rec.mark_raised(k)  # type: ignore[union-attr]
+            raise
         cb = getattr(self._strategy, "on_order_status", None)
-        if order is not None and not order.is_open and cb is not None:
-            cb(self, order)
-        return order
+        if cb is not None and out is not None:
+            for o in (out if isinstance(out, list) else (out,)):
+                if not o.is_open:
+                    cb(self, o)
+        return out
 
     # ------------------------------------------------------------------ dates
     @property
@@ -267,56 +293,31 @@ class Context:
 
     @property
     def current_date_str(self) -> str:
-        return self._market.dates_str[self._i]
-
-    # ------------------------------------------------------------------ prices
-    def _price(self, j: int, price: float | None) -> float:
-        """Price used to turn values into share counts: the limit price, else today's close."""
-        return float(price) if price is not None else float(self._market.last_close[self._i, j])
-
-    def _effective_qty(self, j: int) -> int:
-        b = self._broker
-        return int(b.qty[j] + b.pending_buy[j] - b.pending_sell[j])
+        return self._tape.dates_str[self._i]
 
     # ------------------------------------------------------------------ orders
     def order(self, symbol: str, quantity: float, price: float | None = None) -> Order | None:
         """Buy (quantity > 0) or sell (< 0) shares at tomorrow's open, or as a limit order."""
-        j = self._col(symbol)
-        limit = _check_limit_price(price)
-        return self._notify(self._broker.submit(self._i, j, int(quantity), limit, drop_zero=False))
-
-    def _order_delta(self, j: int, delta: int, limit: float | None) -> Order | None:
-        return self._notify(self._broker.submit(self._i, j, delta, limit, drop_zero=True))
+        return self._do(it.ORDER, self._col(symbol), it.normalise_quantity(quantity),
+                        price=it.normalise_price(price))
 
     def order_target(self, symbol: str, quantity: float, price: float | None = None) -> Order | None:
         """Order the difference between ``quantity`` and the holding (incl. today's open orders)."""
-        j = self._col(symbol)
-        limit = _check_limit_price(price)
-        return self._order_delta(j, int(quantity) - self._effective_qty(j), limit)
+        return self._do(it.ORDER_TARGET, self._col(symbol), it.normalise_quantity(quantity),
+                        price=it.normalise_price(price))
 
     def order_value(self, symbol: str, value: float, price: float | None = None) -> Order | None:
-        j = self._col(symbol)
-        limit = _check_limit_price(price)
-        px = self._price(j, limit)
-        if not (math.isfinite(px) and px > 0 and math.isfinite(value)):
-            self.log(f"order_value({symbol}): no price today, order skipped")
-            return None
-        return self._order_delta(j, int(value / px), limit)
+        return self._do(it.ORDER_VALUE, self._col(symbol), fval=float(value), price=it.normalise_price(price))
 
     def order_target_value(self, symbol: str, value: float, price: float | None = None) -> Order | None:
-        j = self._col(symbol)
-        limit = _check_limit_price(price)
-        px = self._price(j, limit)
-        if not (math.isfinite(px) and px > 0 and math.isfinite(value)):
-            self.log(f"order_target_value({symbol}): no price today, order skipped")
-            return None
-        return self._order_delta(j, int(value / px) - self._effective_qty(j), limit)
+        return self._do(it.ORDER_TARGET_VALUE, self._col(symbol), fval=float(value), price=it.normalise_price(price))
 
     def order_percent(self, symbol: str, percent: float, price: float | None = None) -> Order | None:
-        return self.order_value(symbol, self.portfolio.total_value * percent, price)
+        return self._do(it.ORDER_PERCENT, self._col(symbol), fval=float(percent), price=it.normalise_price(price))
 
     def order_target_percent(self, symbol: str, percent: float, price: float | None = None) -> Order | None:
-        return self.order_target_value(symbol, self.portfolio.total_value * percent, price)
+        return self._do(it.ORDER_TARGET_PERCENT, self._col(symbol), fval=float(percent),
+                        price=it.normalise_price(price))
 
     # Vectorised helpers for bar_mode = "arrays": one call rebalances every symbol.
     def order_target_values(self, values: Sequence[float] | np.ndarray) -> list[Order]:
@@ -325,59 +326,17 @@ class Context:
         Same arithmetic as ``order_target_value`` symbol by symbol; sells are submitted before
         buys, each in column order. Symbols without any price are skipped.
         """
-        target = np.asarray(values, dtype=np.float64)
-        m, b = self._market, self._broker
-        if target.shape != (len(m.panel.symbols),):
-            raise ValueError(f"expected {len(m.panel.symbols)} values, got shape {target.shape}")
-        px = m.last_close[self._i]
-        with np.errstate(invalid="ignore"):
-            cand = (np.isfinite(target) & (px > 0)).nonzero()[0]  # NaN price → False
-        if cand.size == 0:
-            return []
-        # Work on the candidates only (usually a few of many symbols). int() truncates toward
-        # zero; np.trunc does the same, on the same IEEE quotient as the scalar path.
-        tq = np.trunc(target[cand] / px[cand]).astype(np.int64)
-        held, bought, sold = b.qty[cand], b.pending_buy[cand], b.pending_sell[cand]
-        delta = tq - (held + bought - sold)
-        # Drop deltas that round to no shares here, vectorised, so the Python loop below only
-        # sees real orders (submit applies the same rounding again, one symbol at a time).
-        working = round_quantities(delta, held - sold, m.is_star[cand])
-        keep = working != 0
-        cand, delta, working = cand[keep], delta[keep], working[keep]
-        is_sell = delta < 0
-        sells, buys = cand[is_sell], cand[~is_sell]
-        placed: list[Order] = []
-        # Sells never need cash, so a batch of them is always equivalent to one-by-one (and
-        # cheaper even for a few: no per-order numpy scalar work).
-        if sells.size >= batch.SELL_BATCH_MIN:
-            placed += batch.submit_sells(b, self._i, sells, -delta[is_sell], working[is_sell])
-        else:
-            self._submit_each(sells, delta[is_sell], placed)
-        fast = (
-            batch.submit_buys(b, self._i, buys, delta[~is_sell], working[~is_sell])
-            if buys.size >= batch.BATCH_MIN else None
-        )
-        if fast is not None:
-            placed += fast
-        else:
-            self._submit_each(buys, delta[~is_sell], placed)
-        return placed
-
-    def _submit_each(self, cols: np.ndarray, delta: np.ndarray, placed: list[Order]) -> None:
-        """``_order_delta`` per column (market orders), appending what was placed; an order
-        that is still open needs no ``on_order_status`` call, so ``_notify`` is skipped then."""
-        submit, i = self._broker.submit, self._i
-        for j, d in zip(cols.tolist(), delta.tolist(), strict=True):
-            o = submit(i, j, d, None, drop_zero=True)
-            if o is not None:
-                if o.status != OPEN:
-                    self._notify(o)
-                placed.append(o)
+        return self._do(it.TARGET_VALUES, array=it.normalise_array(values, len(self.symbols)))
 
     def order_target_percents(self, weights: Sequence[float] | np.ndarray) -> list[Order]:
         """Target a fraction of total value per symbol column; NaN leaves a symbol alone."""
-        w = np.asarray(weights, dtype=np.float64)
-        return self.order_target_values(self.portfolio.total_value * w)
+        return self._do(it.TARGET_PERCENTS, array=it.normalise_array(weights, len(self.symbols)))
+
+    def cancel_order(self, order: Order | int) -> Order | None:
+        """Cancel an order placed today (an ``Order`` or its ``order_id``) before it is matched.
+        Returns the cancelled order, or None when it is no longer open."""
+        order_id = order.order_id if isinstance(order, Order) else it.normalise_quantity(order)
+        return self._do(it.CANCEL, ival=order_id)
 
     def get_open_orders(self) -> list[Order]:
         return list(self._broker.open_orders)
@@ -406,7 +365,7 @@ class Context:
     def _field(self, field: str) -> np.ndarray:
         if field not in BAR_FIELDS:
             raise ValueError(f"unknown field {field!r}; one of {', '.join(BAR_FIELDS)}")
-        return self._market.view[field]
+        return self._tape.view[field]
 
     def get_daily_basic(
         self, symbol: str, date: str | _dt.date | None = None
@@ -414,16 +373,15 @@ class Context:
         """Daily indicators for ``symbol`` on ``date`` (default today); None when not loaded or
         not a trading day. Asking for a future date is an error (no look-ahead)."""
         j = self._col(symbol)
-        basic = self._market.panel.daily_basic
-        i = self._i
+        basic = self._tape.daily_basic
+        i: int | None = self._i
         if date is not None:
             d = _as_day(date)
             if d > np.datetime64(self.current_date_str, "D"):
                 raise ValueError(f"get_daily_basic: {date} is after the current date {self.current_date_str}")
-            k = int(np.searchsorted(self._market.panel.dates, d))
-            if k >= len(self._market.panel.dates) or self._market.panel.dates[k] != d:
+            i = self._tape.row_of(d)
+            if i is None:
                 return None
-            i = k
         if not basic:
             return None
         out: dict[str, float | None] = {}
@@ -435,27 +393,25 @@ class Context:
 
     def log(self, *parts: Any) -> None:
         """Append a line to the result's logs (capped)."""
-        if len(self._logs) >= MAX_LOG_LINES:
-            self._dropped_logs += 1
-            return
         text = " ".join(str(p) for p in parts)
-        self._logs.append(f"{self.current_date_str} {text[:MAX_LOG_CHARS]}")
+        self._log_sink(text[:MAX_LOG_CHARS])
 
     def _bar_dict(self) -> dict[str, dict[str, float]]:
         """zquant-style bar_data for symbols with a bar today, built from numpy rows."""
-        m, i = self._market, self._i
-        cols = m.has_bar[i].nonzero()[0]
+        tape, i = self._tape, self._i
+        cols = tape.has_bar[i].nonzero()[0]
         if cols.size == 0:
             return {}
-        rows = np.stack([m.view[f][i, cols] for f in BAR_DATA_FIELDS], axis=1).tolist()
-        syms = m.panel.symbols
+        view = tape.view
+        rows = np.stack([view[f][i, cols] for f in BAR_DATA_FIELDS], axis=1).tolist()
+        syms = tape.symbols
         return {
             syms[j]: dict(zip(BAR_DATA_FIELDS, row, strict=True))
             for j, row in zip(cols.tolist(), rows, strict=True)
         }
 
     def _bar_arrays(self) -> BarArrays:
-        return BarArrays(self._market, self._i, self._date)
+        return BarArrays(self._tape, self._i, self._date)
 
 
 def _as_day(value: str | _dt.date) -> np.datetime64:
@@ -467,12 +423,3 @@ def _as_day(value: str | _dt.date) -> np.datetime64:
         return np.datetime64(text[:10], "D")
     except ValueError:
         raise ValueError(f"not a date: {value!r}") from None
-
-
-def _check_limit_price(price: float | None) -> float | None:
-    if price is None:
-        return None
-    p = float(price)
-    if not (math.isfinite(p) and p > 0):
-        raise ValueError(f"limit price must be a positive number, got {price!r}")
-    return p

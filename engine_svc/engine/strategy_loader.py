@@ -75,7 +75,7 @@ def load_strategy_class(source: str) -> type:
         raise StrategyError.from_exception(exc, source) from None
     cls = module.__dict__.get("Strategy")
     if not isinstance(cls, type):
-        raise StrategyError("StrategyDefinitionError", "strategy code must define class Strategy")
+        raise StrategyError.definition("strategy code must define class Strategy")
     return cls
 
 

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import logging
 import platform
 import threading
+import time
 from typing import Any
 
 from engine_svc.engine.config import BacktestConfig, ConfigError
 from engine_svc.engine.panel import Panel
-from engine_svc.sandbox import bwrap, landlock, protocol, seccomp
+from engine_svc.engine.session import HostedSide, ProtocolViolation, TrustedSession
+from engine_svc.sandbox import bwrap, landlock, seccomp
 from engine_svc.sandbox.errors import SandboxError
-from engine_svc.sandbox.launcher import ProgressCallback, SandboxOutcome, run_job
+from engine_svc.sandbox.launcher import ProgressCallback, SandboxOutcome, WorkerHandle, run_job
 from engine_svc.sandbox.limits import SandboxLimits
 
 MAX_CODE_BYTES = 1 << 20  # strategy source; a 1 MB strategy is already absurd
+END_GRACE_SECONDS = 2.0  # for the worker to flush its output after the last day
+
+log = logging.getLogger("zquant.engine.sandbox")
 
 
 def _check_code(code: str) -> None:
@@ -34,34 +41,79 @@ def run_in_sandbox(
     on_progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
 ) -> SandboxOutcome:
-    """Run one whole backtest in a fresh hardened worker.
+    """Run one backtest: the ledger here, in the calling (trusted) process, the strategy in a
+    fresh hardened worker that sees one day at a time (``engine_svc.engine.session``).
 
-    ``config`` is BacktestConfig.to_dict(); it is validated here first (ConfigError propagates).
-    CPU and wall limits scale with the panel's dates × symbols, the memory limit with its size
-    (see SandboxLimits). Raises SandboxError on any failure.
+    ``config`` is BacktestConfig.to_dict(); it is validated here first (ConfigError propagates,
+    and so does the engine's ValueError for symbols or days the panel does not cover). CPU and
+    wall limits scale with the panel's dates × symbols, the memory limit with its size
+    (see SandboxLimits). Raises SandboxError on any failure of the strategy or its process.
     """
+    t0 = time.monotonic()
     _check_code(strategy_code)
-    cfg = BacktestConfig.from_dict(dict(config))  # fail fast in the parent; the worker rebuilds it
-    wire_config = cfg.to_dict()
+    cfg = BacktestConfig.from_dict(dict(config))
     try:
-        json.dumps(wire_config["params"], allow_nan=False)
+        json.dumps(cfg.params, allow_nan=False)
     except (TypeError, ValueError):
         raise ConfigError("params", "must be JSON-serialisable (no NaN)") from None
-    if tuple(panel.symbols) != cfg.symbols and set(cfg.symbols) <= set(panel.symbols):
-        # Send only the configured symbols: the engine would make this very slice (a copy) itself,
-        # so the result is identical and the worker needs less memory.
-        panel = panel.slice(symbols=list(cfg.symbols))
-    meta, buffers = protocol.panel_to_wire(panel)
-    n_dates, n_symbols = panel.shape
-    return run_job(
-        "backtest",
-        {"code": strategy_code, "config": wire_config, "panel": meta},
-        buffers,
-        limits=limits,
-        symbol_days=n_dates * n_symbols,
-        on_progress=on_progress,
-        cancel=cancel,
-    )
+    session = TrustedSession(panel, strategy_code, cfg)
+    n_symbols = len(session.panel.symbols)
+    handle = WorkerHandle("strategy", limits, symbol_days=len(session.rows) * n_symbols,
+                          data_bytes=2 * session.panel.nbytes)
+    try:
+        handle.start()
+    except OSError as exc:
+        raise SandboxError("internal", f"could not start the sandbox worker: {exc}") from None
+    channel = SandboxChannel(handle, cancel, t0)
+    try:
+        result = session.run(HostedSide(channel), on_progress)
+    except SandboxError as exc:
+        handle.close()
+        exc.logs = handle.logs()
+        raise
+    except ProtocolViolation as exc:
+        handle.close()
+        raise SandboxError("protocol", str(exc), logs=handle.logs()) from None
+    finally:
+        handle.close()
+    if session.mismatches:
+        log.warning("strategy view diverged from the ledger", extra={"days": session.mismatches})
+    return handle.outcome(result)
+
+
+class SandboxChannel:
+    """A HostedSide's way to its StrategyHost: frames over the worker's pipes."""
+
+    def __init__(self, handle: WorkerHandle, cancel: threading.Event | None, started_at: float) -> None:
+        self.handle = handle
+        self.cancel = cancel
+        self.started_at = started_at
+        self.ok = False
+
+    def start(self, init: dict[str, Any], warmup: list[bytes | memoryview] | None,
+              first_day: list[bytes | memoryview]) -> None:
+        self.handle.open({"init": init}, cancel=self.cancel, started_at=self.started_at)
+        if warmup is not None:
+            self.handle.send(warmup)
+        self.handle.send(first_day)
+
+    def send(self, parts: list[bytes | memoryview]) -> None:
+        self.handle.send(parts)
+
+    def receive(self) -> bytes:
+        header, body = self.handle.receive()
+        if header["type"] != "bin":
+            raise SandboxError("protocol", f"invalid message from the strategy process: unexpected "
+                                           f"{header['type']!r} frame")
+        self.ok = True
+        return body
+
+    def close(self) -> None:
+        """Tell the worker the run is over and give it a moment to flush what it printed."""
+        if not self.ok or self.handle.cancelled:
+            return
+        with contextlib.suppress(SandboxError):
+            self.handle.finish(grace=END_GRACE_SECONDS)
 
 
 def validate_in_sandbox(code: str, *, limits: SandboxLimits) -> list[dict[str, Any]]:

@@ -33,19 +33,20 @@ CANCELLED_MESSAGE = "backtest was cancelled"
 class SandboxError(Exception):
     """A sandboxed job failed. ``kind`` is one of KINDS; ``message`` is safe to show to the user."""
 
-    def __init__(self, kind: str, message: str, *, logs: str = "") -> None:
+    def __init__(self, kind: str, message: str, *, logs: str = "", line: int = 0) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown SandboxError kind {kind!r}")
         super().__init__(message)
         self.kind = kind
         self.message = message
         self.logs = logs  # captured stdout/stderr of the worker (capped), for the task's log
+        self.line = line  # the strategy line a strategy/syntax error points at (0: none)
 
     def __repr__(self) -> str:
         return f"SandboxError({self.kind!r}, {self.message!r})"
 
-    def to_dict(self) -> dict[str, str]:
-        return {"kind": self.kind, "message": self.message}
+    def to_dict(self) -> dict[str, str | int]:
+        return {"kind": self.kind, "message": self.message, "line": self.line}
 
 
 def memory_message(memory_mb: int) -> str:

@@ -1,6 +1,7 @@
 """What a worker can be asked to do. Runs inside the hardened worker only.
 
-A job is a function ``(request header, request body, progress) -> JSON-serialisable value``;
+A job is a function ``(request header, request body, progress) -> JSON-serialisable value``
+(an interactive job gets a ``Pipe`` instead of ``progress`` and exchanges frames until done);
 ``preload`` names modules imported before hardening (so they need not be readable afterwards and
 their import time is not charged to the user). Failures caused by user code are raised as
 ``JobError`` with the user-facing message; anything else is an internal error.
@@ -15,27 +16,33 @@ import inspect
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from engine_svc.sandbox.usercode import (
     STRATEGY_FILENAME,
     JobError,
-    collapse_frame_lines,
     compile_strategy,
     exception_summary,
     exec_module,
-    failure_message,
     first_strategy_line,
     syntax_message,
     user_error,
 )
 
 ProgressFn = Callable[[float, str, float], None]
-JobFn = Callable[[dict[str, Any], bytearray, ProgressFn], Any]
+JobFn = Callable[[dict[str, Any], bytearray, Any], Any]  # third argument: ProgressFn, or a Pipe
 
-# The engine's entry point (owned by the engine package). Checked at preload time.
-ENGINE_RUNNER = "engine_svc.engine.runner"
+
+class Pipe(Protocol):
+    """An interactive job's frames to and from the trusted parent (worker.py implements it)."""
+
+    def read(self) -> tuple[dict[str, Any], bytearray]: ...
+    def write_binary(self, parts: list[bytes | memoryview]) -> None: ...
+
+# The engine modules a strategy job needs (owned by the engine package). Imported before hardening.
+ENGINE_SESSION = "engine_svc.engine.session"
 ENGINE_ERRORS = "engine_svc.engine.errors"
+ENGINE_DAYWIRE = "engine_svc.engine.daywire"
 ENGINE_LOADER = "engine_svc.engine.strategy_loader"
 # Where BaseStrategy may live: the engine's module, or the zquant-compatible import path.
 BASE_STRATEGY_MODULES = ("engine_svc.engine.strategy", "zquant.backtest.strategy")
@@ -47,6 +54,7 @@ class Job:
     preload: tuple[str, ...] = ()  # required modules
     optional_preload: tuple[str, ...] = ()  # imported if present
     setup: Callable[[], None] | None = None  # runs after the imports, before hardening
+    interactive: bool = False  # gets a Pipe (frames both ways) instead of a progress callback
 
 
 JOBS: dict[str, Job] = {}
@@ -57,9 +65,10 @@ def job(
     preload: tuple[str, ...] = (),
     optional_preload: tuple[str, ...] = (),
     setup: Callable[[], None] | None = None,
+    interactive: bool = False,
 ) -> Callable[[JobFn], JobFn]:
     def register(fn: JobFn) -> JobFn:
-        JOBS[name] = Job(fn, preload, optional_preload, setup)
+        JOBS[name] = Job(fn, preload, optional_preload, setup, interactive)
         return fn
 
     return register
@@ -99,62 +108,38 @@ def _call_user(fn: Callable[..., Any], *args: Any) -> Any:
         raise user_error(exc) from None
 
 
-# ---- backtest ------------------------------------------------------------------------------------
+# ---- strategy (one backtest's strategy side) -----------------------------------------------------
 
 
-@job("backtest", preload=(ENGINE_RUNNER, ENGINE_ERRORS), setup=install_zquant_aliases)
-def backtest_job(request: dict[str, Any], body: bytearray, progress: ProgressFn) -> Any:
-    """The engine's whole daily loop for one backtest, inside the worker."""
-    from engine_svc.engine.config import BacktestConfig
-    from engine_svc.sandbox.protocol import panel_from_wire
-
-    return run_engine(
-        panel_from_wire(request["panel"], body),
-        request["code"],
-        BacktestConfig.from_dict(request["config"]),
-        progress,
-    )
-
-
-def run_engine(panel: Any, code: str, config: Any, progress: ProgressFn) -> Any:
-    """Adapter to ``engine_svc.engine.runner.run_backtest`` and its StrategyError.
-
-    The code is compiled here first so a syntax error is reported the same way for every job.
-    """
-    runner = importlib.import_module(ENGINE_RUNNER)
+@job("strategy", preload=(ENGINE_SESSION,), setup=install_zquant_aliases, interactive=True)
+def strategy_job(request: dict[str, Any], body: bytearray, pipe: Pipe) -> Any:
+    """The strategy's side of one backtest (``engine_svc.engine.session.StrategyHost``): read
+    each day's data, run the strategy, answer with its order intents; until the trusted side
+    says "end". The ledger, matching and valuation stay with the trusted side."""
+    session = importlib.import_module(ENGINE_SESSION)
     errors = importlib.import_module(ENGINE_ERRORS)
-    compile_strategy(code)
+    daywire = importlib.import_module(ENGINE_DAYWIRE)
     try:
-        return runner.run_backtest(panel, code, config, progress)
+        host = session.StrategyHost(request["init"])
+        while True:
+            header, data = pipe.read()
+            if header["type"] == "end":
+                return None
+            if header["type"] != "bin":
+                raise JobError("internal", f"unexpected {header['type']!r} frame")
+            reply = host.handle(data)
+            if reply is not None:
+                pipe.write_binary(reply)
     except errors.StrategyError as exc:
-        raise strategy_error_to_job_error(exc) from None
-    except (MemoryError, SystemExit, JobError):
-        raise
-    except SyntaxError as exc:
-        if exc.filename == STRATEGY_FILENAME:
-            raise JobError("syntax_error", syntax_message(exc)) from None
-        raise
+        if exc.exc_type == "MemoryError":
+            raise MemoryError from None  # reported as the memory limit by the worker
+        if exc.exc_type == "SystemExit":
+            raise SystemExit from None
+        raise JobError(exc.kind, exc.text, exc.lineno or 0) from None
+    except daywire.WireError as exc:
+        raise JobError("internal", f"invalid day message: {exc}") from None
     except RecursionError as exc:  # the engine's own frames may hit it while calling the strategy
         raise user_error(exc) from None
-
-
-def strategy_error_to_job_error(exc: Any) -> JobError:
-    """Map the engine's StrategyError (exc_type, message, traceback lines) to our message format."""
-    exc_type = str(getattr(exc, "exc_type", "") or "Exception")
-    text = str(getattr(exc, "message", "") or "")
-    if exc_type == "MemoryError":
-        raise MemoryError  # reported as the memory limit by the worker
-    if exc_type == "SystemExit":
-        raise SystemExit
-    if exc_type == "StrategyDefinitionError":  # e.g. "strategy code must define class Strategy"
-        return JobError("syntax_error", text[:2000])
-    lines = getattr(exc, "traceback_lines", None) or []
-    if isinstance(lines, str):
-        lines = lines.splitlines()
-    summary = f"{exc_type}: {text}" if text else exc_type
-    kind = "syntax_error" if exc_type in ("SyntaxError", "IndentationError", "TabError") else "strategy_error"
-    frames = collapse_frame_lines([str(line).rstrip("\n") for line in lines])
-    return JobError(kind, failure_message(summary[:2000], frames))
 
 
 # ---- validation ----------------------------------------------------------------------------------
@@ -176,7 +161,7 @@ def _base_strategy() -> type | None:
     return None
 
 
-@job("validate", optional_preload=(ENGINE_RUNNER,), setup=install_zquant_aliases)
+@job("validate", optional_preload=(ENGINE_LOADER,), setup=install_zquant_aliases)
 def validate_job(request: dict[str, Any], body: bytearray, progress: ProgressFn) -> list[dict[str, Any]]:
     """Issues (line, column, message) with the strategy code; [] when it looks runnable."""
     code = request["code"]
@@ -227,7 +212,7 @@ def validate_job(request: dict[str, Any], body: bytearray, progress: ProgressFn)
 # ---- generic script (tests, tools) --------------------------------------------------------------
 
 
-@job("script", optional_preload=(ENGINE_RUNNER,), setup=install_zquant_aliases)
+@job("script", optional_preload=(ENGINE_SESSION,), setup=install_zquant_aliases)
 def script_job(request: dict[str, Any], body: bytearray, progress: ProgressFn) -> Any:
     """Run ``code`` as a module; if it defines ``main(args, progress)``, return its result."""
     module = _call_user(exec_module, compile_strategy(request["code"]))

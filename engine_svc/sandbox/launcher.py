@@ -9,6 +9,7 @@ and kills the worker's whole process group (and, with bwrap, its PID namespace) 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import select
@@ -34,6 +35,8 @@ ProgressCallback = Callable[[float, str, float], None]
 _MAX_MESSAGE_BYTES = 1 << 20  # ready/progress/error frames; only results may be larger
 _POLL_SECONDS = 0.05  # how often the cancel event is checked while waiting
 _LOG_TAIL_BYTES = 64 * 1024  # always keep the end of the output: that is where tracebacks are
+_F_SETPIPE_SZ = 1031  # fcntl: a day's data (1 000 symbols: 80 KB) fits the pipe in one write
+_PIPE_BYTES = 1 << 20
 _ENGINE_DIR = Path(engine_svc.__file__).resolve().parent
 _REPO_ROOT = _ENGINE_DIR.parent
 # The only project code a worker may read: the package marker, the engine and the sandbox itself —
@@ -202,6 +205,18 @@ class WorkerHandle:
         self.rusage: Any = None
         self.pid = 0
         self._sampled_cpu = 0.0  # max CPU seen in /proc while running (bwrap only)
+        self._next_cpu_sample = 0.0
+        # Set by open():
+        self._t0 = self._deadline = self._t_ready = self._t_result = 0.0
+        self._reader = protocol.FrameReader(max_header=_MAX_MESSAGE_BYTES, max_body=0)
+        self._on_progress: ProgressCallback | None = None
+        self._cancel_event: threading.Event | None = None
+        self._stdin_fd = -1
+        self._job_frame: list[memoryview] = []
+        self._pending: list[memoryview] = []
+        self._frames: list[tuple[dict[str, Any], bytes]] = []
+        self._layers: dict[str, Any] = {}
+        self._eof = False
 
     # ---- start -----------------------------------------------------------------------------
 
@@ -252,6 +267,9 @@ class WorkerHandle:
             os.close(out_w)
             os.close(log_w)
         self.pid = self._proc.pid
+        for fd in (self._proc.stdin.fileno() if self._proc.stdin else -1, out_r):  # fewer wake-ups per day
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(fd, _F_SETPIPE_SZ, _PIPE_BYTES)
         self._out_fd = out_r
         os.set_blocking(out_r, False)
         self._pidfd = os.pidfd_open(self.pid)
@@ -318,6 +336,49 @@ class WorkerHandle:
                     self._logs.join(timeout=1.0)
 
     # ---- run -------------------------------------------------------------------------------
+    # One job: ``open`` (wait until the worker is hardened, send the job frame), then frames both
+    # ways — ``send`` (binary frames to the worker), ``receive`` (the worker's next frame) — and
+    # ``close``. ``wait`` is the one-shot form: open, then the job's single result.
+
+    def open(
+        self,
+        request: dict[str, Any],
+        body: Sequence[memoryview] = (),
+        *,
+        on_progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+        started_at: float | None = None,
+    ) -> None:
+        """Wait for the worker's ``ready`` (its layers checked), then queue the job frame."""
+        t0 = time.monotonic() if started_at is None else started_at
+        self._t0 = t0
+        self._deadline = t0 + self.wall_limit
+        self._reader = protocol.FrameReader(max_header=_MAX_MESSAGE_BYTES, max_body=self.limits.result_max_mb * 2**20)
+        self._on_progress = on_progress
+        self._cancel_event = cancel
+        assert self._proc is not None and self._proc.stdin is not None
+        self._stdin_fd = self._proc.stdin.fileno()
+        self._job_frame = protocol.frame_bytes({"type": "job", **request}, body)
+        self._pump(until_ready=True)
+
+    def send(self, parts: Sequence[bytes | memoryview]) -> None:
+        """Queue a binary frame for the worker; returns once it is written (or the worker died,
+        which the next ``receive`` reports)."""
+        self._pending += protocol.binary_frame(parts)
+        self._pump()
+
+    def receive(self) -> tuple[dict[str, Any], bytes]:
+        """The worker's next frame (binary frames come as ``{"type": "bin"}``). Raises
+        SandboxError: the worker's own error frame (kind, message, strategy line), how it died,
+        the wall-clock limit, cancellation, or a malformed frame."""
+        return self._pump(want_frame=True)  # type: ignore[return-value]
+
+    def finish(self, grace: float) -> None:
+        """Ask an interactive job to end (an ``end`` frame) and wait up to ``grace`` seconds for
+        its final frame, so what it printed is flushed; ``close`` does the rest."""
+        self._pending += protocol.frame_bytes({"type": "end"})
+        self._deadline = min(self._deadline, time.monotonic() + grace)
+        self.receive()
 
     def wait(
         self,
@@ -329,143 +390,140 @@ class WorkerHandle:
         started_at: float | None = None,
     ) -> SandboxOutcome:
         """Send the job when the worker is ready, read frames until a result, then clean up."""
-        t0 = time.monotonic() if started_at is None else started_at
-        deadline = t0 + self.wall_limit
-        reader = protocol.FrameReader(max_header=_MAX_MESSAGE_BYTES, max_body=self.limits.result_max_mb * 2**20)
-        assert self._proc is not None and self._proc.stdin is not None
-        stdin_fd = self._proc.stdin.fileno()
-        pending: list[memoryview] = []
-        final: tuple[dict[str, Any], bytes] | None = None
-        failure: SandboxError | None = None
-        layers: dict[str, Any] = {}
-        t_ready = t_result = next_cpu_sample = 0.0
-        eof = False
+        try:
+            self.open(request, body, on_progress=on_progress, cancel=cancel, started_at=started_at)
+            header, payload = self.receive()
+            if header["type"] != "result":
+                raise SandboxError("protocol", f"invalid message from the strategy process: unexpected "
+                                               f"{header['type']!r} frame")
+            try:
+                result = protocol.decode_json(payload, "result")
+            except protocol.ProtocolError as exc:
+                raise SandboxError("protocol", str(exc)) from None
+        except SandboxError as exc:
+            self.close()
+            exc.logs = self.logs()
+            raise
+        self.close()
+        return self.outcome(result)
+
+    def logs(self) -> str:
+        return self._logs.text() if self._logs else ""
+
+    def outcome(self, result: Any) -> SandboxOutcome:
+        """The outcome of a finished job (call after ``close``)."""
+        cpu = (self.rusage.ru_utime + self.rusage.ru_stime) if self.rusage else 0.0
+        cpu = max(cpu, self._sampled_cpu)
+        end = time.monotonic()
+        return SandboxOutcome(
+            result=result,
+            logs=self.logs(),
+            timings={
+                "start_s": round((self._t_ready or end) - self._t0, 6),
+                "run_s": round((self._t_result or end) - (self._t_ready or self._t0), 6),
+                "total_s": round(end - self._t0, 6),
+            },
+            isolation={**self._layers, "bwrap": self.bwrap},
+            cpu_seconds=round(cpu, 6),
+            max_rss_mb=round(self.rusage.ru_maxrss / 1024, 1) if self.rusage else 0.0,
+        )
+
+    def _pump(self, *, want_frame: bool = False, until_ready: bool = False) -> tuple[dict[str, Any], bytes] | None:
+        """Drive the pipes until the asked-for state: a frame arrived (``want_frame``), the worker
+        reported ready (``until_ready``), or everything queued is written. Enforces the deadline,
+        cancellation and the frame caps; turns error frames and deaths into SandboxError."""
         try:
             while True:
-                if cancel is not None and cancel.is_set():
+                if self._frames and want_frame:
+                    return self._frames.pop(0)
+                if until_ready and self._t_ready:
+                    return None
+                if not (want_frame or until_ready or self._pending):
+                    return None
+                if self._cancel_event is not None and self._cancel_event.is_set():
                     self.cancel()
                 if self.cancelled:
-                    failure = SandboxError("cancelled", CANCELLED_MESSAGE)
-                    break
+                    raise SandboxError("cancelled", CANCELLED_MESSAGE)
                 now = time.monotonic()
-                if now >= deadline:
-                    failure = SandboxError("wall_time", wall_message(self.wall_limit))
-                    break
-                if self.bwrap and now >= next_cpu_sample:  # RLIMIT_CPU kills 1 s after soft: 0.1 s is plenty
+                if now >= self._deadline:
+                    raise SandboxError("wall_time", wall_message(self.wall_limit))
+                if self.bwrap and now >= self._next_cpu_sample:  # RLIMIT_CPU kills 1 s after soft
                     self._sampled_cpu = max(self._sampled_cpu, _tree_cpu_seconds(self.pid))
-                    next_cpu_sample = now + 0.1
+                    self._next_cpu_sample = now + 0.1
                 poller = select.poll()
                 poller.register(self._pidfd, select.POLLIN)
-                if not eof:
+                if not self._eof:
                     poller.register(self._out_fd, select.POLLIN)
-                if pending:
-                    poller.register(stdin_fd, select.POLLOUT)
-                events = dict(poller.poll(max(0, min(_POLL_SECONDS, deadline - now)) * 1000))
-                if pending and events.get(stdin_fd):
-                    pending = self._send_some(stdin_fd, pending)
+                if self._pending:
+                    poller.register(self._stdin_fd, select.POLLOUT)
+                events = dict(poller.poll(max(0, min(_POLL_SECONDS, self._deadline - now)) * 1000))
+                if self._pending and events.get(self._stdin_fd):
+                    self._send_some()
                 if events.get(self._out_fd):
-                    eof = not reader.feed_from(self._out_fd)
-                    for header, frame_body in reader.frames():
-                        kind = header["type"]
-                        if kind == "ready" and not t_ready:
-                            t_ready = time.monotonic()
-                            layers = header.get("layers") or {}
-                            self._check_required(layers)
-                            pending = protocol.frame_bytes({"type": "job", **request}, body)
-                            os.set_blocking(stdin_fd, False)
-                        elif kind == "progress" and final is None:
-                            _report_progress(on_progress, header)
-                        elif kind in ("result", "error") and final is None:
-                            final = (header, frame_body)
-                            t_result = time.monotonic()
-                if final is not None:
-                    break  # the worker exits right after its final frame; _reap kills it if not
-                if events.get(self._pidfd):
-                    self._drain_after_exit(reader, eof)
-                    if final is None:
-                        final = _last_final(reader)
-                    break
+                    self._eof = not self._reader.feed_from(self._out_fd)
+                    self._take_frames()
+                if events.get(self._pidfd) and not self._frames:
+                    self._drain_after_exit()
+                    self._take_frames()
+                    if not self._frames:
+                        self.close()
+                        raise self._exit_error()
         except protocol.FrameTooLarge as exc:
-            failure = SandboxError(
+            raise SandboxError(
                 "too_large", f"result too large ({exc.size // 2**20} MB, limit {exc.cap // 2**20} MB)"
-            )
+            ) from None
         except protocol.ProtocolError as exc:
-            failure = SandboxError("protocol", f"invalid message from the strategy process: {exc}")
-        except SandboxError as exc:
-            failure = exc
-        finally:
-            self.close()
-        if self.cancelled and (failure is None or failure.kind != "cancelled"):
-            # cancel() from another thread may land while this thread is in poll(): the worker
-            # then looks "killed from outside" — but it was us, on request.
-            failure = SandboxError("cancelled", CANCELLED_MESSAGE)
-        logs = self._logs.text() if self._logs else ""
-        if failure is not None:
-            failure.logs = logs
-            raise failure
-        return self._outcome(final, logs, layers, t0, t_ready, t_result)
+            raise SandboxError("protocol", f"invalid message from the strategy process: {exc}") from None
+        except SandboxError:
+            if self.cancelled:  # cancel() from another thread may look like a death
+                raise SandboxError("cancelled", CANCELLED_MESSAGE) from None
+            raise
 
-    def _send_some(self, fd: int, pending: list[memoryview]) -> list[memoryview]:
+    def _take_frames(self) -> None:
+        for header, frame_body in self._reader.frames():
+            kind = header["type"]
+            if kind == "ready" and not self._t_ready:
+                self._t_ready = time.monotonic()
+                self._layers = header.get("layers") or {}
+                self._check_required(self._layers)
+                self._pending = list(self._job_frame)
+                os.set_blocking(self._stdin_fd, False)
+            elif kind == "progress":
+                _report_progress(self._on_progress, header)
+            elif kind == "error":
+                self._t_result = time.monotonic()
+                raise _error_from_frame(header, self.returncode)
+            elif kind in ("result", "bin"):
+                if kind == "result":
+                    self._t_result = time.monotonic()
+                self._frames.append((header, frame_body))
+
+    def _send_some(self) -> None:
         try:
-            n = os.write(fd, pending[0][: 1 << 20])
+            n = os.write(self._stdin_fd, self._pending[0][: 1 << 20])
         except BlockingIOError:
-            return pending
+            return
         except BrokenPipeError:
-            return []  # the worker died; its exit status tells why
-        rest = pending[0][n:]
-        pending = ([rest] if rest.nbytes else []) + pending[1:]
-        if not pending:
-            self._proc.stdin.close()  # type: ignore[union-attr]  # EOF after the job frame
-        return pending
+            self._pending = []  # the worker died; its exit status tells why
+            return
+        rest = self._pending[0][n:]
+        self._pending = ([rest] if rest.nbytes else []) + self._pending[1:]
 
-    def _drain_after_exit(self, reader: protocol.FrameReader, eof: bool) -> None:
+    def _drain_after_exit(self) -> None:
         """The worker is gone; read what it wrote before dying (bounded: all writers are dead)."""
         end = time.monotonic() + 1.0
-        while not eof and time.monotonic() < end:
+        while not self._eof and time.monotonic() < end:
             if _poll_in(self._out_fd, 0.05):
-                eof = not reader.feed_from(self._out_fd)
+                self._eof = not self._reader.feed_from(self._out_fd)
 
     def _check_required(self, layers: dict[str, Any]) -> None:
         missing = [name for name in self.limits.require if not layers.get(name)]
         if missing:
             raise SandboxError("internal", f"required isolation layer(s) not active: {', '.join(missing)}")
 
-    def _outcome(
-        self, final: tuple[dict[str, Any], bytes] | None, logs: str, layers: dict[str, Any],
-        t0: float, t_ready: float, t_result: float,
-    ) -> SandboxOutcome:
+    def _exit_error(self) -> SandboxError:
         cpu = (self.rusage.ru_utime + self.rusage.ru_stime) if self.rusage else 0.0
         cpu = max(cpu, self._sampled_cpu)
-        if final is None:
-            err = self._exit_error(cpu)
-            err.logs = logs
-            raise err
-        header, payload = final
-        if header["type"] == "error":
-            kind = header.get("kind")
-            message = str(header.get("message") or "")[:16384]
-            if header.get("kind") == "internal" and self.returncode == EXIT_SETUP_FAILED:
-                message = message or "sandbox setup failed"
-            raise SandboxError(kind if isinstance(kind, str) and kind in KINDS else "protocol", message, logs=logs)
-        try:
-            result = protocol.decode_json(payload, "result")
-        except protocol.ProtocolError as exc:
-            raise SandboxError("protocol", str(exc), logs=logs) from None
-        end = time.monotonic()
-        return SandboxOutcome(
-            result=result,
-            logs=logs,
-            timings={
-                "start_s": round((t_ready or end) - t0, 6),
-                "run_s": round((t_result or end) - (t_ready or t0), 6),
-                "total_s": round(end - t0, 6),
-            },
-            isolation={**layers, "bwrap": self.bwrap},
-            cpu_seconds=round(cpu, 6),
-            max_rss_mb=round(self.rusage.ru_maxrss / 1024, 1) if self.rusage else 0.0,
-        )
-
-    def _exit_error(self, cpu: float) -> SandboxError:
         rc = self.returncode if self.returncode is not None else 0
         if self.bwrap and 128 < rc < 128 + 65:
             rc = -(rc - 128)  # bwrap reports a child killed by signal N as exit status 128+N
@@ -478,6 +536,16 @@ class WorkerHandle:
         )
 
 
+def _error_from_frame(header: dict[str, Any], returncode: int | None) -> SandboxError:
+    kind = header.get("kind")
+    message = str(header.get("message") or "")[:16384]
+    if kind == "internal" and returncode == EXIT_SETUP_FAILED:
+        message = message or "sandbox setup failed"
+    line = header.get("line")
+    return SandboxError(kind if isinstance(kind, str) and kind in KINDS else "protocol", message,
+                        line=line if isinstance(line, int) and 0 < line < 10**7 else 0)
+
+
 def _report_progress(callback: ProgressCallback | None, header: dict[str, Any]) -> None:
     if callback is None:
         return
@@ -487,14 +555,6 @@ def _report_progress(callback: ProgressCallback | None, header: dict[str, Any]) 
     except (TypeError, ValueError):
         return
     callback(min(1.0, max(0.0, fraction)), str(header.get("date") or "")[:32], equity)
-
-
-def _last_final(reader: protocol.FrameReader) -> tuple[dict[str, Any], bytes] | None:
-    final = None
-    for header, body in reader.frames():
-        if header["type"] in ("result", "error") and final is None:
-            final = (header, body)
-    return final
 
 
 def run_job(

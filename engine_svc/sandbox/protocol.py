@@ -2,10 +2,14 @@
 
     frame = u32 header_len | u64 body_len | header (UTF-8 JSON object) | body (raw bytes)
 
+A frame with header_len 0 is a binary frame (``{"type": "bin"}``): the per-day messages of a
+backtest (``engine_svc.engine.daywire``), which must not pay for JSON on every trading day.
+
 Nothing is ever pickled: the worker is hostile, and unpickling its output would run its code in
-the parent. Arrays travel as raw C-contiguous little-endian bytes described in the header and are
-rebuilt with ``np.frombuffer`` from a dtype whitelist (never ``object``). Every read is capped
-*before* the bytes are buffered, so a worker cannot make the parent allocate more than the caps.
+the parent. Arrays travel as raw little-endian bytes in fixed layouts (``engine_svc.engine.
+daywire``) and are rebuilt with ``np.frombuffer`` as float64 / int / bool only. Every read is
+capped *before* the bytes are buffered, so a worker cannot make the parent allocate more than
+the caps.
 """
 
 from __future__ import annotations
@@ -13,18 +17,11 @@ from __future__ import annotations
 import errno
 import json
 import os
-import re
 import struct
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import numpy as np
-
-from engine_svc.engine.panel import Benchmark, Panel
-
 PREFIX = struct.Struct("!IQ")
-_ALLOWED_DTYPES = {"float64": np.dtype("<f8"), "bool": np.dtype("?")}
-_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 Buffer = bytes | bytearray | memoryview
 
@@ -74,6 +71,34 @@ def write_frame(fd: int, header: dict[str, Any], body: Sequence[Buffer] = ()) ->
         write_all(fd, part)
 
 
+BINARY = {"type": "bin"}
+
+
+def binary_frame(parts: Sequence[Buffer]) -> list[memoryview]:
+    """A binary frame (no JSON header) as buffers to write without copying."""
+    views = [memoryview(p).cast("B") for p in parts]
+    return [memoryview(PREFIX.pack(0, sum(v.nbytes for v in views))), *views]
+
+
+def write_binary(fd: int, parts: Sequence[Buffer]) -> None:
+    """Blocking write of a binary frame (worker side)."""
+    views = binary_frame(parts)
+    if sum(v.nbytes for v in views) <= 1 << 16:
+        write_all(fd, b"".join(views))  # one write: the reader wakes up once
+    else:
+        for v in views:
+            write_all(fd, v)
+
+
+def _header(data: Buffer, what: str) -> dict[str, Any]:
+    if len(data) == 0:
+        return dict(BINARY)
+    header = decode_json(data, what)
+    if not isinstance(header, dict) or not isinstance(header.get("type"), str) or header["type"] == "bin":
+        raise ProtocolError(f"{what} must be an object with a 'type'")
+    return header
+
+
 def frame_bytes(header: dict[str, Any], body: Sequence[Buffer] = ()) -> list[memoryview]:
     """A frame as buffers to write without copying the (possibly large) body parts."""
     head = encode_header(header)
@@ -103,9 +128,7 @@ def read_frame(fd: int, *, max_header: int, max_body: int) -> tuple[dict[str, An
         raise FrameTooLarge("header", header_len, max_header)
     if body_len > max_body:
         raise FrameTooLarge("body", body_len, max_body)
-    header = decode_json(_read_exact(fd, header_len), "frame header")
-    if not isinstance(header, dict) or not isinstance(header.get("type"), str):
-        raise ProtocolError("frame header must be an object with a 'type'")
+    header = _header(_read_exact(fd, header_len), "frame header")
     return header, _read_exact(fd, body_len)
 
 
@@ -152,95 +175,8 @@ class FrameReader:
             total = PREFIX.size + header_len + body_len
             if len(self._buf) < total:
                 return
-            header = decode_json(memoryview(self._buf)[PREFIX.size : PREFIX.size + header_len], "message")
-            if not isinstance(header, dict) or not isinstance(header.get("type"), str):
-                raise ProtocolError("message must be an object with a 'type'")
+            header = _header(memoryview(self._buf)[PREFIX.size : PREFIX.size + header_len], "message")
             body = bytes(self._buf[PREFIX.size + header_len : total])
             del self._buf[:total]
             self._need = None
             yield header, body
-
-
-# ---- Panel <-> (meta, buffers) -------------------------------------------------------------------
-
-
-def panel_to_wire(panel: Panel) -> tuple[dict[str, Any], list[memoryview]]:
-    """Describe a Panel as JSON metadata plus C-contiguous array buffers laid out back to back."""
-    arrays: list[dict[str, Any]] = []
-    buffers: list[memoryview] = []
-    offset = 0
-
-    def add(name: str, arr: np.ndarray, dtype: str) -> None:
-        nonlocal offset
-        a = np.ascontiguousarray(arr, dtype=_ALLOWED_DTYPES[dtype])
-        arrays.append({"name": name, "dtype": dtype, "shape": list(a.shape), "offset": offset})
-        buffers.append(memoryview(a).cast("B"))
-        offset += a.nbytes
-
-    for name, arr in panel.bars.items():
-        add(f"bars.{name}", arr, "float64")
-    add("is_st", panel.is_st if panel.is_st is not None else np.zeros(panel.shape, bool), "bool")
-    for name, arr in (panel.daily_basic or {}).items():
-        add(f"daily_basic.{name}", arr, "float64")
-    if panel.benchmark is not None:
-        add("benchmark.close", panel.benchmark.close, "float64")
-    meta = {
-        "dates": panel.date_strings(),
-        "symbols": list(panel.symbols),
-        "names": list(panel.names),
-        "has_daily_basic": panel.daily_basic is not None,
-        "benchmark": None if panel.benchmark is None else panel.benchmark.symbol,
-        # Hashed once per cached panel by the service, not again by every worker (60 MB of
-        # arrays for 300 symbols × 2500 days); the service stamps it on the result itself.
-        "data_hash": panel.data_hash(),
-        "arrays": arrays,
-        "nbytes": offset,
-    }
-    return meta, buffers
-
-
-def panel_from_wire(meta: dict[str, Any], body: bytearray) -> Panel:
-    """Rebuild a Panel; arrays are writable views into ``body`` (no copy)."""
-    if meta.get("nbytes") != len(body):
-        raise ProtocolError("panel body length does not match its description")
-    dates = np.array(meta["dates"], dtype="datetime64[D]")
-    symbols = tuple(meta["symbols"])
-    bars: dict[str, np.ndarray] = {}
-    daily_basic: dict[str, np.ndarray] = {}
-    is_st: np.ndarray | None = None
-    bench_close: np.ndarray | None = None
-    for spec in meta["arrays"]:
-        dtype = _ALLOWED_DTYPES.get(spec["dtype"])
-        if dtype is None:
-            raise ProtocolError(f"array dtype {spec['dtype']!r} is not allowed")
-        shape = tuple(int(s) for s in spec["shape"])
-        count = int(np.prod(shape)) if shape else 1
-        offset = int(spec["offset"])
-        if offset < 0 or offset + count * dtype.itemsize > len(body):
-            raise ProtocolError(f"array {spec['name']!r} lies outside the panel body")
-        arr = np.frombuffer(body, dtype=dtype, count=count, offset=offset).reshape(shape)
-        group, _, name = spec["name"].partition(".")
-        if group == "bars":
-            bars[name] = arr
-        elif group == "daily_basic":
-            daily_basic[name] = arr
-        elif group == "is_st":
-            is_st = arr
-        elif group == "benchmark":
-            bench_close = arr
-        else:
-            raise ProtocolError(f"unknown panel array {spec['name']!r}")
-    benchmark = None
-    if meta.get("benchmark") is not None and bench_close is not None:
-        benchmark = Benchmark(str(meta["benchmark"]), bench_close)
-    data_hash = meta.get("data_hash")
-    return Panel(
-        dates=dates,
-        symbols=symbols,
-        bars=bars,
-        names=tuple(meta.get("names") or ()),
-        is_st=is_st,
-        daily_basic=daily_basic if meta.get("has_daily_basic") else None,
-        benchmark=benchmark,
-        _hash=data_hash if isinstance(data_hash, str) and _SHA256_HEX.fullmatch(data_hash) else None,
-    )

@@ -7,8 +7,10 @@ environment carries no PYTHONPATH). Sequence:
 1. import what the job needs (numpy, pandas, the engine) while files are still readable;
 2. rlimits → Landlock → seccomp (nothing of the user's has been read yet);
 3. send ``ready`` (which layers are active) on the protocol fd;
-4. read the job frame from stdin (strategy code, config, panel arrays), run it;
-5. send ``result`` or ``error``; exit without running user atexit handlers.
+4. read the job frame from stdin and run it (an interactive job — a backtest's strategy side —
+   keeps exchanging frames with the parent until it is told to end);
+5. send ``result`` or ``error`` (kind, message, strategy line); exit without running user atexit
+   handlers.
 """
 
 from __future__ import annotations
@@ -127,19 +129,32 @@ def _finish(out_fd: int, header: dict[str, Any], body: bytes = b"") -> None:
     os._exit(0)  # skip atexit/finalizers: user code may have registered some
 
 
+class _Pipe:
+    """Frames to and from the parent for an interactive job (jobs.Pipe)."""
+
+    def __init__(self, out_fd: int) -> None:
+        self.out_fd = out_fd
+
+    def read(self) -> tuple[dict[str, Any], bytearray]:
+        return protocol.read_frame(0, max_header=MAX_JOB_HEADER, max_body=MAX_JOB_BODY)
+
+    def write_binary(self, parts: list[bytes | memoryview]) -> None:
+        protocol.write_binary(self.out_fd, parts)
+
+
 def _run(spec: dict[str, Any], out_fd: int, job: jobs.Job) -> None:
     header, body = protocol.read_frame(0, max_header=MAX_JOB_HEADER, max_body=MAX_JOB_BODY)
     if header.get("type") != "job":
         raise protocol.ProtocolError(f"expected a job frame, got {header.get('type')!r}")
     try:
-        value = job.fn(header, body, _Progress(out_fd))
+        value = job.fn(header, body, _Pipe(out_fd) if job.interactive else _Progress(out_fd))
         del body
         payload = _strict_json(value)
         cap = int(spec["result_max_bytes"])
         if len(payload) > cap:
             raise JobError("too_large", f"result too large ({len(payload) // 2**20} MB > {cap // 2**20} MB)")
     except JobError as exc:
-        _finish(out_fd, {"type": "error", "kind": exc.kind, "message": exc.message})
+        _finish(out_fd, {"type": "error", "kind": exc.kind, "message": exc.message, "line": exc.line})
     except MemoryError:
         _finish(out_fd, {"type": "error", "kind": "memory", "message": memory_message(spec["memory_mb"])})
     except SystemExit:

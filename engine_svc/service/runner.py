@@ -17,7 +17,6 @@ A run goes through two steps so that cheap rejections happen before anything is 
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -287,7 +286,7 @@ class EngineCore:
                 raise
             # The checker itself failed on the code (e.g. module-level code looping forever): that
             # is a problem with the code, reported like any other.
-            problems = [{"line": error_line(exc), "column": 0, "message": exc.message}]
+            problems = [{"line": exc.line, "column": 0, "message": exc.message}]
         finally:
             self._validate_sem.release()
         out = [
@@ -415,40 +414,17 @@ def unknown_symbols_error(unknown: Sequence[str], config: BacktestConfig) -> Inv
     return InvalidArgument(violations, message=f"unknown symbols: {', '.join(unknown)}")
 
 
-_STRATEGY_FRAME = re.compile(r'File "<strategy>", line (\d+)')
-_LINE_NOTE = re.compile(r"\bline (\d+)\b")
-
-
-def error_line(exc: SandboxError) -> int:
-    """The strategy line a failure points at: the innermost strategy frame of the traceback in the
-    message (the sandbox formats them as ``File "<strategy>", line N``), else a ``line N`` note
-    (syntax errors), else 0."""
-    explicit = getattr(exc, "line", None) or getattr(exc, "lineno", None)
-    if isinstance(explicit, int) and explicit > 0:
-        return explicit
-    frames = _STRATEGY_FRAME.findall(exc.message)
-    if frames:
-        return int(frames[-1])
-    if exc.kind in ("strategy_error", "syntax_error"):
-        note = _LINE_NOTE.search(exc.message)
-        if note:
-            return int(note.group(1))
-    return 0
-
-
 def failure_from_sandbox(exc: SandboxError) -> RunFailure:
     kind = KIND_BY_SANDBOX_KIND.get(exc.kind, "INTERNAL")
-    line = error_line(exc) if kind in ("STRATEGY_ERROR", "INVALID_STRATEGY") else 0
+    line = exc.line if kind in ("STRATEGY_ERROR", "INVALID_STRATEGY") else 0
     return RunFailure(kind, exc.message, line, _cap(exc.logs or ""))
 
 
 def finish_result(result: Any, worker_logs: str, config: BacktestConfig, data_hash: str) -> RunSuccess | RunFailure:
-    """Metrics and round trips computed here, in the trusted service, from what the worker sent.
-
-    The worker runs the strategy in its own process, so its result is checked for shape before
-    use: a tampered result becomes a NO_RESULT failure instead of an INTERNAL error. Provenance
-    (engine version, hash of the panel the service sent) is stamped here, where the strategy
-    cannot rewrite it."""
+    """Metrics and round trips computed here, in the trusted service, from the ledger's result
+    (``engine_svc.sandbox.api.run_in_sandbox`` keeps the ledger in this process; the strategy's
+    process only sends order intents). The shape check is a guard against an engine bug, not a
+    defence; provenance (engine version, hash of the panel) is stamped here."""
     try:
         if not isinstance(result, dict) or not isinstance(result.get("daily"), list) or not result["daily"]:
             raise ValueError("result has no daily records")

@@ -19,7 +19,6 @@ from engine_svc.service.runner import (
     RunSuccess,
     _Throttle,
     build_config,
-    error_line,
     failure_from_sandbox,
     finish_result,
 )
@@ -123,13 +122,13 @@ def test_sandbox_kinds_map_to_engine_error_kinds() -> None:
         assert event.error.kind == engine_pb2.EngineError.Kind.Value(name)
 
 
-def test_error_line_is_the_innermost_strategy_frame() -> None:
-    message = ('KeyError: \'x\'\n  File "<strategy>", line 7, in on_bar\n    self.f()\n'
-               '  File "<strategy>", line 12, in f\n    return d["x"]')
-    assert error_line(SandboxError("strategy_error", message)) == 12
-    assert error_line(SandboxError("syntax_error", "SyntaxError: invalid syntax (line 3)")) == 3
-    assert error_line(SandboxError("memory", "memory limit exceeded (512 MB)")) == 0
-    assert failure_from_sandbox(SandboxError("cpu_time", "line 5 of nothing")).line == 0
+def test_failure_line_comes_from_the_worker_as_a_field() -> None:
+    # No parsing of messages: the worker reports the strategy line next to the message.
+    message = 'KeyError: \'x\'\n  File "<strategy>", line 7, in on_bar\n    self.f()'
+    assert failure_from_sandbox(SandboxError("strategy_error", message, line=12)).line == 12
+    assert failure_from_sandbox(SandboxError("syntax_error", "SyntaxError: invalid syntax (line 3)", line=3)).line == 3
+    assert failure_from_sandbox(SandboxError("strategy_error", "line 5 in the text only")).line == 0
+    assert failure_from_sandbox(SandboxError("cpu_time", "CPU time limit exceeded (10 s)", line=5)).line == 0
 
 
 def test_finish_result_computes_metrics_and_rejects_tampered_results() -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from engine_svc.sandbox import launcher, protocol
+from engine_svc.sandbox import launcher
 from engine_svc.sandbox.api import run_in_sandbox
 from engine_svc.sandbox.errors import CANCELLED_MESSAGE, SandboxError
 
@@ -21,6 +21,7 @@ from .helpers import config_for, limits_for, make_panel, strategy
 # Sleeps in a loop (wall time, no CPU) and never returns on its own within the test.
 SLOW = strategy("for _ in range(600):\n    time.sleep(0.1)")
 BUSY = strategy("while True:\n    pass")
+SLEEPER = "import time\ndef main(args, progress):\n    time.sleep(60)\n"
 
 
 def _cancel_after(delay: float, cancel: threading.Event, stamp: list[float]) -> threading.Timer:
@@ -52,8 +53,6 @@ def test_cancel_event_kills_the_worker_within_a_second(mode: str, code: str) -> 
 
 
 def test_handle_cancel_from_another_thread(mode: str) -> None:
-    panel = make_panel()
-    meta, buffers = protocol.panel_to_wire(panel)
     handles: list[launcher.WorkerHandle] = []
     stamp: list[float] = []
 
@@ -64,8 +63,7 @@ def test_handle_cancel_from_another_thread(mode: str) -> None:
 
     canceller = threading.Thread(target=cancel_soon)
     with pytest.raises(SandboxError) as info:
-        launcher.run_job("backtest", {"code": SLOW, "config": config_for(panel), "panel": meta}, buffers,
-                         limits=limits_for(mode, wall_seconds=30),
+        launcher.run_job("script", {"code": SLEEPER}, limits=limits_for(mode, wall_seconds=30),
                          on_start=lambda h: (handles.append(h), canceller.start()))
     returned = time.monotonic()
     canceller.join()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from engine_svc.sandbox import launcher, protocol
+from engine_svc.sandbox import launcher
 from engine_svc.sandbox.api import run_in_sandbox
 from engine_svc.sandbox.errors import KILLED_MESSAGE, NO_RESULT_MESSAGE, SandboxError
 from engine_svc.sandbox.launcher import SandboxOutcome
@@ -259,17 +259,13 @@ def test_killing_itself_looks_like_an_outside_kill(run_strategy: Run) -> None:
 
 
 def test_killed_from_outside(mode: str) -> None:
-    panel = make_panel()
-    meta, buffers = protocol.panel_to_wire(panel)
     handles: list[launcher.WorkerHandle] = []
     killer = threading.Timer(1.0, lambda: os.kill(handles[0].pid, signal.SIGKILL))
     killer.start()
     try:
         with pytest.raises(SandboxError) as info:
-            launcher.run_job(
-                "backtest", {"code": strategy("time.sleep(60)"), "config": config_for(panel), "panel": meta},
-                buffers, limits=limits_for(mode), on_start=handles.append,
-            )
+            launcher.run_job("script", {"code": "import time\ndef main(args, progress):\n    time.sleep(60)\n"},
+                             limits=limits_for(mode), on_start=handles.append)
     finally:
         killer.cancel()
     assert (info.value.kind, info.value.message) == ("killed", KILLED_MESSAGE)

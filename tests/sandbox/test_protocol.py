@@ -1,65 +1,32 @@
-"""The wire format on its own (no worker): panels round-trip bit-exactly, every cap holds, nothing
-but the whitelisted dtypes is ever reconstructed."""
+"""The wire format on its own (no worker): frames round-trip, every cap holds, nothing is ever
+unpickled."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 
 import numpy as np
 import pytest
 
-from engine_svc.engine.panel import Benchmark, Panel
 from engine_svc.sandbox import protocol
 from engine_svc.sandbox.errors import KILLED_MESSAGE, NO_RESULT_MESSAGE, SandboxError, classify_exit
 from engine_svc.sandbox.limits import SandboxLimits
 
-from .helpers import make_panel
 
-
-def _send(panel: Panel) -> Panel:
-    meta, buffers = protocol.panel_to_wire(panel)
-    body = bytearray(b"".join(bytes(b) for b in buffers))
-    return protocol.panel_from_wire(json.loads(json.dumps(meta)), body)
-
-
-def test_panel_round_trip_is_exact() -> None:
-    p = make_panel(7, 3)
-    p.bars["close"][2, 1] = np.nan  # a suspension
-    p.is_st[3, 0] = True
-    p = Panel(dates=p.dates, symbols=p.symbols, bars=p.bars, names=("A", "B", "C"), is_st=p.is_st,
-              daily_basic={"pe": np.arange(21.0).reshape(7, 3)}, benchmark=Benchmark("000300.SH", np.arange(7.0)))
-    q = _send(p)
-    assert q.data_hash() == p.data_hash()
-    assert q.names == ("A", "B", "C") and q.benchmark is not None and q.benchmark.symbol == "000300.SH"
-    assert q.is_st.dtype == bool and bool(q.is_st[3, 0])
-    assert q.bars["close"].flags.writeable  # the engine may use them like any array
-
-
-def test_panel_hash_travels_with_the_panel_and_a_malformed_one_is_recomputed() -> None:
-    p = make_panel(5, 2)
-    meta, buffers = protocol.panel_to_wire(p)
-    assert meta["data_hash"] == p.data_hash()
-    body = bytearray(b"".join(bytes(b) for b in buffers))
-    assert protocol.panel_from_wire(meta, body)._hash == p.data_hash()  # not hashed again in the worker
-    for bad in ("not-a-hash", 42, None, "A" * 64):
-        q = protocol.panel_from_wire({**meta, "data_hash": bad}, bytearray(body))
-        assert q._hash is None and q.data_hash() == p.data_hash()
-
-
-def test_only_whitelisted_dtypes_are_rebuilt() -> None:
-    meta, buffers = protocol.panel_to_wire(make_panel())
-    meta["arrays"][0]["dtype"] = "object"
-    with pytest.raises(protocol.ProtocolError, match="not allowed"):
-        protocol.panel_from_wire(meta, bytearray(b"".join(bytes(b) for b in buffers)))
-
-
-def test_array_outside_the_body_is_rejected() -> None:
-    meta, buffers = protocol.panel_to_wire(make_panel())
-    meta["arrays"][-1]["offset"] = meta["nbytes"] - 8
-    with pytest.raises(protocol.ProtocolError, match="outside"):
-        protocol.panel_from_wire(meta, bytearray(b"".join(bytes(b) for b in buffers)))
+def test_binary_frames_round_trip_and_a_bin_header_cannot_be_forged() -> None:
+    r, w = os.pipe()
+    try:
+        protocol.write_binary(w, [b"abc", memoryview(np.arange(3.0))])
+        header, body = protocol.read_frame(r, max_header=1024, max_body=1024)
+        assert header == {"type": "bin"} and bytes(body[:3]) == b"abc" and len(body) == 3 + 24
+        # a JSON header claiming to be binary is not a binary frame
+        os.write(w, protocol.PREFIX.pack(14, 0) + b'{"type":"bin"}')
+        with pytest.raises(protocol.ProtocolError):
+            protocol.read_frame(r, max_header=1024, max_body=1024)
+    finally:
+        os.close(r)
+        os.close(w)
 
 
 def _pipe_with(data: bytes) -> int:

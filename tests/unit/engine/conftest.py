@@ -71,9 +71,10 @@ def build_panel(
     )
 
 
-def run_code(panel: Panel, code: str, **cfg: Any) -> dict[str, Any]:
+def run_code(panel: Panel, code: str, *, hosted: bool = False, **cfg: Any) -> dict[str, Any]:
     """Run ``code`` over the whole panel. Costs default to zero so hand computations stay simple;
-    tests that check costs set them explicitly."""
+    tests that check costs set them explicitly. ``hosted``: the strategy runs in a StrategyHost
+    (the sandbox's protocol, in-process) instead of against the ledger directly."""
     dates = [str(d) for d in panel.dates]
     base: dict[str, Any] = {
         "start_date": dates[0], "end_date": dates[-1], "symbols": panel.symbols,
@@ -81,7 +82,7 @@ def run_code(panel: Panel, code: str, **cfg: Any) -> dict[str, Any]:
         "tax_rate": 0.0, "slippage_rate": 0.0, "adjust_type": "none",
     }
     base.update(cfg)
-    return run_backtest(panel, code, BacktestConfig(**base))
+    return run_backtest(panel, code, BacktestConfig(**base), hosted=hosted)
 
 
 @pytest.fixture
@@ -89,6 +90,9 @@ def make_panel() -> Callable[..., Panel]:
     return build_panel
 
 
-@pytest.fixture
-def run() -> Callable[..., dict[str, Any]]:
-    return run_code
+@pytest.fixture(params=["direct", "hosted"])
+def run(request: pytest.FixtureRequest) -> Callable[..., dict[str, Any]]:
+    """Every engine test runs both ways: the strategy against the ledger in-process, and hosted
+    apart from it with its order intents replayed (what engine_svc does) — same results."""
+    hosted = request.param == "hosted"
+    return lambda panel, code, **cfg: run_code(panel, code, hosted=hosted, **cfg)

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 
-from engine_svc.engine.market import ex_rights_events
+from engine_svc.engine.market import MarketTape
 
 D5 = ["2020-01-02", "2020-01-03", "2020-01-06", "2020-01-07", "2020-01-08"]
 SYM = "600000.SH"
@@ -109,15 +108,23 @@ def test_no_holding_no_order_nothing_happens(make_panel, run):
     assert res["logs"] == [] and res["orders"] == [] and res["daily"][-1]["total_value"] == 100_000.0
 
 
-def test_events_are_found_per_symbol_with_the_reference_price() -> None:
+def _events(make_panel, adj, close, pre):  # type: ignore[no-untyped-def]
+    days = D5[: len(adj)]
+    p = make_panel(["600000.SH", "600001.SH"], days, close=close, open=close, pre_close=pre, adj_factor=adj)
+    tape = MarketTape.over(p, "none")
+    for _ in days:
+        tape.advance()
+    return tape.ex_rights
+
+
+def test_events_are_found_per_symbol_with_the_reference_price(make_panel) -> None:
     nan = math.nan
-    adj = np.array([[1.0, nan], [1.0, 3.0], [nan, 3.0], [1.5, 3.3]])
-    has_bar = np.array([[True, False], [True, True], [False, True], [True, True]])
-    pre = np.array([[9.0, nan], [9.0, 7.0], [nan, 7.0], [nan, 6.5]])  # pre_close missing on row 3, col 0
-    prev_close = np.array([[nan, nan], [9.0, nan], [9.0, 7.0], [9.0, 7.0]])
-    events = ex_rights_events(adj, has_bar, pre, prev_close)
+    adj = [[1.0, nan], [1.0, 3.0], [nan, 3.0], [1.5, 3.3]]
+    close = [[9.0, nan], [9.0, 7.0], [nan, 7.0], [6.0, 6.5]]  # col 0 suspended on row 2
+    pre = [[9.0, nan], [9.0, 7.0], [nan, 7.0], [nan, 6.5]]  # pre_close missing on row 3, col 0
+    events = _events(make_panel, adj, close, pre)
     assert list(events) == [3]
     (j0, r0, px0), (j1, r1, px1) = events[3]
     assert (j0, r0, px0) == (0, 1.5, 6.0)  # no pre_close: previous close / ratio
     assert (j1, px1) == (1, 6.5) and r1 == pytest.approx(1.1)
-    assert ex_rights_events(np.full((2, 1), nan), np.ones((2, 1), bool), pre[:2, :1], prev_close[:2, :1]) == {}
+    assert _events(make_panel, [[nan, nan], [nan, nan]], [[9.0, 7.0], [9.0, 7.0]], [[9.0, 7.0], [9.0, 7.0]]) == {}

@@ -390,18 +390,20 @@ def test_broker_never_sells_shares_bought_the_same_day(make_panel):
     # strategy API; the broker's own guard is checked directly (same-day buy then sell).
     from engine_svc.engine.broker import Broker
     from engine_svc.engine.config import BacktestConfig
-    from engine_svc.engine.market import MarketData
+    from engine_svc.engine.market import MarketTape
 
     p = make_panel(["600000.SH"], D3, open=[[10.0]] * 3)
     cfg = BacktestConfig(start_date=D3[0], end_date=D3[-1], symbols=p.symbols, commission_rate=0.0,
                          min_commission=0.0, slippage_rate=0.0, tax_rate=0.0)
-    b = Broker(MarketData.build(p, "none"), cfg)
+    tape = MarketTape.over(p, "none")
+    b = Broker(tape, cfg)
+    tape.advance()
     b.submit(0, 0, 1000, None, drop_zero=False)
-    b.start_day()
-    b.match(1)  # 1000 bought on day 1
-    b.start_day()
+    tape.advance()
+    b.open_day(1)  # 1000 bought on day 1
+    tape.advance()
     b.submit(1, 0, 500, None, drop_zero=False)
-    b.match(2)  # 500 more bought on day 2
+    b.open_day(2)  # 500 more bought on day 2
     sell = b.submit(2, 0, -1500, None, drop_zero=False)
     b._match_sell(sell, 2, D3[2])  # same day as the 500 bought
     assert (sell.status, sell.filled_quantity) == ("filled", 1000)

@@ -1,31 +1,55 @@
-"""Board rules as pure functions: boards, lots, computed price limits, costs."""
+"""The rule book (engine_svc/engine/rules.py): each rule alone, and every array form equal to
+its scalar form element by element (the batch path relies on that for byte-identical results)."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
 
-from engine_svc.engine.market import MarketData, adjustment_multipliers, ffill_rows
+from engine_svc.data import codes
+from engine_svc.engine import rules
 from engine_svc.engine.rules import (
+    board_limits,
     board_of,
     buy_cost,
-    limit_pct,
+    buy_costs,
+    buy_fill_price,
+    buy_fill_prices,
+    commission,
+    commissions,
+    limit_pct_row,
     max_affordable_buy,
-    price_limits,
+    price_limits_row,
     round_buy_quantity,
     round_price,
     round_quantities,
     round_sell_quantity,
+    sell_fill_price,
+    sell_fill_prices,
+    sell_fill_quantities,
+    sell_fill_quantity,
 )
 
+BOARDS = [("600000.SH", "main"), ("000001.SZ", "main"), ("002594.SZ", "main"), ("300059.SZ", "chinext"),
+          ("301001.SZ", "chinext"), ("688981.SH", "star"), ("689009.SH", "star"), ("830799.BJ", "bse"),
+          ("430047.BJ", "bse"), ("920001.BJ", "bse")]
 
-@pytest.mark.parametrize(
-    ("symbol", "board"),
-    [("600000.SH", "main"), ("000001.SZ", "main"), ("300059.SZ", "chinext"), ("301001.SZ", "chinext"),
-     ("688981.SH", "star"), ("830799.BJ", "beijing"), ("430047.BJ", "beijing"), ("920001.BJ", "beijing")],
-)
-def test_board_of(symbol, board):
+
+@pytest.mark.parametrize(("symbol", "board"), BOARDS)
+def test_board_of_is_one_rule_for_the_engine_and_the_data_layer(symbol, board):
     assert board_of(symbol) == board
+    assert codes.board_of(symbol) == board  # what the instruments table and ListSymbols say
+    assert codes.board_of(symbol, is_index=True) == "index"
+
+
+def test_689_is_star_everywhere_lots_and_limits():
+    # 689009.SH (a STAR CDR) was main board in the engine before: lots of 100, ±10%.
+    assert round_buy_quantity(250, board_of("689009.SH")) == 250
+    base, chinext = board_limits(tuple(map(board_of, ("689009.SH", "600000.SH"))))
+    pct = limit_pct_row(base, chinext, np.datetime64("2021-01-04"), np.zeros(2, bool))
+    assert pct.tolist() == [0.20, 0.10]
 
 
 def test_lot_rounding():
@@ -41,6 +65,14 @@ def test_lot_rounding():
     assert round_sell_quantity(201, 250, "star") == 201
 
 
+def test_t_plus_one_sell_quantity():
+    # 1000 held, 400 of them bought today: at most 600 sellable, and only whole lots of them
+    assert sell_fill_quantity(1000, 1000, 400, "main") == 600
+    assert sell_fill_quantity(650, 1000, 400, "main") == 600
+    assert sell_fill_quantity(1000, 1000, 1000, "main") == 0
+    assert sell_fill_quantity(1050, 1050, 0, "main") == 1050  # the whole position with its odd lot
+
+
 def test_round_price_half_up():
     # 10.05 · 1.1 = 11.055 (11.054999… in binary) → 11.06; 9.045 → 9.05
     assert round_price(np.array([10.05 * 1.1, 10.05 * 0.9, 12.344, 3.0])).tolist() == [11.06, 9.05, 12.34, 3.0]
@@ -48,21 +80,18 @@ def test_round_price_half_up():
 
 def test_limit_pct_by_board_date_and_st():
     syms = ("600000.SH", "300059.SZ", "688001.SH", "830799.BJ")
-    dates = np.array(["2020-08-21", "2020-08-24"], dtype="datetime64[D]")
-    st = np.zeros((2, 4), dtype=bool)
-    st[1, 0] = True
-    st[1, 2] = True  # engine.md: ST ±5% on every board
-    assert limit_pct(syms, dates, st).tolist() == [[0.10, 0.10, 0.20, 0.30], [0.05, 0.20, 0.05, 0.30]]
+    base, chinext = board_limits(tuple(map(board_of, syms)))
+    before = limit_pct_row(base, chinext, np.datetime64("2020-08-21"), np.zeros(4, bool))
+    after = limit_pct_row(base, chinext, np.datetime64("2020-08-24"), np.array([True, False, True, False]))
+    assert before.tolist() == [0.10, 0.10, 0.20, 0.30]
+    assert after.tolist() == [0.05, 0.20, 0.05, 0.30]  # ST ±5% on every board
+    assert base.tolist() == [0.10, 0.10, 0.20, 0.30]  # not modified by either call
 
 
 def test_price_limits_prefer_data():
-    syms = ("600000.SH", "600001.SH")
-    dates = np.array(["2021-01-04"], dtype="datetime64[D]")
-    pre = np.array([[10.05, 10.0]])
-    up_data = np.array([[np.nan, 10.9]])
-    down_data = np.array([[np.nan, 9.1]])
-    up, down = price_limits(syms, dates, np.zeros((1, 2), bool), pre, up_data, down_data)
-    assert up.tolist() == [[11.06, 10.9]] and down.tolist() == [[9.05, 9.1]]
+    pct = np.array([0.10, 0.10])
+    up, down = price_limits_row(pct, np.array([10.05, 10.0]), np.array([np.nan, 10.9]), np.array([np.nan, 9.1]))
+    assert up.tolist() == [11.06, 10.9] and down.tolist() == [9.05, 9.1]
 
 
 def test_costs_and_affordability():
@@ -73,32 +102,49 @@ def test_costs_and_affordability():
     assert max_affordable_buy(2_010.0, 10.0, 0.0, 5.0, "star") == 200
     assert max_affordable_buy(2_004.0, 10.0, 0.0, 5.0, "star") == 0
     assert max_affordable_buy(0.0, 10.0, 0.0, 0.0, "main") == 0
+    assert commission(1000.0, 0.0003, 5.0) == 5.0 and commission(100_000.0, 0.0003, 5.0) == pytest.approx(30.0)
+    assert rules.stamp_duty(10_000.0, 0.001) == pytest.approx(10.0)
 
 
-def test_ffill_and_adjustment_multipliers():
-    a = np.array([[np.nan, 1.0], [2.0, np.nan], [np.nan, 3.0]])
-    assert np.array_equal(ffill_rows(a), np.array([[np.nan, 1.0], [2.0, 1.0], [2.0, 3.0]]), equal_nan=True)
-    adj = np.array([[np.nan, 1.0, np.nan], [1.0, 1.0, np.nan], [2.0, 4.0, np.nan]])
-    qfq, has = adjustment_multipliers(adj, "qfq")
-    assert has
-    # leading unknown → first known factor; no factor at all → 1
-    assert qfq.tolist() == [[0.5, 0.25, 1.0], [0.5, 0.25, 1.0], [1.0, 1.0, 1.0]]
-    hfq, _ = adjustment_multipliers(adj, "hfq")
-    assert hfq.tolist() == [[1.0, 1.0, 1.0], [1.0, 1.0, 1.0], [2.0, 4.0, 1.0]]
-    assert adjustment_multipliers(adj, "none") == (None, True)
-    assert adjustment_multipliers(np.full((2, 2), np.nan), "qfq") == (None, False)
+def test_slippage_is_capped_at_the_price_limits():
+    # The audit's cases: 000002.SZ open 13.71 with up limit 13.73, slippage 0.2% → 13.737 capped.
+    assert buy_fill_price(13.71, 0.002, 13.73) == (13.73, True)
+    assert sell_fill_price(10.0, 0.002, 9.99) == (9.99, True)
+    assert buy_fill_price(10.0, 0.002, 11.0) == (10.0 * 1.002, False)
+    assert sell_fill_price(10.0, 0.002, 9.0) == (10.0 * 0.998, False)
+    assert buy_fill_price(10.0, 0.002, math.nan) == (10.0 * 1.002, False)  # no limit known: no cap
+    # the limit test itself is on the price before slippage
+    assert not rules.blocked_buy(13.71, 13.73) and rules.blocked_buy(13.73, 13.73)
+    assert not rules.blocked_sell(10.0, 9.99) and rules.blocked_sell(9.99, 9.99)
 
 
-def test_market_data_pre_close_fallback_and_readonly_views(make_panel):
-    nan = np.nan
-    p = make_panel(["600000.SH"], ["2020-01-02", "2020-01-03", "2020-01-06"], open=[[10.0], [nan], [10.5]],
-                   pre_close=[[10.0], [nan], [nan]])
-    m = MarketData.build(p, "qfq")
-    # 01-06 has no pre_close in the data: the last close (10.0, carried over the suspension) is used
-    assert m.up_limit[2, 0] == 11.0 and m.down_limit[2, 0] == 9.0
-    assert m.last_close[:, 0].tolist() == [10.0, 10.0, 10.5]
-    with pytest.raises(ValueError):
-        m.view["close"][0, 0] = 1.0
+def test_array_forms_equal_the_scalar_forms():
+    rng = np.random.default_rng(0)
+    n = 3000
+    px = np.round(rng.uniform(1, 50, n), 2)
+    limit = np.where(rng.random(n) < 0.1, np.nan, np.round(px * rng.uniform(0.98, 1.03, n), 2))
+    for s in (0.0, 0.001, 0.02):
+        got, capped = buy_fill_prices(px, s, limit)
+        want = [buy_fill_price(p, s, lim) for p, lim in zip(px.tolist(), limit.tolist(), strict=True)]
+        assert got.tolist() == [w[0] for w in want] and capped.tolist() == [w[1] for w in want]
+        got, capped = sell_fill_prices(px, s, limit)
+        want = [sell_fill_price(p, s, lim) for p, lim in zip(px.tolist(), limit.tolist(), strict=True)]
+        assert got.tolist() == [w[0] for w in want] and capped.tolist() == [w[1] for w in want]
+    pairs = list(zip(px.tolist(), limit.tolist(), strict=True))
+    assert rules.blocked_buys(px, limit).tolist() == [rules.blocked_buy(p, lim) for p, lim in pairs]
+    assert rules.blocked_sells(px, limit).tolist() == [rules.blocked_sell(p, lim) for p, lim in pairs]
+    q = rng.integers(0, 50_000, n)
+    values = q * px
+    assert commissions(values, 0.0003, 5.0).tolist() == [commission(v, 0.0003, 5.0) for v in values.tolist()]
+    assert buy_costs(q, px, 0.0003, 5.0).tolist() == [buy_cost(a, b, 0.0003, 5.0)
+                                                      for a, b in zip(q.tolist(), px.tolist(), strict=True)]
+    held = rng.integers(0, 5000, n)
+    bought = np.minimum(held, rng.integers(0, 3000, n))
+    star = rng.random(n) < 0.3
+    got = sell_fill_quantities(q % 6000, held, bought, star)
+    want = [sell_fill_quantity(a, h, b, "star" if st else "main")
+            for a, h, b, st in zip((q % 6000).tolist(), held.tolist(), bought.tolist(), star.tolist(), strict=True)]
+    assert got.tolist() == want
 
 
 def test_round_quantities_matches_scalar_rules():

@@ -170,21 +170,25 @@ class Strategy(BaseStrategy):
 
 
 @pytest.mark.parametrize(
-    ("adjust_type", "applied", "closes"),
+    ("adjust_type", "applied", "first", "closes"),
     [
         # raw 20, 20, 10, 10 with adj_factor 1, 1, 2, 2 (a 1:1 bonus issue on 01-06)
-        ("none", False, [20.0, 20.0, 10.0, 10.0]),
-        ("qfq", True, [10.0, 10.0, 10.0, 10.0]),  # price · adj / adj_last (2)
-        ("hfq", True, [20.0, 20.0, 20.0, 20.0]),  # price · adj
+        ("none", False, 20.0, [20.0, 20.0, 10.0, 10.0]),
+        # point in time: on 01-02 the bonus issue has not happened, so 20 is 20; on 01-07 the
+        # history is price · adj_d / adj_T (2)
+        ("qfq", True, 20.0, [10.0, 10.0, 10.0, 10.0]),
+        ("hfq", True, 20.0, [20.0, 20.0, 20.0, 20.0]),  # price · adj_d
     ],
 )
-def test_adjusted_views_change_what_the_strategy_sees_not_the_fills(make_panel, run, adjust_type, applied, closes):
+def test_adjusted_views_change_what_the_strategy_sees_not_the_fills(make_panel, run, adjust_type, applied, first,
+                                                                   closes):
     p = make_panel(["600000.SH"], D4, open=[[20.0], [20.0], [10.0], [10.0]], adj_factor=[[1.0], [1.0], [2.0], [2.0]],
                    pre_close=[[20.0], [20.0], [10.0], [10.0]])
     res = run(p, ADJ_SRC, adjust_type=adjust_type)
     assert res["adjustment_applied"] is applied
+    assert res["price_view"] == {"none": "raw", "qfq": "qfq-point-in-time", "hfq": "hfq"}[adjust_type]
     assert res["logs"][-1] == f"2020-01-07 {closes[-1]} {closes[-1]} {closes}"
-    assert res["logs"][0] == f"2020-01-02 {closes[0]} {closes[0]} {[closes[0]]}"
+    assert res["logs"][0] == f"2020-01-02 {first} {first} {[first]}"
     # fills and valuation are on unadjusted prices whatever the view
     assert [t["price"] for t in res["trades"]] == [20.0, 10.0]
     assert res["daily"][1]["positions"][0]["close"] == 20.0
@@ -248,7 +252,7 @@ def test_strategy_exception_carries_strategy_lines_only(make_panel, run):
     text = "\n".join(err.traceback_lines)
     assert "self.helper(bar_data)" in text and 'return bar_data["MISSING"]' in text
     assert "engine_svc" not in text and "runner.py" not in text
-    assert err.format().endswith("KeyError: 'MISSING'")
+    assert err.text.startswith("KeyError: 'MISSING'\n") and err.kind == "strategy_error"
 
 
 def test_error_inside_a_context_call_points_at_the_strategy_line(make_panel, run):
@@ -464,8 +468,9 @@ def test_recursion_error_traceback_is_capped(make_panel, run):
     err = ei.value
     assert err.exc_type == "RecursionError"
     assert src.splitlines()[err.lineno - 1].strip() == "return self.deep(n + 1)"
-    assert "earlier strategy frames omitted" in err.traceback_lines[0]
-    assert len(err.traceback_lines) == 1 + 2 * 30
+    # one run of identical frames, not a thousand lines
+    assert err.traceback_lines[2:4] == [f'  File "<strategy>", line {err.lineno}, in deep', "    return self.deep(n + 1)"]
+    assert err.traceback_lines[4].startswith("  [previous line repeated ") and len(err.traceback_lines) == 5
 
 
 def test_small_sell_batches_match_the_per_order_submission(make_panel, run, monkeypatch):
