@@ -20,6 +20,7 @@ _ORDER_STATUS = {
     "filled": engine_pb2.Order.FILLED,
     "rejected": engine_pb2.Order.REJECTED,
     "expired": engine_pb2.Order.EXPIRED,
+    "cancelled": engine_pb2.Order.CANCELLED,
 }
 _METRIC_FIELDS = tuple(f.name for f in engine_pb2.Metrics.DESCRIPTOR.fields)
 _INT_METRICS = frozenset(
@@ -194,6 +195,7 @@ def result_to_proto(result: dict[str, Any]) -> engine_pb2.BacktestResult:
         round_trips=[_round_trip(r) for r in result.get("round_trips") or ()],
         logs=str(result.get("logs") or ""),
         ex_rights=[_ex_rights(e) for e in result.get("ex_rights") or ()],
+        price_view=str(result.get("price_view") or ""),
     )
 
 

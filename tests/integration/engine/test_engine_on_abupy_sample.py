@@ -179,3 +179,50 @@ def test_buys_into_every_limit_up_open_of_the_sample_are_refused(sample_url: str
     for order in placed.values():
         assert (order["status"], order["reason"], order["filled_quantity"]) == ("rejected", "limit up", 0), order
     assert result["trades"] == []
+
+
+SLIPPAGE_AUDIT = """
+from zquant.backtest.strategy import BaseStrategy
+
+class Strategy(BaseStrategy):
+    def on_bar(self, context, bar_data):
+        d = context.current_date_str
+        if d == "2015-06-25":
+            context.order("300104.SZ", 100)
+        elif d == "2015-08-10":
+            context.order("002739.SZ", 100)  # listed in June 2015
+        elif d == "2015-07-03":
+            context.order("000002.SZ", 100)
+        elif d == "2015-07-06":
+            context.order_target("300104.SZ", 0)
+        elif d == "2015-08-24":
+            context.order_target("002739.SZ", 0)
+"""
+
+
+def test_slippage_never_moves_a_fill_past_the_price_limit(sample_url: str) -> None:
+    """The independent ledger audit's cases (slippage 0.2%): each open was tradable (inside the
+    limit), but open ± slippage lay beyond it; the fill is capped at the limit and says so."""
+    symbols = ["000002.SZ", "300104.SZ", "002739.SZ"]
+    panel = load_panel(sample_url, symbols, "2015-06-25", "2015-08-28")
+    config = BacktestConfig("2015-06-25", "2015-08-28", symbols, slippage_rate=0.002, commission_rate=0.0003,
+                            min_commission=5.0, adjust_type="none")
+    result = run_backtest(panel, SLIPPAGE_AUDIT, config)
+    fills = {(t["date"], t["symbol"]): t for t in result["trades"]}
+    orders = {o["order_id"]: o for o in result["orders"]}
+    capped = {
+        ("2015-07-06", "000002.SZ"): (13.71, 13.73, "slippage capped at the up limit 13.73"),  # 13.71 × 1.002 = 13.737
+        ("2015-07-07", "300104.SZ"): (47.86, 47.84, "slippage capped at the down limit 47.84"),  # 47.764 < 47.84
+        ("2015-08-25", "002739.SZ"): (69.28, 69.27, "slippage capped at the down limit 69.27"),  # 69.141 < 69.27
+    }
+    for key, (open_px, limit, note) in capped.items():
+        trade = fills[key]
+        assert trade["price"] == limit, trade
+        assert trade["slippage_cost"] == pytest.approx(trade["quantity"] * abs(limit - open_px), rel=1e-12)
+        assert note in orders[trade["order_id"]]["reason"]
+        assert orders[trade["order_id"]]["status"] == "filled"
+    # a buy that was not near the limit: ordinary slippage, no note
+    trade = fills[("2015-06-26", "300104.SZ")]
+    row = int(np.searchsorted(panel.dates, np.datetime64("2015-06-26")))
+    assert trade["price"] == panel.bars["open"][row, 1] * 1.002
+    assert orders[trade["order_id"]]["reason"] == ""

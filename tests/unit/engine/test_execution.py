@@ -452,3 +452,49 @@ class Strategy(BaseStrategy):
     assert [o["status"] for o in res["orders"]] == ["filled", "filled"]
     assert res["logs"] == ["2020-01-02 []", "2020-01-03 [(1, 'filled'), (2, 'filled')]",
                            "2020-01-06 [(1, 'filled'), (2, 'filled')]"]
+
+
+def test_cancel_order_releases_the_reservation_and_is_recorded(make_panel, run):
+    p = make_panel(["600000.SH"], D3, open=[[10.0]] * 3)
+    code = strat('''
+if d == "2020-01-02":
+    o = c.order("600000.SH", 1000)
+    before = c.portfolio.cash
+    same = c.cancel_order(o)
+    c.log(before, c.portfolio.cash, same is o, o.status, c.get_open_orders(), c.cancel_order(o.order_id))
+    c.order_target("600000.SH", 300)  # the cancelled order no longer counts towards a target
+if d == "2020-01-03":
+    c.log(c.cancel_order(2))  # filled at today's open: nothing to cancel
+''', on_status='context.log("status", order.order_id, order.status)')
+    res = run(p, code)
+    assert res["logs"] == [
+        "2020-01-02 status 1 cancelled",
+        "2020-01-02 90000.0 100000.0 True cancelled [] None",
+        "2020-01-03 status 2 filled",
+        "2020-01-03 None",
+    ]
+    first, second = res["orders"]
+    assert (first["status"], first["reason"], first["filled_quantity"]) == ("cancelled", "cancelled by the strategy", 0)
+    assert (second["status"], second["filled_quantity"]) == ("filled", 300)
+
+
+def test_daily_cash_includes_reservations_and_avg_cost_excludes_fees(make_panel, run):
+    # proto DailyPortfolio.cash: total cash at the close, reservations of open orders included;
+    # Position.avg_cost: average fill price with slippage, without commission.
+    p = make_panel(["600000.SH"], D3, open=[[10.0]] * 3)
+    code = strat('''
+if d == "2020-01-02":
+    c.order("600000.SH", 1000)
+    c.log(c.portfolio.cash, c.portfolio.reserved_cash)
+''')
+    res = run(p, code, commission_rate=0.001, min_commission=5.0, slippage_rate=0.01)
+    free, reserved = map(float, res["logs"][0].split()[1:])
+    assert reserved == pytest.approx(1000 * 10.0 * 1.01 * 1.001, rel=1e-12)  # close + slippage + commission
+    assert free == pytest.approx(100_000.0 - reserved, rel=1e-12)
+    day0, day1 = res["daily"][:2]
+    assert day0["cash"] == 100_000.0 and day0["total_value"] == 100_000.0  # reserved, still cash
+    fill = 10.0 * 1.01
+    (pos,) = day1["positions"]
+    assert pos["avg_cost"] == fill  # slippage in, the 10.1 commission out
+    assert day1["cash"] == pytest.approx(100_000.0 - 1000 * fill - 1000 * fill * 0.001, rel=1e-15)
+    assert day1["total_value"] == day1["cash"] + 1000 * 10.0
