@@ -13,7 +13,11 @@ total_value / n_symbols; holdings are not rebalanced in between. Capital is 100 
 
 Engine forms:
   xs           bar_mode = "arrays": numpy over all symbols, context.order_target_values — O(1)
-               Python per day besides the orders themselves
+               Python per day besides the orders themselves; in-process (the CLI path)
+  xs-split     the same strategy as engine_svc runs it (engine_svc.sandbox.api.run_in_sandbox):
+               ledger, matching and valuation in this process, the strategy in a fresh sandboxed
+               worker fed one day at a time; total_vs_xs = its total / xs's total; rss_sum_mb =
+               this process's peak RSS + the worker's
   numpy        zquant dict bar_data, context.history(symbol, "close", 20) + numpy per symbol
   zquant       zquant dict bar_data, closes kept in Python lists, pandas rolling per symbol, only
                the original zquant API (S only unless --full)
@@ -23,9 +27,8 @@ External (when importable in --external-python, else skipped with a note):
   backtesting.py (one Backtest per symbol, same signal) and vectorbt Portfolio.from_signals.
 
 Data: the parent generates each size once (engine_svc.data.synthetic, seed 1; gen_s) and stores
-it in the sandbox wire format, i.e. what engine_svc sends its worker. Each case runs in its own
-subprocess, which times loading that (load_s: read + view the arrays in place, as the worker
-does) and the backtest (run_s); total_s = load_s + run_s. Peak RSS comes from os.wait4 on the
+its arrays. Each case runs in its own subprocess, which times loading them (load_s) and the
+backtest (run_s); total_s = load_s + run_s. Peak RSS comes from os.wait4 on the
 child (the per-child form of RUSAGE_CHILDREN, which would otherwise report the max over all
 children). For numpy / zquant / zquant-orig, run_s is split into the strategy's own time and
 the engine's (bench/strategy_timing.py).
@@ -47,7 +50,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 SIZES: dict[str, tuple[int, int]] = {"S": (50, 1000), "M": (300, 2500), "L": (1000, 2500)}
 CAPITAL_PER_SYMBOL = 100_000.0
-ENGINE_CASES = ("xs", "numpy", "zquant")
+SPLIT_CASE = "xs-split"  # the xs strategy as engine_svc runs it: trusted ledger here, strategy in a worker
+ENGINE_CASES = ("xs", SPLIT_CASE, "numpy", "zquant")
 ORIGINAL_CASE = "zquant-orig"  # the original zquant engine, from --zquant-src
 # Cases whose run time is split into the strategy's own time and the engine's (strategy_timing.py;
 # the proxy costs ~1 µs per context access, too much to put on the 1-second xs case).
@@ -140,40 +144,54 @@ class Strategy(BaseStrategy):
 
 # ------------------------------------------------------------------------------------ data
 def write_panel(size: str, directory: Path) -> tuple[Path, float]:
-    """Generate ``size``'s synthetic panel (seed 1) once and store it in the sandbox wire format
-    (JSON description + one buffer of arrays, what engine_svc sends its worker); returns the
-    file prefix and the generation time."""
+    """Generate ``size``'s synthetic panel (seed 1) once and store its arrays (``.npz``,
+    uncompressed); returns the file and the generation time."""
+    import numpy as np
+
     from engine_svc.data.synthetic import generate_panel
-    from engine_svc.sandbox.protocol import panel_to_wire
 
     t0 = time.perf_counter()
     panel = generate_panel(*SIZES[size], seed=1)
     gen_s = time.perf_counter() - t0
-    meta, buffers = panel_to_wire(panel)
-    prefix = directory / f"panel-{size}"
-    prefix.with_suffix(".json").write_text(json.dumps(meta))
-    with prefix.with_suffix(".bin").open("wb") as f:
-        for buf in buffers:
-            f.write(buf)
-    return prefix, gen_s
+    path = directory / f"panel-{size}.npz"
+    np.savez(path, dates=panel.dates, symbols=np.array(panel.symbols), is_st=panel.is_st,
+             **{f"bars_{k}": v for k, v in panel.bars.items()})
+    return path, gen_s
 
 
-def load_panel(prefix: Path) -> Any:
-    """What the sandboxed worker does with the panel it receives: read, then view it in place."""
-    from engine_svc.sandbox.protocol import panel_from_wire
+def load_panel(path: Path) -> Any:
+    """Read the stored arrays into memory (the service then keeps a panel in its cache)."""
+    import numpy as np
 
-    meta = json.loads(prefix.with_suffix(".json").read_text())
-    with prefix.with_suffix(".bin").open("rb") as f:
-        body = bytearray(meta["nbytes"])
-        f.readinto(body)
-    return panel_from_wire(meta, body)
+    from engine_svc.engine.panel import Panel
+
+    with np.load(path) as z:
+        bars = {k.removeprefix("bars_"): z[k] for k in z.files if k.startswith("bars_")}
+        return Panel(dates=z["dates"], symbols=tuple(z["symbols"].tolist()), bars=bars, is_st=z["is_st"])
+
+
+def qfq_close(panel: Any) -> Any:
+    """Close scaled by adj_factor / the last factor: the series the external libraries trade on.
+    Our strategy sees qfq as of each day, which differs from this only by a factor that is the
+    same over any window without an ex-date, so the MA signals agree."""
+    import numpy as np
+
+    from engine_svc.engine.market import MarketTape
+
+    tape = MarketTape.over(panel, "hfq")
+    for _ in panel.dates:
+        tape.advance()
+    last = tape.adj_known[-1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mult = np.where(np.isnan(tape.adj_known), 1.0, tape.adj_known / np.where(np.isnan(last), 1.0, last))
+    return {k: panel.bars[k] * mult for k in ("open", "high", "low", "close")}
 
 
 # ------------------------------------------------------------------------------------ child side
 def _preload() -> None:
     """Import what a timed section uses, so load_s / run_s measure work, not imports."""
     importlib.import_module("engine_svc.engine.runner")
-    importlib.import_module("engine_svc.sandbox.protocol")
+    importlib.import_module("engine_svc.sandbox.api")
 
 
 def run_engine_case(case: str, size: str, prefix: Path) -> dict[str, Any]:
@@ -190,12 +208,24 @@ def run_engine_case(case: str, size: str, prefix: Path) -> dict[str, Any]:
         start_date=str(panel.dates[0]), end_date=str(panel.dates[-1]), symbols=panel.symbols,
         initial_capital=CAPITAL_PER_SYMBOL * n_sym, params={"symbols": list(panel.symbols)},
     )
-    code = STRATEGIES[case] + (TIMED_SUFFIX if case in SPLIT_CASES else "")
-    result = run_backtest(panel, code, config)
+    extra: dict[str, Any] = {}
+    if case == SPLIT_CASE:
+        # As engine_svc runs it: the ledger in this process, the strategy in a fresh sandboxed
+        # worker (spawn, hardening and all) fed one day at a time.
+        from engine_svc.sandbox.api import run_in_sandbox
+        from engine_svc.sandbox.limits import SandboxLimits
+
+        outcome = run_in_sandbox(panel, STRATEGIES["xs"], config.to_dict(), limits=SandboxLimits.from_env())
+        result = outcome.result
+        extra = {"worker_rss_mb": outcome.max_rss_mb, "worker_cpu_s": outcome.cpu_seconds,
+                 "worker_start_s": outcome.timings["start_s"], "bwrap": bool(outcome.isolation.get("bwrap"))}
+    else:
+        code = STRATEGIES[case] + (TIMED_SUFFIX if case in SPLIT_CASES else "")
+        result = run_backtest(panel, code, config)
     t2 = time.perf_counter()
     return {
         "load_s": t1 - t0, "run_s": t2 - t1, "total_s": t2 - t0, "run_cpu_s": time.process_time() - c1,
-        **_split(case, t2 - t1),
+        **_split(case, t2 - t1), **extra,
         "orders": len(result["orders"]), "trades": len(result["trades"]),
         "final_value": round(result["daily"][-1]["total_value"], 2),
     }
@@ -203,13 +233,9 @@ def run_engine_case(case: str, size: str, prefix: Path) -> dict[str, Any]:
 
 def _signals(panel: Any) -> tuple[Any, Any, Any]:
     """(close DataFrame in the adjusted view, entries, exits) for the external libraries."""
-    import numpy as np
     import pandas as pd
 
-    from engine_svc.engine.market import MarketData
-
-    view = MarketData.build(panel, "qfq").view
-    close = pd.DataFrame(np.array(view["close"]), index=pd.DatetimeIndex(panel.dates), columns=list(panel.symbols))
+    close = pd.DataFrame(qfq_close(panel)["close"], index=pd.DatetimeIndex(panel.dates), columns=list(panel.symbols))
     ma5 = close.rolling(5).mean()
     ma20 = close.rolling(20).mean()
     want = ma5 > ma20
@@ -259,9 +285,7 @@ def run_external_case(case: str, size: str, prefix: Path) -> dict[str, Any]:
                 elif not want and self.position:
                     self.position.close()
 
-        from engine_svc.engine.market import MarketData
-
-        view = MarketData.build(panel, "qfq").view  # trade on the prices the signal is computed on
+        view = qfq_close(panel)  # trade on the prices the signal is computed on
         index = pd.DatetimeIndex(panel.dates)
         trades, final = 0, 0.0
         for j in range(len(panel.symbols)):
@@ -282,7 +306,6 @@ def run_original_case(prefix: Path) -> dict[str, Any]:
     """The zquant-style strategy text on the original engine (bench/zquant_original.py)."""
     import zquant_original
 
-    importlib.import_module("engine_svc.sandbox.protocol")
     t0 = time.perf_counter()
     panel = load_panel(prefix)
     load_s = time.perf_counter() - t0
@@ -363,7 +386,7 @@ def _wait(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int | None, An
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="S,M,L")
-    ap.add_argument("--cases", default="xs,numpy,zquant,zquant-orig,backtesting,vectorbt")
+    ap.add_argument("--cases", default="xs,xs-split,numpy,zquant,zquant-orig,backtesting,vectorbt")
     ap.add_argument("--full", action="store_true", help="run the zquant-style form on M and L too")
     ap.add_argument("--timeout", type=float, default=900.0)
     ap.add_argument("--repeat", type=int, default=1, metavar="N",
@@ -442,6 +465,13 @@ def _add_ratios(records: list[dict[str, Any]]) -> None:
         n_sym, n_days = SIZES[r["size"]]
         r["symbol_bars_per_cpu_s"] = round(n_sym * n_days / r["run_cpu_s"])
         r["run_cpu_vs_xs"] = round(r["run_cpu_s"] / base[r["size"]], 2) if r["size"] in base else None
+    # The trusted split as the service runs it, against the in-process run of the same engine.
+    xs_total = {r["size"]: r["total_s"] for r in records if r.get("case") == "xs" and "total_s" in r}
+    for r in records:
+        if r.get("case") == SPLIT_CASE and "total_s" in r:
+            r["rss_sum_mb"] = round(r["peak_rss_mb"] + r.get("worker_rss_mb", 0.0), 1)
+            if r["size"] in xs_total:
+                r["total_vs_xs"] = round(r["total_s"] / xs_total[r["size"]], 3)
     # The issue's "≥ 2× faster than the original engine on the same strategy code".
     orig = {r["size"]: r for r in records if r.get("case") == ORIGINAL_CASE and "run_cpu_s" in r}
     for r in records:
@@ -480,6 +510,12 @@ def _table(records: list[dict[str, Any]]) -> str:
             f"{r['symbol_bars_per_cpu_s']:12,d}{r['peak_rss_mb']:8.0f}{ratio:>8}{r['trades']:8d}"
             f"{r['final_value']:16,.2f}"
         )
+    lines += [
+        f"{r['size']}: {SPLIT_CASE} (ledger here, strategy in a sandboxed worker) total {r['total_s']:.3f} s = "
+        f"{r['total_vs_xs']:.2f}x the in-process xs run; peak RSS {r['peak_rss_mb']:.0f} + worker "
+        f"{r.get('worker_rss_mb', 0):.0f} = {r['rss_sum_mb']:.0f} MB"
+        for r in records if "total_vs_xs" in r
+    ]
     lines += [
         f"{r['size']}: zquant-style on this engine vs the original engine, same strategy text: "
         f"{r['original_cpu_over_this']:.2f}x less CPU, {r['original_wall_over_this']:.2f}x less wall time; "

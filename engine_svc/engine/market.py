@@ -6,26 +6,28 @@ knows nothing after its current row ``T``:
 - derived trading values per day — traded that day (``has_bar``), last close carried over
   suspensions, the reference price (``pre_close``, or the ex-reference price on an ex-rights
   day), up/down limits by board, date and ST status (``rules``), ex-rights events where
-  adj_factor steps — are computed row by row as days are appended, with one function, on the
-  trusted side and in the strategy's process alike;
+  adj_factor steps, and the factors of the price view — are derived on the trusted side only,
+  for the whole panel in one vectorised pass (``_derive``); the strategy's process receives each
+  day's derived values with its raw bars (``daywire``) and stores them (``append``);
 - the strategy's price view (``view``) is point in time: on day T, qfq shows every price of a
   day d ≤ T as raw × adj_d / adj_T, so today's bar is today's traded price and history is
   re-scaled only once an ex-date has actually happened; hfq shows raw × adj_d; none shows raw.
 
 The trusted side builds its tape over the whole panel (``MarketTape.over``: rows are the panel's
 own arrays, nothing is copied) and advances it day by day; the strategy's process builds an empty
-tape (``MarketTape.empty``) and appends each day's raw row as it arrives — a row after T does not
+tape (``MarketTape.empty``) and appends each day's row as it arrives — a row after T does not
 exist there yet.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
 from engine_svc.engine.panel import BAR_FIELDS, DAILY_BASIC_FIELDS, Panel
-from engine_svc.engine.rules import board_limits, board_of, limit_pct_row, price_limits_row
+from engine_svc.engine.rules import board_limits, board_of, limit_pct, price_limits
 
 # Fields whose values are prices, i.e. change under qfq/hfq adjustment. Volume and amount are
 # shown as traded (Tushare's pro_bar adjusts prices only), and so is adj_factor itself.
@@ -42,9 +44,37 @@ def _readonly(a: np.ndarray) -> np.ndarray:
     return v
 
 
+def ffill_rows(a: np.ndarray, carry: np.ndarray | None = None) -> np.ndarray:
+    """Forward-fill NaNs down each column, starting from ``carry`` (the row before ``a``)."""
+    if carry is not None:
+        a = np.vstack([carry[None, :], a])
+    n = a.shape[0]
+    idx = np.where(np.isnan(a), 0, np.arange(n)[:, None])
+    np.maximum.accumulate(idx, axis=0, out=idx)
+    out = a[idx, np.arange(a.shape[1])[None, :]]
+    return out[1:] if carry is not None else out
+
+
 def has_adj_factor(panel: Panel) -> bool:
     """Whether the data carries any adj_factor (else qfq/hfq/none all show raw prices)."""
     return bool(np.isfinite(panel.bars["adj_factor"]).any())
+
+
+@dataclass(frozen=True)
+class DerivedRows:
+    """Consecutive rows of a tape: raw data plus the derived values the strategy side stores."""
+
+    dates: np.ndarray  # datetime64[D] (n,)
+    bars: np.ndarray  # (n, len(BAR_FIELDS), n_symbols)
+    is_st: np.ndarray  # bool (n, n_symbols)
+    basic: np.ndarray | None  # (n, len(DAILY_BASIC_FIELDS), n_symbols)
+    last_close: np.ndarray  # (n, n_symbols)
+    up: np.ndarray
+    down: np.ndarray
+    adj_filled: np.ndarray
+    ex_rights: list[tuple[int, int, float, float]]  # (row, column, ratio, ex-reference price)
+    first_factor: list[tuple[int, int]]  # (row, column): the column's first adj_factor
+    rescale: list[tuple[int, int]]  # (row, column): the column's price view re-scales
 
 
 class AdjustedView(Mapping[str, np.ndarray]):
@@ -65,9 +95,9 @@ class AdjustedView(Mapping[str, np.ndarray]):
 
     def __getitem__(self, name: str) -> np.ndarray:
         tape = self._tape
-        raw = tape.raw[name]
         if self._adjust == "none" or name not in PRICE_FIELDS:
             return tape.ro_raw[name]
+        raw = tape.raw[name]
         arr = self._cache.get(name)
         t = tape.t
         if arr is None:
@@ -86,12 +116,15 @@ class AdjustedView(Mapping[str, np.ndarray]):
         return _readonly(arr)
 
     def _mult(self, rows: slice, cols: slice | np.ndarray) -> np.ndarray:
-        """Multipliers for ``rows`` as of the tape's day T (1 where no factor is known yet)."""
+        """Multipliers for ``rows`` as of the tape's day T: hfq adj_d, qfq adj_d / adj_T, and 1
+        for a symbol whose first factor is still to come."""
         tape = self._tape
-        adj = tape.adj_known[rows][:, cols]
+        t = tape.t
+        adj = tape.adj_filled[rows][:, cols]
+        known = tape.adj_first[cols] <= t
         with np.errstate(invalid="ignore", divide="ignore"):
-            m = adj if self._adjust == "hfq" else adj / tape.adj_known[tape.t][cols]
-        return np.where(np.isnan(m), 1.0, m)
+            m = adj if self._adjust == "hfq" else adj / tape.adj_filled[t][cols]
+        return np.where(known & ~np.isnan(m), m, 1.0)
 
     def __iter__(self) -> Iterator[str]:
         return iter(BAR_FIELDS)
@@ -101,14 +134,14 @@ class AdjustedView(Mapping[str, np.ndarray]):
 
 
 class MarketTape:
-    """Rows × symbols arrays filled up to row ``t`` (see the module docstring)."""
+    """Rows × symbols arrays, current up to row ``t`` (see the module docstring)."""
 
     def __init__(
         self, dates: np.ndarray, symbols: tuple[str, ...], raw: dict[str, np.ndarray], is_st: np.ndarray,
         daily_basic: dict[str, np.ndarray] | None, adjust_type: str,
     ) -> None:
         n_rows, n_sym = len(dates), len(symbols)
-        self.dates = dates  # datetime64[D]; rows after t may be NaT (strategy side)
+        self.dates = dates  # datetime64[D]; rows not yet appended are NaT (strategy side)
         self.symbols = symbols
         self.symbol_index = {s: j for j, s in enumerate(symbols)}
         self.boards = tuple(board_of(s) for s in symbols)
@@ -119,7 +152,8 @@ class MarketTape:
         self.is_st = is_st
         self.daily_basic = daily_basic
         self.dates_str: list[str] = []
-        self.t = -1
+        self.t = -1  # the current day
+        self._derived = 0  # rows [0, _derived) have their trading values
         shape = (n_rows, n_sym)
         self.has_bar = np.zeros(shape, dtype=bool)
         self.last_close = np.full(shape, np.nan)  # unadjusted close carried over suspensions
@@ -127,19 +161,25 @@ class MarketTape:
         self.up_limit = np.full(shape, np.nan)
         self.down_limit = np.full(shape, np.nan)
         self.ex_rights: dict[int, ExRights] = {}
-        # adj_factor as known on day t for every row ≤ t: carried forward over gaps, and the
-        # leading gap filled with the first factor once one is known.
-        self.adj_known = np.full(shape, np.nan)
-        self.adj_epoch = np.zeros(n_sym, dtype=np.int64)  # bumped when a symbol's view must re-scale
         self._adj_traded = np.full(n_sym, np.nan)  # last factor seen on a day with a bar (ex-rights)
-        self._requalify_on_ex_date = adjust_type == "qfq"
+        # The price view's factors: adj_factor carried forward over gaps, and before a symbol's
+        # first factor that first factor — which the view uses only from day adj_first on.
+        self.adj_filled = np.full(shape, np.nan)
+        self.adj_first = np.full(n_sym, n_rows, dtype=np.int64)
+        self.adj_epoch = np.zeros(n_sym, dtype=np.int64)  # bumped when a symbol's view must re-scale
+        self._rescale: dict[int, list[int]] = {}  # row → symbols whose view re-scales that day
+        self._first_at: dict[int, list[int]] = {}  # row → symbols whose first factor it is
+        self._qfq = adjust_type == "qfq"
         self.view = AdjustedView(self, adjust_type)
 
     @classmethod
     def over(cls, panel: Panel, adjust_type: str) -> MarketTape:
-        """The trusted side's tape over a whole panel (no copies); advance it with ``advance()``."""
+        """The trusted side's tape over a whole panel (no copies; derived in one pass); make
+        each day current with ``advance()``."""
         is_st = panel.is_st if panel.is_st is not None else np.zeros(panel.shape, dtype=bool)
-        return cls(panel.dates, panel.symbols, panel.bars, is_st, panel.daily_basic, adjust_type)
+        tape = cls(panel.dates, panel.symbols, panel.bars, is_st, panel.daily_basic, adjust_type)
+        tape._derive(len(panel.dates))
+        return tape
 
     @classmethod
     def empty(cls, symbols: tuple[str, ...], n_rows: int, adjust_type: str, daily_basic: bool) -> MarketTape:
@@ -151,80 +191,120 @@ class MarketTape:
                    np.zeros(shape, dtype=bool), basic, adjust_type)
 
     # ------------------------------------------------------------------------------ growing
-    def append(self, date: np.datetime64, bars: np.ndarray, is_st: np.ndarray, basic: np.ndarray | None) -> None:
-        """Add the next day's raw data (strategy side): ``bars`` is (len(BAR_FIELDS), n_symbols)
-        in BAR_FIELDS order, ``basic`` (len(DAILY_BASIC_FIELDS), n_symbols) or None."""
-        i = self.t + 1
-        self.dates[i] = date
+    def append(self, rows: DerivedRows) -> None:
+        """Add the next rows (strategy side): raw data and the trusted side's derived values.
+        They become current one by one with ``advance()``."""
+        lo, hi = self._derived, self._derived + len(rows.dates)
+        self.dates[lo:hi] = rows.dates
         for k, f in enumerate(BAR_FIELDS):
-            self.raw[f][i] = bars[k]
-        self.is_st[i] = is_st
-        if self.daily_basic is not None and basic is not None:
+            self.raw[f][lo:hi] = rows.bars[:, k]
+        self.is_st[lo:hi] = rows.is_st
+        if self.daily_basic is not None and rows.basic is not None:
             for k, f in enumerate(DAILY_BASIC_FIELDS):
-                self.daily_basic[f][i] = basic[k]
-        self.advance()
+                self.daily_basic[f][lo:hi] = rows.basic[:, k]
+        self.has_bar[lo:hi] = ~np.isnan(rows.bars[:, BAR_FIELDS.index("close")])
+        self.last_close[lo:hi], self.up_limit[lo:hi], self.down_limit[lo:hi] = rows.last_close, rows.up, rows.down
+        self.adj_filled[lo:hi] = rows.adj_filled
+        for r, j, ratio, ref in rows.ex_rights:
+            self.ex_rights.setdefault(r, []).append((j, ratio, ref))
+        for r, j in rows.first_factor:
+            self._first_factor(j, r)
+        for r, j in rows.rescale:
+            self._rescale_at(r, j)
+        self.dates_str += np.datetime_as_string(rows.dates, unit="D").tolist()
+        self._derived = hi
+
+    def rows(self, lo: int, hi: int) -> DerivedRows:
+        """Rows [lo, hi) as the strategy side needs them (trusted side → ``daywire``)."""
+        basic = self.daily_basic
+        return DerivedRows(
+            dates=self.dates[lo:hi],
+            bars=np.stack([self.raw[f][lo:hi] for f in BAR_FIELDS], axis=1),
+            is_st=self.is_st[lo:hi],
+            basic=None if basic is None else np.stack(
+                [basic[f][lo:hi] if f in basic else np.full((hi - lo, len(self.symbols)), np.nan)
+                 for f in DAILY_BASIC_FIELDS], axis=1),
+            last_close=self.last_close[lo:hi], up=self.up_limit[lo:hi], down=self.down_limit[lo:hi],
+            # a factor is sent only from the day it is known (not backfilled ahead of time)
+            adj_filled=np.where(self.adj_first[None, :] <= np.arange(lo, hi)[:, None], self.adj_filled[lo:hi], np.nan),
+            ex_rights=[(r, j, q, px) for r in range(lo, hi) for j, q, px in self.ex_rights.get(r, ())],
+            first_factor=[(r, j) for r in range(lo, hi) for j in self._first_at.get(r, ())],
+            rescale=[(r, j) for r in range(lo, hi) for j in self._rescale.get(r, ())],
+        )
 
     def advance(self) -> None:
-        """Make the next row current and derive its trading values (both sides)."""
+        """Make the next derived row the current day."""
         i = self.t + 1
-        raw = self.raw
-        close = raw["close"][i]
-        has = ~np.isnan(close)
-        self.has_bar[i] = has
-        prev_close = self.last_close[i - 1] if i else np.full(close.shape, np.nan)
-        self.last_close[i] = np.where(has, close, prev_close)
-        pre_data = raw["pre_close"][i]
-        # pre_close missing on a trading day: fall back to the previous known close.
-        pre = np.where(np.isnan(pre_data) & has, prev_close, pre_data)
-        events = self._ex_rights(i, has, pre_data, prev_close)
-        for j, _, ref in events:  # on an ex-date the reference is the ex-reference price
-            pre[j] = ref
-        self.pre_close[i] = pre
-        pct = limit_pct_row(self._pct_base, self._chinext, self.dates[i], self.is_st[i])
-        self.up_limit[i], self.down_limit[i] = price_limits_row(pct, pre, raw["up_limit"][i], raw["down_limit"][i])
-        self._know_adj(i)
-        self.dates_str.append(str(self.dates[i]))
+        if i >= self._derived:
+            raise IndexError("no data for the next day yet")
+        cols = self._rescale.get(i)
+        if cols is not None:
+            self.adj_epoch[cols] += 1
         self.t = i
 
-    def _ex_rights(self, i: int, has: np.ndarray, pre_data: np.ndarray, prev_close: np.ndarray) -> ExRights:
-        """Tushare's adj_factor is cumulative: on an ex-rights / ex-dividend day it steps by
-        ratio = adj_i / adj_prev (the last factor seen on a day with a bar), and the exchange's
-        ex-reference price is that day's pre_close (previous close / ratio when missing)."""
-        adj = self.raw["adj_factor"][i]
-        known = np.isfinite(adj) & has
-        if not known.any():
-            return []
-        prev = self._adj_traded
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ratio = adj / prev
-        event = known & np.isfinite(ratio) & (ratio > 0) & (np.abs(ratio - 1.0) > 1e-9)
-        self._adj_traded = np.where(known, adj, prev)
-        cols = event.nonzero()[0]
-        if cols.size == 0:
-            return []
-        ref = np.where(np.isfinite(pre_data), pre_data, prev_close / ratio)
-        events = list(zip(cols.tolist(), ratio[cols].tolist(), ref[cols].tolist(), strict=True))
-        self.ex_rights[i] = events
-        return events
-
-    def _know_adj(self, i: int) -> None:
-        adj = self.raw["adj_factor"][i]
-        finite = np.isfinite(adj)
-        if i == 0:
-            self.adj_known[0] = adj
-            if finite.any():
-                self.adj_epoch[finite] += 1
+    def _derive(self, hi: int) -> None:
+        """Trading values of rows [_derived, hi), from those rows and the row before them only."""
+        lo = self._derived
+        if hi <= lo:
             return
-        prev = self.adj_known[i - 1]
-        first = finite & np.isnan(prev)
-        if first.any():  # a symbol's first known factor: earlier rows take it too (known now)
-            self.adj_known[:i, first] = adj[first]
-            self.adj_epoch[first] += 1
-        self.adj_known[i] = np.where(finite, adj, prev)
-        if self._requalify_on_ex_date:
+        raw = self.raw
+        close = raw["close"][lo:hi]
+        has = ~np.isnan(close)
+        carry = self.last_close[lo - 1] if lo else np.full(close.shape[1], np.nan)
+        last = ffill_rows(close, carry)
+        prev_close = np.vstack([carry[None, :], last[:-1]])
+        pre_data = raw["pre_close"][lo:hi]
+        # pre_close missing on a trading day: fall back to the previous known close.
+        pre = np.where(np.isnan(pre_data) & has, prev_close, pre_data)
+        # Ex-rights: Tushare's adj_factor is cumulative, so on an ex-rights / ex-dividend day it
+        # steps by ratio = adj / adj_prev (adj_prev: the last factor on a day with a bar); the
+        # ex-reference price is that day's pre_close (previous close / ratio when missing).
+        adj = raw["adj_factor"][lo:hi]
+        known = np.isfinite(adj) & has
+        traded = ffill_rows(np.where(known, adj, np.nan), self._adj_traded)
+        prev_traded = np.vstack([self._adj_traded[None, :], traded[:-1]])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = adj / prev_traded
+            event = known & np.isfinite(ratio) & (ratio > 0) & (np.abs(ratio - 1.0) > 1e-9)
+            ref = np.where(np.isfinite(pre_data), pre_data, prev_close / ratio)
+        rows, cols = event.nonzero()  # row-major: days in order, symbols in column order per day
+        for r, j, q, px in zip(rows.tolist(), cols.tolist(), ratio[event].tolist(), ref[event].tolist(), strict=True):
+            self.ex_rights.setdefault(lo + r, []).append((j, q, px))
+        pre = np.where(event, ref, pre)
+        pct = limit_pct(self._pct_base, self._chinext, self.dates[lo:hi], self.is_st[lo:hi])
+        up, down = price_limits(pct, pre, raw["up_limit"][lo:hi], raw["down_limit"][lo:hi])
+        self.has_bar[lo:hi], self.last_close[lo:hi], self.pre_close[lo:hi] = has, last, pre
+        self.up_limit[lo:hi], self.down_limit[lo:hi] = up, down
+        self._adj_traded = traded[-1]
+        self._derive_view_factors(lo, hi, adj)
+        self.dates_str += np.datetime_as_string(self.dates[lo:hi], unit="D").tolist()
+        self._derived = hi
+
+    def _derive_view_factors(self, lo: int, hi: int, adj: np.ndarray) -> None:
+        finite = np.isfinite(adj)
+        carry = self.adj_filled[lo - 1] if lo else np.full(adj.shape[1], np.nan)
+        filled = ffill_rows(np.where(finite, adj, np.nan), carry)
+        self.adj_filled[lo:hi] = filled
+        first = (self.adj_first == len(self.dates)) & finite.any(axis=0)  # none known before this block
+        for j in first.nonzero()[0].tolist():
+            f = lo + int(np.argmax(finite[:, j]))
+            self._first_factor(j, f)
+            self._first_at.setdefault(f, []).append(j)
+            self._rescale_at(f, j)
+        if self._qfq:  # qfq re-scales a symbol's history on each of its ex-dates
+            prev = np.vstack([carry[None, :], filled[:-1]])
             with np.errstate(invalid="ignore"):
-                stepped = finite & ~first & (adj != prev)
-            self.adj_epoch[stepped] += 1
+                step = finite & ~np.isnan(prev) & (filled != prev)
+            for r, j in zip(*step.nonzero(), strict=True):
+                self._rescale_at(lo + int(r), int(j))
+
+    def _first_factor(self, j: int, f: int) -> None:
+        """Symbol j's first adj_factor is on row f: from then on earlier rows take it too."""
+        self.adj_first[j] = f
+        self.adj_filled[:f, j] = self.adj_filled[f, j]
+
+    def _rescale_at(self, row: int, j: int) -> None:
+        self._rescale.setdefault(row, []).append(j)
 
     # ------------------------------------------------------------------------------ reading
     def row_of(self, day: np.datetime64) -> int | None:

@@ -121,24 +121,24 @@ def round_price(x: np.ndarray) -> np.ndarray:
 
 
 def board_limits(boards: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """(limit fraction by board, ChiNext mask) for ``limit_pct_row``; computed once per run."""
+    """(limit fraction by board, ChiNext mask) for ``limit_pct``; computed once per run."""
     base = np.array([CHINEXT_PCT_BEFORE if b == BOARD_CHINEXT else LIMIT_PCT[b] for b in boards], dtype=np.float64)
     return base, np.array([b == BOARD_CHINEXT for b in boards], dtype=bool)
 
 
-def limit_pct_row(base: np.ndarray, chinext: np.ndarray, date: np.datetime64, is_st: np.ndarray) -> np.ndarray:
-    """Price-limit fraction per symbol on one day, by board, date and ST status: main ±10%,
-    ChiNext ±20% from 2020-08-24 (±10% before), STAR ±20%, Beijing ±30%, ST ±5% on every board.
-    ``base``/``chinext`` come from ``board_limits``."""
-    pct = np.where(chinext, CHINEXT_PCT_AFTER, base) if date >= CHINEXT_REFORM_DATE else base.copy()
-    pct[is_st] = ST_PCT
-    return pct
+def limit_pct(base: np.ndarray, chinext: np.ndarray, dates: np.ndarray, is_st: np.ndarray) -> np.ndarray:
+    """Price-limit fraction (rows × symbols) by board, date and ST status: main ±10%, ChiNext
+    ±20% from 2020-08-24 (±10% before), STAR ±20%, Beijing ±30%, ST ±5% on every board.
+    ``base``/``chinext`` come from ``board_limits``; ``dates`` (rows,), ``is_st`` (rows, symbols)."""
+    after = np.asarray(dates, dtype="datetime64[D]") >= CHINEXT_REFORM_DATE
+    pct = np.where(chinext[None, :] & after[:, None], CHINEXT_PCT_AFTER, base[None, :])
+    return np.where(np.asarray(is_st, dtype=bool), ST_PCT, pct)
 
 
-def price_limits_row(pct: np.ndarray, pre_close: np.ndarray, up_data: np.ndarray,
-                     down_data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(up, down) limits for one day: the data's values where present, else computed from the
-    reference price (pre_close) and the day's limit fraction, rounded to 0.01."""
+def price_limits(pct: np.ndarray, pre_close: np.ndarray, up_data: np.ndarray,
+                 down_data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(up, down) limits: the data's values where present, else computed from the reference
+    price (pre_close) and the limit fraction, rounded to 0.01 (any shape, element by element)."""
     with np.errstate(invalid="ignore"):
         up_calc = round_price(pre_close * (1.0 + pct))
         down_calc = round_price(pre_close * (1.0 - pct))

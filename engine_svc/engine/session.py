@@ -206,9 +206,7 @@ class TrustedSession:
         }
 
     def feed(self, kind: int, rows: slice) -> list[bytes | memoryview]:
-        p = self.panel
-        is_st = p.is_st if p.is_st is not None else np.zeros(p.shape, dtype=bool)
-        return daywire.encode_feed(kind, rows.start, p.dates, p.bars, is_st, p.daily_basic, rows)
+        return daywire.encode_feed(kind, rows.start, self.tape.rows(rows.start, rows.stop))
 
     def apply_reply(self, i: int, reply: daywire.Reply) -> None:
         """Replay day ``i``'s intents on the ledger, take the strategy's log lines, compare."""
@@ -305,10 +303,13 @@ class StrategyHost:
     def handle(self, message: bytes | bytearray | memoryview) -> list[bytes | memoryview] | None:
         """Take a feed; for a run day, run the strategy and return the reply to send."""
         feed = daywire.decode_feed(message, len(self.symbols), self.daily_basic)
-        for k in range(len(feed.dates)):
-            if feed.first_row + k != self.tape.t + 1:
-                raise daywire.WireError("feed rows out of order")
-            self.tape.append(feed.dates[k], feed.bars[k], feed.is_st[k], None if feed.basic is None else feed.basic[k])
+        tape = self.tape
+        n = len(feed.rows.dates)
+        if feed.first_row != tape.t + 1 or (feed.kind == daywire.DAY and n != 1):
+            raise daywire.WireError("feed rows out of order")
+        tape.append(feed.rows)
+        for _ in range(n):
+            tape.advance()
         if feed.kind != daywire.DAY:
             return None
         i = self.tape.t

@@ -37,6 +37,7 @@ _POLL_SECONDS = 0.05  # how often the cancel event is checked while waiting
 _LOG_TAIL_BYTES = 64 * 1024  # always keep the end of the output: that is where tracebacks are
 _F_SETPIPE_SZ = 1031  # fcntl: a day's data (1 000 symbols: 80 KB) fits the pipe in one write
 _PIPE_BYTES = 1 << 20
+_IOV_MAX = 512  # buffers per writev (Linux allows 1024)
 _ENGINE_DIR = Path(engine_svc.__file__).resolve().parent
 _REPO_ROOT = _ENGINE_DIR.parent
 # The only project code a worker may read: the package marker, the engine and the sandbox itself —
@@ -499,15 +500,21 @@ class WorkerHandle:
                 self._frames.append((header, frame_body))
 
     def _send_some(self) -> None:
+        """Write as much of the queue as the pipe takes, in one writev: a day's frame is several
+        buffers, and one syscall wakes the worker once."""
         try:
-            n = os.write(self._stdin_fd, self._pending[0][: 1 << 20])
+            n = os.writev(self._stdin_fd, self._pending[:_IOV_MAX])
         except BlockingIOError:
             return
         except BrokenPipeError:
             self._pending = []  # the worker died; its exit status tells why
             return
-        rest = self._pending[0][n:]
-        self._pending = ([rest] if rest.nbytes else []) + self._pending[1:]
+        pending = self._pending
+        k = 0
+        while k < len(pending) and n >= pending[k].nbytes:
+            n -= pending[k].nbytes
+            k += 1
+        self._pending = ([pending[k][n:]] if k < len(pending) else []) + pending[k + 1 :]
 
     def _drain_after_exit(self) -> None:
         """The worker is gone; read what it wrote before dying (bounded: all writers are dead)."""

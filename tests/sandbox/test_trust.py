@@ -113,9 +113,9 @@ def _run(code: str, panel: Panel) -> dict:
 
 
 def _hostile(attack: str) -> str:
-    return FIXED.replace("    def attack(self, context):\n        pass\n",
-                         "    def attack(self, context):\n" + "\n".join(
-                             "    " + line if line.strip() else line for line in attack.strip("\n").splitlines()) + "\n")
+    body = "\n".join("    " + line if line.strip() else line for line in attack.strip("\n").splitlines())
+    head = "    def attack(self, context):\n"
+    return FIXED.replace(head + "        pass\n", head + body + "\n")
 
 
 @pytest.fixture(scope="module")
@@ -183,10 +183,10 @@ class Strategy(BaseStrategy):
                 todo.extend(obj)
             elif isinstance(obj, types.ModuleType):
                 todo.extend(vars(obj).values())
-            elif hasattr(obj, "__dict__"):
+            else:
                 try:
                     todo.extend(vars(obj).values())
-                except TypeError:
+                except Exception:  # no __dict__, or a library's odd attribute access
                     pass
         context.log("scan", row, scanned, found)
 """

@@ -65,8 +65,8 @@ class Strategy(BaseStrategy):
 
 
 def _panel(make_panel, days: int = len(DAYS)) -> Panel:
-    return make_panel(SYMS, DAYS[:days], open=[[c * 0.99 if c == c else np.nan for c in row] for row in RAW_CLOSE[:days]],
-                      close=RAW_CLOSE[:days], adj_factor=ADJ[:days])
+    opens = [[c * 0.99 if c == c else np.nan for c in row] for row in RAW_CLOSE[:days]]
+    return make_panel(SYMS, DAYS[:days], open=opens, close=RAW_CLOSE[:days], adj_factor=ADJ[:days])
 
 
 def _seen(result: dict) -> list:

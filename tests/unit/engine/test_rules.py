@@ -19,9 +19,9 @@ from engine_svc.engine.rules import (
     buy_fill_prices,
     commission,
     commissions,
-    limit_pct_row,
+    limit_pct,
     max_affordable_buy,
-    price_limits_row,
+    price_limits,
     round_buy_quantity,
     round_price,
     round_quantities,
@@ -48,8 +48,8 @@ def test_689_is_star_everywhere_lots_and_limits():
     # 689009.SH (a STAR CDR) was main board in the engine before: lots of 100, ±10%.
     assert round_buy_quantity(250, board_of("689009.SH")) == 250
     base, chinext = board_limits(tuple(map(board_of, ("689009.SH", "600000.SH"))))
-    pct = limit_pct_row(base, chinext, np.datetime64("2021-01-04"), np.zeros(2, bool))
-    assert pct.tolist() == [0.20, 0.10]
+    pct = limit_pct(base, chinext, np.array(["2021-01-04"], dtype="datetime64[D]"), np.zeros((1, 2), bool))
+    assert pct.tolist() == [[0.20, 0.10]]
 
 
 def test_lot_rounding():
@@ -81,16 +81,16 @@ def test_round_price_half_up():
 def test_limit_pct_by_board_date_and_st():
     syms = ("600000.SH", "300059.SZ", "688001.SH", "830799.BJ")
     base, chinext = board_limits(tuple(map(board_of, syms)))
-    before = limit_pct_row(base, chinext, np.datetime64("2020-08-21"), np.zeros(4, bool))
-    after = limit_pct_row(base, chinext, np.datetime64("2020-08-24"), np.array([True, False, True, False]))
-    assert before.tolist() == [0.10, 0.10, 0.20, 0.30]
-    assert after.tolist() == [0.05, 0.20, 0.05, 0.30]  # ST ±5% on every board
+    dates = np.array(["2020-08-21", "2020-08-24"], dtype="datetime64[D]")
+    st = np.array([[False] * 4, [True, False, True, False]])
+    assert limit_pct(base, chinext, dates, st).tolist() == [[0.10, 0.10, 0.20, 0.30],
+                                                            [0.05, 0.20, 0.05, 0.30]]  # ST ±5% on every board
     assert base.tolist() == [0.10, 0.10, 0.20, 0.30]  # not modified by either call
 
 
 def test_price_limits_prefer_data():
     pct = np.array([0.10, 0.10])
-    up, down = price_limits_row(pct, np.array([10.05, 10.0]), np.array([np.nan, 10.9]), np.array([np.nan, 9.1]))
+    up, down = price_limits(pct, np.array([10.05, 10.0]), np.array([np.nan, 10.9]), np.array([np.nan, 9.1]))
     assert up.tolist() == [11.06, 10.9] and down.tolist() == [9.05, 9.1]
 
 

@@ -469,7 +469,8 @@ def test_recursion_error_traceback_is_capped(make_panel, run):
     assert err.exc_type == "RecursionError"
     assert src.splitlines()[err.lineno - 1].strip() == "return self.deep(n + 1)"
     # one run of identical frames, not a thousand lines
-    assert err.traceback_lines[2:4] == [f'  File "<strategy>", line {err.lineno}, in deep', "    return self.deep(n + 1)"]
+    frame = [f'  File "<strategy>", line {err.lineno}, in deep', "    return self.deep(n + 1)"]
+    assert err.traceback_lines[2:4] == frame
     assert err.traceback_lines[4].startswith("  [previous line repeated ") and len(err.traceback_lines) == 5
 
 
