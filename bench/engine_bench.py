@@ -14,6 +14,8 @@ total_value / n_symbols; holdings are not rebalanced in between. Capital is 100 
 Engine forms:
   xs           bar_mode = "arrays": numpy over all symbols, context.order_target_values — O(1)
                Python per day besides the orders themselves; in-process (the CLI path)
+  xs-none      the xs strategy with adjust_type "none" (xs uses the default qfq, point in time:
+               qfq_vs_none = xs total / xs-none total is what the price view costs)
   xs-split     the same strategy as engine_svc runs it (engine_svc.sandbox.api.run_in_sandbox):
                ledger, matching and valuation in this process, the strategy in a fresh sandboxed
                worker fed one day at a time; total_vs_xs = its total / xs's total; rss_sum_mb =
@@ -51,7 +53,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SIZES: dict[str, tuple[int, int]] = {"S": (50, 1000), "M": (300, 2500), "L": (1000, 2500)}
 CAPITAL_PER_SYMBOL = 100_000.0
 SPLIT_CASE = "xs-split"  # the xs strategy as engine_svc runs it: trusted ledger here, strategy in a worker
-ENGINE_CASES = ("xs", SPLIT_CASE, "numpy", "zquant")
+RAW_CASE = "xs-none"  # the xs strategy on raw prices (adjust_type none): what point-in-time qfq costs
+ENGINE_CASES = ("xs", RAW_CASE, SPLIT_CASE, "numpy", "zquant")
 ORIGINAL_CASE = "zquant-orig"  # the original zquant engine, from --zquant-src
 # Cases whose run time is split into the strategy's own time and the engine's (strategy_timing.py;
 # the proxy costs ~1 µs per context access, too much to put on the 1-second xs case).
@@ -207,6 +210,7 @@ def run_engine_case(case: str, size: str, prefix: Path) -> dict[str, Any]:
     config = BacktestConfig(
         start_date=str(panel.dates[0]), end_date=str(panel.dates[-1]), symbols=panel.symbols,
         initial_capital=CAPITAL_PER_SYMBOL * n_sym, params={"symbols": list(panel.symbols)},
+        adjust_type="none" if case == RAW_CASE else "qfq",
     )
     extra: dict[str, Any] = {}
     if case == SPLIT_CASE:
@@ -220,7 +224,7 @@ def run_engine_case(case: str, size: str, prefix: Path) -> dict[str, Any]:
         extra = {"worker_rss_mb": outcome.max_rss_mb, "worker_cpu_s": outcome.cpu_seconds,
                  "worker_start_s": outcome.timings["start_s"], "bwrap": bool(outcome.isolation.get("bwrap"))}
     else:
-        code = STRATEGIES[case] + (TIMED_SUFFIX if case in SPLIT_CASES else "")
+        code = STRATEGIES["xs" if case == RAW_CASE else case] + (TIMED_SUFFIX if case in SPLIT_CASES else "")
         result = run_backtest(panel, code, config)
     t2 = time.perf_counter()
     return {
@@ -386,7 +390,7 @@ def _wait(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int | None, An
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="S,M,L")
-    ap.add_argument("--cases", default="xs,xs-split,numpy,zquant,zquant-orig,backtesting,vectorbt")
+    ap.add_argument("--cases", default="xs,xs-none,xs-split,numpy,zquant,zquant-orig,backtesting,vectorbt")
     ap.add_argument("--full", action="store_true", help="run the zquant-style form on M and L too")
     ap.add_argument("--timeout", type=float, default=900.0)
     ap.add_argument("--repeat", type=int, default=1, metavar="N",
@@ -472,6 +476,10 @@ def _add_ratios(records: list[dict[str, Any]]) -> None:
             r["rss_sum_mb"] = round(r["peak_rss_mb"] + r.get("worker_rss_mb", 0.0), 1)
             if r["size"] in xs_total:
                 r["total_vs_xs"] = round(r["total_s"] / xs_total[r["size"]], 3)
+    raw_total = {r["size"]: r["total_s"] for r in records if r.get("case") == RAW_CASE and "total_s" in r}
+    for r in records:
+        if r.get("case") == "xs" and r["size"] in raw_total:
+            r["qfq_vs_none"] = round(r["total_s"] / raw_total[r["size"]], 3)
     # The "≥ 2× faster than the original engine on the same strategy code".
     orig = {r["size"]: r for r in records if r.get("case") == ORIGINAL_CASE and "run_cpu_s" in r}
     for r in records:
@@ -510,6 +518,11 @@ def _table(records: list[dict[str, Any]]) -> str:
             f"{r['symbol_bars_per_cpu_s']:12,d}{r['peak_rss_mb']:8.0f}{ratio:>8}{r['trades']:8d}"
             f"{r['final_value']:16,.2f}"
         )
+    lines += [
+        f"{r['size']}: xs with point-in-time qfq (synthetic ex-rights days) total {r['total_s']:.3f} s = "
+        f"{r['qfq_vs_none']:.2f}x the same run on raw prices ({RAW_CASE})"
+        for r in records if "qfq_vs_none" in r
+    ]
     lines += [
         f"{r['size']}: {SPLIT_CASE} (ledger here, strategy in a sandboxed worker) total {r['total_s']:.3f} s = "
         f"{r['total_vs_xs']:.2f}x the in-process xs run; peak RSS {r['peak_rss_mb']:.0f} + worker "

@@ -56,8 +56,9 @@ from engine_svc.engine.rules import (
 
 
 class Broker:
-    def __init__(self, market: MarketTape, config: BacktestConfig) -> None:
+    def __init__(self, market: MarketTape, config: BacktestConfig, *, records: bool = True) -> None:
         self.m = market
+        self.records = records  # trade and ex-rights records (the ledger); a mirror needs none
         self.rate = float(config.commission_rate)
         self.min_commission = float(config.min_commission)
         self.tax_rate = float(config.tax_rate)
@@ -119,6 +120,8 @@ class Broker:
             self.avg_cost[j] = float(self.avg_cost[j]) * held / new if new else 0.0
             self.qty[j] = new
             self.version += 1
+            if not self.records:
+                continue
             symbol = self.m.symbols[j]
             self.ex_rights.append({"date": self.m.dates_str[i], "symbol": symbol, "ratio": ratio, "ex_price": ref,
                                    "quantity_before": held, "quantity_after": new, "cash": cash})
@@ -329,11 +332,12 @@ class Broker:
         o.tax = tax
         o.slippage_cost = slip
         self.version += 1
-        self.trades.append({
-            "order_id": o.order_id, "date": date, "symbol": o.symbol, "side": o.side,
-            "quantity": q, "price": price, "value": value, "commission": comm, "tax": tax,
-            "slippage_cost": slip,
-        })
+        if self.records:
+            self.trades.append({
+                "order_id": o.order_id, "date": date, "symbol": o.symbol, "side": o.side,
+                "quantity": q, "price": price, "value": value, "commission": comm, "tax": tax,
+                "slippage_cost": slip,
+            })
 
     def release(self, o: Order) -> None:
         """Give an order's cash reservation back to free cash."""

@@ -16,18 +16,19 @@ is checked against what the trusted side expects before anything is used.
 
 from __future__ import annotations
 
+import itertools
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from engine_svc.engine.intents import RECORD, DayIntents, IntentError, decode
 from engine_svc.engine.market import DerivedRows
-from engine_svc.engine.panel import BAR_FIELDS, DAILY_BASIC_FIELDS
 
 WARMUP, DAY = 1, 2
-FEED_HEAD = struct.Struct("<BIIIII")  # kind, first row, rows, ex-rights events, first factors, re-scales
+FEED_HEAD = struct.Struct("<BIIIIII")  # kind, first row, rows, channels, ex-rights, first factors, re-scales
 REPLY_HEAD = struct.Struct("<IIIQdd")  # intents, arrays, log lines, order count, cash, reserved
 MAX_LOG_BYTES_PER_DAY = 8 * 1024 * 1024
 _EPOCH = np.datetime64("1970-01-01", "D")
@@ -46,57 +47,47 @@ class Feed:
 
 def encode_feed(kind: int, first_row: int, rows: DerivedRows) -> list[bytes | memoryview]:
     """A feed of consecutive tape rows (``MarketTape.rows``) as buffers to write."""
-    n = len(rows.dates)
+    n, c, _ = rows.block.shape
     ex, first, rescale = rows.ex_rights, rows.first_factor, rows.rescale
     parts: list[bytes | memoryview] = [
-        FEED_HEAD.pack(kind, first_row, n, len(ex), len(first), len(rescale)),
-        (np.asarray(rows.dates, dtype="datetime64[D]") - _EPOCH).astype("<i8").tobytes(),
-        np.ascontiguousarray(rows.bars, dtype="<f8").tobytes(),
-        np.ascontiguousarray(rows.is_st, dtype=np.uint8).tobytes(),
-        np.ascontiguousarray(np.stack([rows.last_close, rows.up, rows.down, rows.adj_filled], axis=1),
-                             dtype="<f8").tobytes(),
+        FEED_HEAD.pack(kind, first_row, n, c, len(ex), len(first), len(rescale)),
+        (rows.dates.astype("datetime64[D]") - _EPOCH).astype("<i8").tobytes(),
+        memoryview(np.ascontiguousarray(rows.block, dtype="<f8")).cast("B"),
+        rows.is_st.astype(np.uint8).tobytes(),
     ]
-    if rows.basic is not None:
-        parts.append(np.ascontiguousarray(rows.basic, dtype="<f8").tobytes())
-    parts.append(np.array([(r, j) for r, j, _, _ in ex], dtype="<i4").reshape(-1, 2).tobytes())
-    parts.append(np.array([(q, px) for _, _, q, px in ex], dtype="<f8").reshape(-1, 2).tobytes())
-    parts.append(np.array(first, dtype="<i4").reshape(-1, 2).tobytes())
-    parts.append(np.array(rescale, dtype="<i4").reshape(-1, 2).tobytes())
+    if ex or first or rescale:
+        parts += [np.array([(r, j) for r, j, _, _ in ex], dtype="<i4").tobytes(),
+                  np.array([(q, px) for _, _, q, px in ex], dtype="<f8").tobytes(),
+                  np.array(first, dtype="<i4").tobytes(), np.array(rescale, dtype="<i4").tobytes()]
     return parts
 
 
-def decode_feed(buf: bytes | bytearray | memoryview, n_symbols: int, has_basic: bool) -> Feed:
+def decode_feed(buf: bytes | bytearray | memoryview, n_symbols: int, n_channels: int) -> Feed:
     mv = memoryview(buf)
     if len(mv) < FEED_HEAD.size:
         raise WireError("feed too short")
-    kind, first_row, n, n_ex, n_first, n_rescale = FEED_HEAD.unpack_from(mv)
-    F, B, S = len(BAR_FIELDS), len(DAILY_BASIC_FIELDS), n_symbols
-    sizes = [n * 8, n * F * S * 8, n * S, n * 4 * S * 8, n * B * S * 8 if has_basic else 0,
-             n_ex * 8, n_ex * 16, n_first * 8, n_rescale * 8]
-    if kind not in (WARMUP, DAY) or len(mv) != FEED_HEAD.size + sum(sizes):
+    kind, first_row, n, c, n_ex, n_first, n_rescale = FEED_HEAD.unpack_from(mv)
+    S = n_symbols
+    sizes = (n * 8, n * c * S * 8, n * S, n_ex * 8, n_ex * 16, n_first * 8, n_rescale * 8)
+    if kind not in (WARMUP, DAY) or c != n_channels or len(mv) != FEED_HEAD.size + sum(sizes):
         raise WireError("feed has the wrong layout")
-    offsets = np.cumsum([FEED_HEAD.size, *sizes]).tolist()
+    offsets = list(itertools.accumulate(sizes, initial=FEED_HEAD.size))
 
-    def arr(k: int, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
-        return np.frombuffer(mv, dtype=dtype, count=int(np.prod(shape)), offset=offsets[k]).reshape(shape)
+    def pairs(k: int, count: int, dtype: str) -> list[list[Any]]:
+        return np.frombuffer(mv, dtype=dtype, count=2 * count, offset=offsets[k]).reshape(count, 2).tolist()
 
-    derived = arr(3, "<f8", (n, 4, S))
-    ex_at, ex_val = arr(5, "<i4", (n_ex, 2)), arr(6, "<f8", (n_ex, 2))
-    first, rescale = arr(7, "<i4", (n_first, 2)), arr(8, "<i4", (n_rescale, 2))
-    for pairs in (ex_at, first, rescale):
-        if pairs.size and not ((pairs[:, 0] >= first_row).all() and (pairs[:, 0] < first_row + n).all()
-                               and (pairs[:, 1] >= 0).all() and (pairs[:, 1] < S).all()):
+    ex_at, ex_val = pairs(3, n_ex, "<i4"), pairs(4, n_ex, "<f8")
+    first, rescale = pairs(5, n_first, "<i4"), pairs(6, n_rescale, "<i4")
+    for r, j in itertools.chain(ex_at, first, rescale):
+        if not (first_row <= r < first_row + n and 0 <= j < S):
             raise WireError("feed event outside its rows")
     rows = DerivedRows(
-        dates=_EPOCH + arr(0, "<i8", (n,)).astype("timedelta64[D]"),
-        bars=arr(1, "<f8", (n, F, S)),
-        is_st=arr(2, np.uint8, (n, S)).astype(bool),
-        basic=arr(4, "<f8", (n, B, S)) if has_basic else None,
-        last_close=derived[:, 0], up=derived[:, 1], down=derived[:, 2], adj_filled=derived[:, 3],
-        ex_rights=[(int(r), int(j), float(q), float(px))
-                   for (r, j), (q, px) in zip(ex_at.tolist(), ex_val.tolist(), strict=True)],
-        first_factor=[(int(r), int(j)) for r, j in first.tolist()],
-        rescale=[(int(r), int(j)) for r, j in rescale.tolist()],
+        dates=_EPOCH + np.frombuffer(mv, dtype="<i8", count=n, offset=offsets[0]).astype("timedelta64[D]"),
+        block=np.frombuffer(mv, dtype="<f8", count=n * c * S, offset=offsets[1]).reshape(n, c, S),
+        is_st=np.frombuffer(mv, dtype=np.uint8, count=n * S, offset=offsets[2]).reshape(n, S).view(bool),
+        ex_rights=[(r, j, q, px) for (r, j), (q, px) in zip(ex_at, ex_val, strict=True)],
+        first_factor=[(r, j) for r, j in first],
+        rescale=[(r, j) for r, j in rescale],
     )
     return Feed(kind, first_row, rows)
 

@@ -60,18 +60,23 @@ def has_adj_factor(panel: Panel) -> bool:
     return bool(np.isfinite(panel.bars["adj_factor"]).any())
 
 
+# Derived per-row values the strategy side receives after the bar fields: last close, the
+# trading up/down limits, and the view's adj_factor (NaN until the symbol's first one is known).
+DERIVED_CHANNELS: tuple[str, ...] = ("last_close", "up", "down", "adj")
+
+
+def channels(daily_basic: bool) -> tuple[str, ...]:
+    """The float64 channels of ``DerivedRows.block``, in order."""
+    return BAR_FIELDS + DERIVED_CHANNELS + (DAILY_BASIC_FIELDS if daily_basic else ())
+
+
 @dataclass(frozen=True)
 class DerivedRows:
     """Consecutive rows of a tape: raw data plus the derived values the strategy side stores."""
 
     dates: np.ndarray  # datetime64[D] (n,)
-    bars: np.ndarray  # (n, len(BAR_FIELDS), n_symbols)
+    block: np.ndarray  # float64 (n, len(channels(daily_basic)), n_symbols)
     is_st: np.ndarray  # bool (n, n_symbols)
-    basic: np.ndarray | None  # (n, len(DAILY_BASIC_FIELDS), n_symbols)
-    last_close: np.ndarray  # (n, n_symbols)
-    up: np.ndarray
-    down: np.ndarray
-    adj_filled: np.ndarray
     ex_rights: list[tuple[int, int, float, float]]  # (row, column, ratio, ex-reference price)
     first_factor: list[tuple[int, int]]  # (row, column): the column's first adj_factor
     rescale: list[tuple[int, int]]  # (row, column): the column's price view re-scales
@@ -196,15 +201,10 @@ class MarketTape:
         They become current one by one with ``advance()``."""
         lo, hi = self._derived, self._derived + len(rows.dates)
         self.dates[lo:hi] = rows.dates
-        for k, f in enumerate(BAR_FIELDS):
-            self.raw[f][lo:hi] = rows.bars[:, k]
+        for k, dst in enumerate(self._channel_arrays()):
+            dst[lo:hi] = rows.block[:, k]
         self.is_st[lo:hi] = rows.is_st
-        if self.daily_basic is not None and rows.basic is not None:
-            for k, f in enumerate(DAILY_BASIC_FIELDS):
-                self.daily_basic[f][lo:hi] = rows.basic[:, k]
-        self.has_bar[lo:hi] = ~np.isnan(rows.bars[:, BAR_FIELDS.index("close")])
-        self.last_close[lo:hi], self.up_limit[lo:hi], self.down_limit[lo:hi] = rows.last_close, rows.up, rows.down
-        self.adj_filled[lo:hi] = rows.adj_filled
+        self.has_bar[lo:hi] = ~np.isnan(self.raw["close"][lo:hi])
         for r, j, ratio, ref in rows.ex_rights:
             self.ex_rights.setdefault(r, []).append((j, ratio, ref))
         for r, j in rows.first_factor:
@@ -216,21 +216,27 @@ class MarketTape:
 
     def rows(self, lo: int, hi: int) -> DerivedRows:
         """Rows [lo, hi) as the strategy side needs them (trusted side → ``daywire``)."""
-        basic = self.daily_basic
+        sources = self._channel_arrays()
+        block = np.empty((hi - lo, len(sources), len(self.symbols)))
+        for k, src in enumerate(sources):
+            block[:, k] = src[lo:hi] if src is not None else np.nan
+        # a factor is sent only from the day it is known (the trusted tape has it backfilled)
+        adj = block[:, len(BAR_FIELDS) + DERIVED_CHANNELS.index("adj")]
+        adj[self.adj_first[None, :] > np.arange(lo, hi)[:, None]] = np.nan
         return DerivedRows(
-            dates=self.dates[lo:hi],
-            bars=np.stack([self.raw[f][lo:hi] for f in BAR_FIELDS], axis=1),
-            is_st=self.is_st[lo:hi],
-            basic=None if basic is None else np.stack(
-                [basic[f][lo:hi] if f in basic else np.full((hi - lo, len(self.symbols)), np.nan)
-                 for f in DAILY_BASIC_FIELDS], axis=1),
-            last_close=self.last_close[lo:hi], up=self.up_limit[lo:hi], down=self.down_limit[lo:hi],
-            # a factor is sent only from the day it is known (not backfilled ahead of time)
-            adj_filled=np.where(self.adj_first[None, :] <= np.arange(lo, hi)[:, None], self.adj_filled[lo:hi], np.nan),
+            dates=self.dates[lo:hi], block=block, is_st=self.is_st[lo:hi],
             ex_rights=[(r, j, q, px) for r in range(lo, hi) for j, q, px in self.ex_rights.get(r, ())],
             first_factor=[(r, j) for r in range(lo, hi) for j in self._first_at.get(r, ())],
             rescale=[(r, j) for r in range(lo, hi) for j in self._rescale.get(r, ())],
         )
+
+    def _channel_arrays(self) -> list[np.ndarray | None]:
+        """The arrays behind ``channels()``, in order (None: an indicator the data lacks)."""
+        arrays: list[np.ndarray | None] = [self.raw[f] for f in BAR_FIELDS]
+        arrays += [self.last_close, self.up_limit, self.down_limit, self.adj_filled]
+        if self.daily_basic is not None:
+            arrays += [self.daily_basic.get(f) for f in DAILY_BASIC_FIELDS]
+        return arrays
 
     def advance(self) -> None:
         """Make the next derived row the current day."""

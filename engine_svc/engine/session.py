@@ -43,7 +43,7 @@ from engine_svc.engine import daywire
 from engine_svc.engine import intents as it
 from engine_svc.engine.broker import Broker
 from engine_svc.engine.config import BacktestConfig
-from engine_svc.engine.market import MarketTape, has_adj_factor
+from engine_svc.engine.market import DerivedRows, MarketTape, channels, has_adj_factor
 from engine_svc.engine.orders import Order
 from engine_svc.engine.panel import Panel
 from engine_svc.engine.record import MAX_LOG_LINES, RunLog, build_result, daily_record
@@ -54,6 +54,7 @@ from engine_svc.engine.trader import Trader
 ProgressFn = Callable[[float, str, float], None]
 
 GC_YOUNG_EVERY = 32  # days between collections of the youngest generation
+FEED_CHUNK = 64  # rows gathered at once for the day feeds
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -146,6 +147,7 @@ class TrustedSession:
         self.broker = Broker(self.tape, config)
         self.trader = Trader(self.broker, lambda _text: None)  # replay: the strategy sent its notes
         self.mismatches = 0
+        self._chunk: tuple[int, DerivedRows | None] = (0, None)
 
     def note_mismatch(self, i: int, why: str) -> None:
         """The strategy's view of its portfolio disagreed with the ledger (it tampered with its
@@ -206,7 +208,22 @@ class TrustedSession:
         }
 
     def feed(self, kind: int, rows: slice) -> list[bytes | memoryview]:
-        return daywire.encode_feed(kind, rows.start, self.tape.rows(rows.start, rows.stop))
+        if kind == daywire.WARMUP:
+            return daywire.encode_feed(kind, rows.start, self.tape.rows(rows.start, rows.stop))
+        # Day feeds are cut from blocks of FEED_CHUNK rows, gathered in one vectorised pass.
+        i = rows.start
+        lo, chunk = self._chunk
+        if chunk is None or not lo <= i < lo + len(chunk.dates):
+            lo, chunk = i, self.tape.rows(i, min(i + FEED_CHUNK, self.rows.stop))
+            self._chunk = lo, chunk
+        k = i - lo
+        day = DerivedRows(
+            dates=chunk.dates[k : k + 1], block=chunk.block[k : k + 1], is_st=chunk.is_st[k : k + 1],
+            ex_rights=[e for e in chunk.ex_rights if e[0] == i],
+            first_factor=[e for e in chunk.first_factor if e[0] == i],
+            rescale=[e for e in chunk.rescale if e[0] == i],
+        )
+        return daywire.encode_feed(kind, i, day)
 
     def apply_reply(self, i: int, reply: daywire.Reply) -> None:
         """Replay day ``i``'s intents on the ledger, take the strategy's log lines, compare."""
@@ -288,10 +305,12 @@ class StrategyHost:
         self.code = init["code"]
         self.symbols = tuple(init["symbols"])
         self.daily_basic = bool(init["daily_basic"])
+        self.n_channels = len(channels(self.daily_basic))
         self.tape = MarketTape.empty(self.symbols, int(init["n_rows"]), config.adjust_type, self.daily_basic)
-        self.mirror = Broker(self.tape, config)
+        self.mirror = Broker(self.tape, config, records=False)
         self.intents = it.DayIntents()
         self.logs: list[str] = []
+        self.days = 0
         self.ctx = Context(self.tape, self.mirror, self._log, self.intents)
         self.strategy, self.arrays_mode = load_strategy(self.code, config.params)
         self.ctx._strategy = self.strategy
@@ -302,7 +321,7 @@ class StrategyHost:
 
     def handle(self, message: bytes | bytearray | memoryview) -> list[bytes | memoryview] | None:
         """Take a feed; for a run day, run the strategy and return the reply to send."""
-        feed = daywire.decode_feed(message, len(self.symbols), self.daily_basic)
+        feed = daywire.decode_feed(message, len(self.symbols), self.n_channels)
         tape = self.tape
         n = len(feed.rows.dates)
         if feed.first_row != tape.t + 1 or (feed.kind == daywire.DAY and n != 1):
@@ -313,6 +332,9 @@ class StrategyHost:
         if feed.kind != daywire.DAY:
             return None
         i = self.tape.t
+        self.days += 1
+        if self.days % GC_YOUNG_EVERY == 0:  # the worker runs with automatic GC off (paced_gc)
+            gc.collect(0)
         _, resolved = self.mirror.open_day(i)
         self.intents.clear()
         self.logs = []

@@ -13,10 +13,17 @@ from typing import Any
 
 from engine_svc.engine.config import BacktestConfig, ConfigError
 from engine_svc.engine.panel import Panel
-from engine_svc.engine.session import HostedSide, ProtocolViolation, TrustedSession
+from engine_svc.engine.session import (
+    HostedSide,
+    ProgressFn,
+    ProtocolViolation,
+    TrustedSession,
+    day_rows,
+    select_symbols,
+)
 from engine_svc.sandbox import bwrap, landlock, seccomp
 from engine_svc.sandbox.errors import SandboxError
-from engine_svc.sandbox.launcher import ProgressCallback, SandboxOutcome, WorkerHandle, run_job
+from engine_svc.sandbox.launcher import SandboxOutcome, WorkerHandle, run_job
 from engine_svc.sandbox.limits import SandboxLimits
 
 MAX_CODE_BYTES = 1 << 20  # strategy source; a 1 MB strategy is already absurd
@@ -38,7 +45,7 @@ def run_in_sandbox(
     config: dict[str, Any],
     *,
     limits: SandboxLimits,
-    on_progress: ProgressCallback | None = None,
+    on_progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
 ) -> SandboxOutcome:
     """Run one backtest: the ledger here, in the calling (trusted) process, the strategy in a
@@ -56,16 +63,16 @@ def run_in_sandbox(
         json.dumps(cfg.params, allow_nan=False)
     except (TypeError, ValueError):
         raise ConfigError("params", "must be JSON-serialisable (no NaN)") from None
-    session = TrustedSession(panel, strategy_code, cfg)
-    n_symbols = len(session.panel.symbols)
-    handle = WorkerHandle("strategy", limits, symbol_days=len(session.rows) * n_symbols,
-                          data_bytes=2 * session.panel.nbytes)
+    selected = select_symbols(panel, cfg.symbols)
+    rows = day_rows(selected, cfg.start_date, cfg.end_date)
+    handle = WorkerHandle("strategy", limits, symbol_days=len(rows) * len(cfg.symbols), data_bytes=2 * selected.nbytes)
     try:
-        handle.start()
+        handle.start()  # the worker starts up while the trusted side prepares the run
     except OSError as exc:
         raise SandboxError("internal", f"could not start the sandbox worker: {exc}") from None
     channel = SandboxChannel(handle, cancel, t0)
     try:
+        session = TrustedSession(selected, strategy_code, cfg)
         result = session.run(HostedSide(channel), on_progress)
     except SandboxError as exc:
         handle.close()

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from engine_svc.engine.session import ProgressFn
 from engine_svc.sandbox.usercode import (
     STRATEGY_FILENAME,
     JobError,
@@ -29,7 +30,6 @@ from engine_svc.sandbox.usercode import (
     user_error,
 )
 
-ProgressFn = Callable[[float, str, float], None]
 JobFn = Callable[[dict[str, Any], bytearray, Any], Any]  # third argument: ProgressFn, or a Pipe
 
 
@@ -121,15 +121,16 @@ def strategy_job(request: dict[str, Any], body: bytearray, pipe: Pipe) -> Any:
     daywire = importlib.import_module(ENGINE_DAYWIRE)
     try:
         host = session.StrategyHost(request["init"])
-        while True:
-            header, data = pipe.read()
-            if header["type"] == "end":
-                return None
-            if header["type"] != "bin":
-                raise JobError("internal", f"unexpected {header['type']!r} frame")
-            reply = host.handle(data)
-            if reply is not None:
-                pipe.write_binary(reply)
+        with session.paced_gc():
+            while True:
+                header, data = pipe.read()
+                if header["type"] == "end":
+                    return None
+                if header["type"] != "bin":
+                    raise JobError("internal", f"unexpected {header['type']!r} frame")
+                reply = host.handle(data)
+                if reply is not None:
+                    pipe.write_binary(reply)
     except errors.StrategyError as exc:
         if exc.exc_type == "MemoryError":
             raise MemoryError from None  # reported as the memory limit by the worker

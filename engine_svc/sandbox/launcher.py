@@ -25,12 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import engine_svc
+from engine_svc.engine.session import ProgressFn
 from engine_svc.sandbox import bwrap, protocol
 from engine_svc.sandbox.errors import CANCELLED_MESSAGE, KINDS, SandboxError, classify_exit, wall_message
 from engine_svc.sandbox.limits import SandboxLimits
 from engine_svc.sandbox.worker import BOOTSTRAP, EXIT_SETUP_FAILED
-
-ProgressCallback = Callable[[float, str, float], None]
 
 _MAX_MESSAGE_BYTES = 1 << 20  # ready/progress/error frames; only results may be larger
 _POLL_SECONDS = 0.05  # how often the cancel event is checked while waiting
@@ -210,7 +209,7 @@ class WorkerHandle:
         # Set by open():
         self._t0 = self._deadline = self._t_ready = self._t_result = 0.0
         self._reader = protocol.FrameReader(max_header=_MAX_MESSAGE_BYTES, max_body=0)
-        self._on_progress: ProgressCallback | None = None
+        self._on_progress: ProgressFn | None = None
         self._cancel_event: threading.Event | None = None
         self._stdin_fd = -1
         self._job_frame: list[memoryview] = []
@@ -346,7 +345,7 @@ class WorkerHandle:
         request: dict[str, Any],
         body: Sequence[memoryview] = (),
         *,
-        on_progress: ProgressCallback | None = None,
+        on_progress: ProgressFn | None = None,
         cancel: threading.Event | None = None,
         started_at: float | None = None,
     ) -> None:
@@ -386,7 +385,7 @@ class WorkerHandle:
         request: dict[str, Any],
         body: Sequence[memoryview] = (),
         *,
-        on_progress: ProgressCallback | None = None,
+        on_progress: ProgressFn | None = None,
         cancel: threading.Event | None = None,
         started_at: float | None = None,
     ) -> SandboxOutcome:
@@ -553,7 +552,7 @@ def _error_from_frame(header: dict[str, Any], returncode: int | None) -> Sandbox
                         line=line if isinstance(line, int) and 0 < line < 10**7 else 0)
 
 
-def _report_progress(callback: ProgressCallback | None, header: dict[str, Any]) -> None:
+def _report_progress(callback: ProgressFn | None, header: dict[str, Any]) -> None:
     if callback is None:
         return
     try:
@@ -571,7 +570,7 @@ def run_job(
     *,
     limits: SandboxLimits,
     symbol_days: int = 0,
-    on_progress: ProgressCallback | None = None,
+    on_progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
     on_start: Callable[[WorkerHandle], None] | None = None,
 ) -> SandboxOutcome:
