@@ -76,11 +76,13 @@ def decode_feed(buf: bytes | bytearray | memoryview, n_symbols: int, n_channels:
     def pairs(k: int, count: int, dtype: str) -> list[list[Any]]:
         return np.frombuffer(mv, dtype=dtype, count=2 * count, offset=offsets[k]).reshape(count, 2).tolist()
 
-    ex_at, ex_val = pairs(3, n_ex, "<i4"), pairs(4, n_ex, "<f8")
-    first, rescale = pairs(5, n_first, "<i4"), pairs(6, n_rescale, "<i4")
-    for r, j in itertools.chain(ex_at, first, rescale):
-        if not (first_row <= r < first_row + n and 0 <= j < S):
-            raise WireError("feed event outside its rows")
+    ex_at = ex_val = first = rescale = []
+    if n_ex or n_first or n_rescale:  # most days have none
+        ex_at, ex_val = pairs(3, n_ex, "<i4"), pairs(4, n_ex, "<f8")
+        first, rescale = pairs(5, n_first, "<i4"), pairs(6, n_rescale, "<i4")
+        for r, j in itertools.chain(ex_at, first, rescale):
+            if not (first_row <= r < first_row + n and 0 <= j < S):
+                raise WireError("feed event outside its rows")
     rows = DerivedRows(
         dates=_EPOCH + np.frombuffer(mv, dtype="<i8", count=n, offset=offsets[0]).astype("timedelta64[D]"),
         block=np.frombuffer(mv, dtype="<f8", count=n * c * S, offset=offsets[1]).reshape(n, c, S),

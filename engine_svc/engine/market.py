@@ -106,7 +106,7 @@ class AdjustedView(Mapping[str, np.ndarray]):
         arr = self._cache.get(name)
         t = tape.t
         if arr is None:
-            arr = self._cache[name] = np.full(raw.shape, np.nan)
+            arr = self._cache[name] = np.empty(raw.shape)  # rows up to T are always written first
             self._done[name] = -1
             self._epoch[name] = tape.adj_epoch.copy()
         done = self._done[name]
@@ -160,21 +160,23 @@ class MarketTape:
         self.t = -1  # the current day
         self._derived = 0  # rows [0, _derived) have their trading values
         shape = (n_rows, n_sym)
-        self.has_bar = np.zeros(shape, dtype=bool)
-        self.last_close = np.full(shape, np.nan)  # unadjusted close carried over suspensions
-        self.pre_close = np.full(shape, np.nan)  # reference price the limits are computed from
-        self.up_limit = np.full(shape, np.nan)
-        self.down_limit = np.full(shape, np.nan)
+        # Rows are written before they are read (by _derive or append): np.empty touches no memory.
+        self.has_bar = np.empty(shape, dtype=bool)
+        self.last_close = np.empty(shape)  # unadjusted close carried over suspensions
+        self.pre_close = np.empty(shape)  # reference price the limits are computed from (trusted side)
+        self.up_limit = np.empty(shape)
+        self.down_limit = np.empty(shape)
         self.ex_rights: dict[int, ExRights] = {}
         self._adj_traded = np.full(n_sym, np.nan)  # last factor seen on a day with a bar (ex-rights)
         # The price view's factors: adj_factor carried forward over gaps, and before a symbol's
         # first factor that first factor — which the view uses only from day adj_first on.
-        self.adj_filled = np.full(shape, np.nan)
+        self.adj_filled = np.empty(shape)
         self.adj_first = np.full(n_sym, n_rows, dtype=np.int64)
         self.adj_epoch = np.zeros(n_sym, dtype=np.int64)  # bumped when a symbol's view must re-scale
         self._rescale: dict[int, list[int]] = {}  # row → symbols whose view re-scales that day
         self._first_at: dict[int, list[int]] = {}  # row → symbols whose first factor it is
         self._qfq = adjust_type == "qfq"
+        self._store: np.ndarray | None = None  # strategy side: every channel, see empty()
         self.view = AdjustedView(self, adjust_type)
 
     @classmethod
@@ -188,21 +190,27 @@ class MarketTape:
 
     @classmethod
     def empty(cls, symbols: tuple[str, ...], n_rows: int, adjust_type: str, daily_basic: bool) -> MarketTape:
-        """The strategy side's tape: nothing known until rows are appended with ``append()``."""
-        shape = (n_rows, len(symbols))
-        raw = {f: np.full(shape, np.nan) for f in BAR_FIELDS}
-        basic = {f: np.full(shape, np.nan) for f in DAILY_BASIC_FIELDS} if daily_basic else None
-        return cls(np.full(n_rows, np.datetime64("NaT"), dtype="datetime64[D]"), tuple(symbols), raw,
-                   np.zeros(shape, dtype=bool), basic, adjust_type)
+        """The strategy side's tape: nothing known until rows are appended with ``append()``.
+        Every channel of a row lives in one store, so appending a day is one copy."""
+        names = channels(daily_basic)
+        store = np.empty((n_rows, len(names), len(symbols)))
+        chan = {name: store[:, k] for k, name in enumerate(names)}
+        basic = {f: chan[f] for f in DAILY_BASIC_FIELDS} if daily_basic else None
+        tape = cls(np.full(n_rows, np.datetime64("NaT"), dtype="datetime64[D]"), tuple(symbols),
+                   {f: chan[f] for f in BAR_FIELDS}, np.zeros((n_rows, len(symbols)), dtype=bool), basic, adjust_type)
+        tape.last_close, tape.up_limit, tape.down_limit, tape.adj_filled = (chan[c] for c in DERIVED_CHANNELS)
+        tape._store = store
+        return tape
 
     # ------------------------------------------------------------------------------ growing
     def append(self, rows: DerivedRows) -> None:
         """Add the next rows (strategy side): raw data and the trusted side's derived values.
         They become current one by one with ``advance()``."""
         lo, hi = self._derived, self._derived + len(rows.dates)
+        if self._store is None or rows.block.shape[1:] != self._store.shape[1:]:
+            raise ValueError("rows do not fit this tape")
         self.dates[lo:hi] = rows.dates
-        for k, dst in enumerate(self._channel_arrays()):
-            dst[lo:hi] = rows.block[:, k]
+        self._store[lo:hi] = rows.block
         self.is_st[lo:hi] = rows.is_st
         self.has_bar[lo:hi] = ~np.isnan(self.raw["close"][lo:hi])
         for r, j, ratio, ref in rows.ex_rights:
