@@ -163,7 +163,6 @@ class MarketTape:
         # Rows are written before they are read (by _derive or append): np.empty touches no memory.
         self.has_bar = np.empty(shape, dtype=bool)
         self.last_close = np.empty(shape)  # unadjusted close carried over suspensions
-        self.pre_close = np.empty(shape)  # reference price the limits are computed from (trusted side)
         self.up_limit = np.empty(shape)
         self.down_limit = np.empty(shape)
         self.ex_rights: dict[int, ExRights] = {}
@@ -287,7 +286,7 @@ class MarketTape:
         pre = np.where(event, ref, pre)
         pct = limit_pct(self._pct_base, self._chinext, self.dates[lo:hi], self.is_st[lo:hi])
         up, down = price_limits(pct, pre, raw["up_limit"][lo:hi], raw["down_limit"][lo:hi])
-        self.has_bar[lo:hi], self.last_close[lo:hi], self.pre_close[lo:hi] = has, last, pre
+        self.has_bar[lo:hi], self.last_close[lo:hi] = has, last
         self.up_limit[lo:hi], self.down_limit[lo:hi] = up, down
         self._adj_traded = traded[-1]
         self._derive_view_factors(lo, hi, adj)

@@ -127,6 +127,27 @@ def _tree_cpu_seconds(pid: int) -> float:
     return total / _CLK_TCK
 
 
+def _tree_peak_rss_mb(pid: int) -> float:
+    """Peak resident memory (VmHWM) of ``pid`` and its descendants, MB. Under bwrap the worker
+    is not our child, so wait4()'s rusage does not cover it: sampled before the worker exits."""
+    total = 0
+    todo, seen = [pid], 0
+    while todo and seen < 16:
+        p = todo.pop()
+        seen += 1
+        try:
+            with open(f"/proc/{p}/status", "rb") as fh:
+                for line in fh:
+                    if line.startswith(b"VmHWM:"):
+                        total += int(line.split()[1])
+                        break
+            with open(f"/proc/{p}/task/{p}/children", "rb") as fh:
+                todo += [int(c) for c in fh.read().split()]
+        except (OSError, ValueError, IndexError):
+            continue
+    return total / 1024
+
+
 def _poll_in(fd: int, timeout: float) -> bool:
     """fd readable (or hung up) within timeout seconds; poll, not select: fds may be > 1023."""
     poller = select.poll()
@@ -205,6 +226,7 @@ class WorkerHandle:
         self.rusage: Any = None
         self.pid = 0
         self._sampled_cpu = 0.0  # max CPU seen in /proc while running (bwrap only)
+        self._sampled_rss_mb = 0.0  # the worker tree's peak RSS before it ended (bwrap only)
         self._next_cpu_sample = 0.0
         # Set by open():
         self._t0 = self._deadline = self._t_ready = self._t_result = 0.0
@@ -376,6 +398,8 @@ class WorkerHandle:
     def finish(self, grace: float) -> None:
         """Ask an interactive job to end (an ``end`` frame) and wait up to ``grace`` seconds for
         its final frame, so what it printed is flushed; ``close`` does the rest."""
+        if self.bwrap:
+            self._sampled_rss_mb = _tree_peak_rss_mb(self.pid)
         self._pending += protocol.frame_bytes({"type": "end"})
         self._deadline = min(self._deadline, time.monotonic() + grace)
         self.receive()
@@ -425,7 +449,7 @@ class WorkerHandle:
             },
             isolation={**self._layers, "bwrap": self.bwrap},
             cpu_seconds=round(cpu, 6),
-            max_rss_mb=round(self.rusage.ru_maxrss / 1024, 1) if self.rusage else 0.0,
+            max_rss_mb=round(max(self.rusage.ru_maxrss / 1024 if self.rusage else 0.0, self._sampled_rss_mb), 1),
         )
 
     def _pump(self, *, want_frame: bool = False, until_ready: bool = False) -> tuple[dict[str, Any], bytes] | None:
