@@ -7,7 +7,7 @@ of ranges happens here so the CLI, the engine service and the task service share
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 from typing import Any
 
@@ -67,6 +67,10 @@ class BacktestConfig:
         _check_range("risk_free_rate", self.risk_free_rate, lo=0.0, hi=1.0)
         if not 1 <= self.annualization <= 366:
             raise ConfigError("annualization", "must be between 1 and 366")
+
+    def with_params(self, params: dict[str, Any]) -> BacktestConfig:
+        """The same config with other strategy params (a sweep's trial)."""
+        return replace(self, params=dict(params))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

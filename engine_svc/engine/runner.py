@@ -16,8 +16,9 @@ from engine_svc.engine.config import BacktestConfig
 from engine_svc.engine.panel import Panel
 from engine_svc.engine.record import RESULT_KEYS
 from engine_svc.engine.session import DirectSide, HostedSide, LoopbackChannel, ProgressFn, TrustedSession
+from engine_svc.engine.trials import TrialOutcome, TrialsHost, TrialsSession
 
-__all__ = ["RESULT_KEYS", "run_backtest"]
+__all__ = ["RESULT_KEYS", "run_backtest", "run_trials"]
 
 
 def run_backtest(
@@ -36,3 +37,13 @@ def run_backtest(
     session = TrustedSession(panel, strategy_code, config)
     side = HostedSide(LoopbackChannel()) if hosted else DirectSide()
     return session.run(side, progress)
+
+
+def run_trials(
+    panel: Panel, strategy_code: str, config: BacktestConfig, params: list[dict[str, Any]],
+    progress: ProgressFn | None = None,
+) -> list[TrialOutcome]:
+    """Run ``strategy_code`` once per parameter set, in lockstep over the same data (see
+    ``trials.py``); each trial's lean outcome, in the order of ``params``. In-process; engine_svc
+    runs the same with the strategies in a sandboxed worker."""
+    return TrialsSession(panel, strategy_code, config, params).run(LoopbackChannel(TrialsHost), progress)

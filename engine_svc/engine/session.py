@@ -344,17 +344,22 @@ class StrategyHost:
         return daywire.encode_reply(self.intents, self.logs, len(m.orders), m.cash, m.reserved)
 
 
+class Host(Protocol):
+    def handle(self, message: bytes | bytearray | memoryview) -> list[bytes | memoryview] | None: ...
+
+
 class LoopbackChannel:
-    """A StrategyHost in this process, reached through the same bytes as over the sandbox's
+    """A strategy host in this process, reached through the same bytes as over the sandbox's
     pipes (tests run every engine test this way to prove the hosted path gives the same result)."""
 
-    def __init__(self) -> None:
-        self.host: StrategyHost | None = None
+    def __init__(self, host: Callable[[dict[str, Any]], Host] | None = None) -> None:
+        self.make_host: Callable[[dict[str, Any]], Host] = host or StrategyHost
+        self.host: Host | None = None
         self.replies: list[bytes] = []
 
     def start(self, init: dict[str, Any], warmup: list[bytes | memoryview] | None,
               first_day: list[bytes | memoryview]) -> None:
-        self.host = StrategyHost(json.loads(json.dumps(init)))
+        self.host = self.make_host(json.loads(json.dumps(init)))
         if warmup is not None:
             self.send(warmup)
         self.send(first_day)

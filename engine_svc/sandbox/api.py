@@ -9,6 +9,7 @@ import logging
 import platform
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from engine_svc.engine.config import BacktestConfig, ConfigError
@@ -21,6 +22,7 @@ from engine_svc.engine.session import (
     day_rows,
     select_symbols,
 )
+from engine_svc.engine.trials import TrialsSession
 from engine_svc.sandbox import bwrap, landlock, seccomp
 from engine_svc.sandbox.errors import SandboxError
 from engine_svc.sandbox.launcher import SandboxOutcome, WorkerHandle, run_job
@@ -56,6 +58,50 @@ def run_in_sandbox(
     wall limits scale with the panel's dates × symbols, the memory limit with its size
     (see SandboxLimits). Raises SandboxError on any failure of the strategy or its process.
     """
+    return _hosted(panel, strategy_code, config, limits, cancel, trials=1,
+                   run=lambda cfg, panel, channel: _single(panel, strategy_code, cfg, channel, on_progress))
+
+
+def run_trials_in_sandbox(
+    panel: Panel,
+    strategy_code: str,
+    config: dict[str, Any],
+    params: list[dict[str, Any]],
+    *,
+    limits: SandboxLimits,
+    on_progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+) -> SandboxOutcome:
+    """Run one strategy once per parameter set in one worker, the trials in lockstep over the same
+    days (``engine_svc.engine.trials``): one spawn, one data load, one compile. ``result`` is the
+    list of ``TrialOutcome`` in the order of ``params``; a trial whose strategy raises fails alone.
+    Limits scale with the number of trials."""
+    for k, p in enumerate(params):
+        try:
+            json.dumps(p, allow_nan=False)
+        except (TypeError, ValueError):
+            raise ConfigError(f"params[{k}]", "must be JSON-serialisable (no NaN)") from None
+    return _hosted(panel, strategy_code, config, limits, cancel, trials=len(params),
+                   run=lambda cfg, panel, channel: TrialsSession(panel, strategy_code, cfg, params).run(
+                       channel, on_progress))
+
+
+def _single(panel: Panel, code: str, cfg: BacktestConfig, channel: SandboxChannel,
+            on_progress: ProgressFn | None) -> dict[str, Any]:
+    session = TrustedSession(panel, code, cfg)
+    result = session.run(HostedSide(channel), on_progress)
+    if session.mismatches:
+        log.warning("strategy view diverged from the ledger", extra={"days": session.mismatches})
+    return result
+
+
+def _hosted(
+    panel: Panel, strategy_code: str, config: dict[str, Any], limits: SandboxLimits,
+    cancel: threading.Event | None, *, trials: int,
+    run: Callable[[BacktestConfig, Panel, SandboxChannel], Any],
+) -> SandboxOutcome:
+    """Validate, start the worker (it starts up while the trusted side prepares), run the trusted
+    side against it, and turn what can go wrong into SandboxError."""
     t0 = time.monotonic()
     _check_code(strategy_code)
     cfg = BacktestConfig.from_dict(dict(config))
@@ -65,15 +111,14 @@ def run_in_sandbox(
         raise ConfigError("params", "must be JSON-serialisable (no NaN)") from None
     selected = select_symbols(panel, cfg.symbols)
     rows = day_rows(selected, cfg.start_date, cfg.end_date)
-    handle = WorkerHandle("strategy", limits, symbol_days=len(rows) * len(cfg.symbols), data_bytes=2 * selected.nbytes)
+    handle = WorkerHandle("strategy", limits, symbol_days=len(rows) * len(cfg.symbols) * trials,
+                          data_bytes=2 * selected.nbytes)
     try:
-        handle.start()  # the worker starts up while the trusted side prepares the run
+        handle.start()
     except OSError as exc:
         raise SandboxError("internal", f"could not start the sandbox worker: {exc}") from None
-    channel = SandboxChannel(handle, cancel, t0)
     try:
-        session = TrustedSession(selected, strategy_code, cfg)
-        result = session.run(HostedSide(channel), on_progress)
+        result = run(cfg, selected, SandboxChannel(handle, cancel, t0))
     except SandboxError as exc:
         handle.close()
         exc.logs = handle.logs()
@@ -83,8 +128,6 @@ def run_in_sandbox(
         raise SandboxError("protocol", str(exc), logs=handle.logs()) from None
     finally:
         handle.close()
-    if session.mismatches:
-        log.warning("strategy view diverged from the ledger", extra={"days": session.mismatches})
     return handle.outcome(result)
 
 

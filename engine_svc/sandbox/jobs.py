@@ -43,6 +43,7 @@ class Pipe(Protocol):
 ENGINE_SESSION = "engine_svc.engine.session"
 ENGINE_ERRORS = "engine_svc.engine.errors"
 ENGINE_DAYWIRE = "engine_svc.engine.daywire"
+ENGINE_TRIALS = "engine_svc.engine.trials"
 ENGINE_LOADER = "engine_svc.engine.strategy_loader"
 # Where BaseStrategy may live: the engine's module, or the zquant-compatible import path.
 BASE_STRATEGY_MODULES = ("engine_svc.engine.strategy", "zquant.backtest.strategy")
@@ -111,7 +112,7 @@ def _call_user(fn: Callable[..., Any], *args: Any) -> Any:
 # ---- strategy (one backtest's strategy side) -----------------------------------------------------
 
 
-@job("strategy", preload=(ENGINE_SESSION,), setup=install_zquant_aliases, interactive=True)
+@job("strategy", preload=(ENGINE_SESSION, ENGINE_TRIALS), setup=install_zquant_aliases, interactive=True)
 def strategy_job(request: dict[str, Any], body: bytearray, pipe: Pipe) -> Any:
     """The strategy's side of one backtest (``engine_svc.engine.session.StrategyHost``): read
     each day's data, run the strategy, answer with its order intents; until the trusted side
@@ -119,8 +120,10 @@ def strategy_job(request: dict[str, Any], body: bytearray, pipe: Pipe) -> Any:
     session = importlib.import_module(ENGINE_SESSION)
     errors = importlib.import_module(ENGINE_ERRORS)
     daywire = importlib.import_module(ENGINE_DAYWIRE)
+    trials = importlib.import_module(ENGINE_TRIALS)
     try:
-        host = session.StrategyHost(request["init"])
+        init = request["init"]
+        host = trials.TrialsHost(init) if "trials" in init else session.StrategyHost(init)
         with session.paced_gc():
             while True:
                 header, data = pipe.read()

@@ -214,3 +214,26 @@ def test_the_scan_finds_a_future_bar_when_one_is_there() -> None:
     result = run_backtest(panel, code, cfg)
     scans = [line.split() for line in result["logs"] if " scan " in line]
     assert int(scans[0][4]) > 0
+
+
+def test_trials_in_one_worker_keep_the_trust_boundary(honest: dict) -> None:
+    """A sweep's batch: several parameter sets in one worker, one of them tampering with its
+    mirror and another trial's; each ledger still records exactly the honest run."""
+    from engine_svc.sandbox.api import run_trials_in_sandbox
+
+    code = _hostile("""
+        if self.params.get("evil"):
+            for obj in gc.get_objects():
+                if type(obj).__name__ == "Broker":
+                    obj.cash += 1e9
+                    obj.qty[:] = 10 ** 7
+""")
+    panel = _panel()
+    cfg = {**config_for(panel), "commission_rate": 0.0003, "min_commission": 5.0, "slippage_rate": 0.001}
+    outcome = run_trials_in_sandbox(panel, code, cfg, [{}, {"evil": True}, {}],
+                                    limits=limits_for("plain", cpu_seconds=20, wall_seconds=60))
+    nav = [d["total_value"] for d in honest["daily"]]
+    for trial in outcome.result:
+        assert trial.failure is None
+        assert trial.nav == nav and trial.trades == honest["trades"]
+    assert outcome.result[1].mismatch_days > 0
