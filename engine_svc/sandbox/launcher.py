@@ -239,6 +239,8 @@ class WorkerHandle:
         self._frames: list[tuple[dict[str, Any], bytes]] = []
         self._layers: dict[str, Any] = {}
         self._eof = False
+        self._poller: select.poll | None = None
+        self._polling = (False, True)  # (stdin registered, output registered)
 
     # ---- start -----------------------------------------------------------------------------
 
@@ -474,13 +476,11 @@ class WorkerHandle:
                 if self.bwrap and now >= self._next_cpu_sample:  # RLIMIT_CPU kills 1 s after soft
                     self._sampled_cpu = max(self._sampled_cpu, _tree_cpu_seconds(self.pid))
                     self._next_cpu_sample = now + 0.1
-                poller = select.poll()
-                poller.register(self._pidfd, select.POLLIN)
-                if not self._eof:
-                    poller.register(self._out_fd, select.POLLIN)
-                if self._pending:
-                    poller.register(self._stdin_fd, select.POLLOUT)
-                events = dict(poller.poll(max(0, min(_POLL_SECONDS, self._deadline - now)) * 1000))
+                if self._pending:  # usually the pipe takes it at once: no poll needed
+                    self._send_some()
+                    if not self._pending and not (want_frame or until_ready):
+                        return None
+                events = dict(self._poller_for().poll(max(0, min(_POLL_SECONDS, self._deadline - now)) * 1000))
                 if self._pending and events.get(self._stdin_fd):
                     self._send_some()
                 if events.get(self._out_fd):
@@ -502,6 +502,25 @@ class WorkerHandle:
             if self.cancelled:  # cancel() from another thread may look like a death
                 raise SandboxError("cancelled", CANCELLED_MESSAGE) from None
             raise
+
+    def _poller_for(self) -> select.poll:
+        """One poll set per worker; the worker's stdin is in it only while there is something to
+        write, and its output until EOF."""
+        if self._poller is None:
+            self._poller = select.poll()
+            self._poller.register(self._pidfd, select.POLLIN)
+            self._poller.register(self._out_fd, select.POLLIN)
+        want = (bool(self._pending), not self._eof)
+        if want != self._polling:
+            if want[0] != self._polling[0]:
+                if want[0]:
+                    self._poller.register(self._stdin_fd, select.POLLOUT)
+                else:
+                    self._poller.unregister(self._stdin_fd)
+            if want[1] != self._polling[1] and not want[1]:
+                self._poller.unregister(self._out_fd)
+            self._polling = want
+        return self._poller
 
     def _take_frames(self) -> None:
         for header, frame_body in self._reader.frames():
