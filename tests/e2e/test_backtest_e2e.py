@@ -365,3 +365,46 @@ def test_dashboard_watch_answers_at_once_and_streams_the_callers_changes(stack: 
     thread.join(30)
     assert received and {e["task"]["id"] for e in received} == {task["id"]}
     assert received[-1]["task"]["status"] == "completed"
+
+
+FIXED_ORDERS = """
+from zquant.backtest.strategy import BaseStrategy
+
+class Strategy(BaseStrategy):
+    def initialize(self):
+        self.k = 0
+
+    def on_bar(self, context, bar_data):
+        self.k += 1
+        for j, symbol in enumerate(sorted(bar_data)):
+            if (self.k + j) % 20 == 1:
+                context.order(symbol, 1000)
+            elif (self.k + j) % 20 == 11:
+                context.order_target(symbol, 0)
+"""
+
+# The issue's reproduction: on bar 100 the strategy adds ten million to "the broker's" cash.
+# Before the split it completed with total_return 10.0, and could read every future bar from
+# context._market (the strategy fails the task if it still can).
+FORGING = FIXED_ORDERS + """
+        if self.k == 100:
+            context._broker.cash += 1e7
+            if "_market" in vars(context):
+                raise RuntimeError("the whole market panel is reachable")
+"""
+
+
+def test_a_strategy_cannot_forge_its_result_through_rest(stack: Stack) -> None:
+    honest = stack.alice.wait(stack.alice.run(strategy_code=FIXED_ORDERS, config=CONFIG)["id"])
+    forged = stack.alice.wait(stack.alice.run(strategy_code=FORGING, config=CONFIG)["id"])
+    assert honest["status"] == forged["status"] == "completed", (honest, forged)
+    results = [stack.alice.get(f"/api/v1/backtest/tasks/{t['id']}/result").json() for t in (honest, forged)]
+    perfs = [stack.alice.get(f"/api/v1/backtest/tasks/{t['id']}/performance").json() for t in (honest, forged)]
+    assert results[1]["total_return"] == results[0]["total_return"] < 1.0
+    assert perfs[1]["trades"] == perfs[0]["trades"] and len(perfs[0]["trades"]) > 5
+    navs = [[d["total_value"] for d in p["daily_portfolio"]] for p in perfs]
+    assert navs[1] == navs[0]
+    # The results listing sorts by what the ledger recorded, not by what the strategy claimed.
+    listed = stack.alice.get("/api/v1/backtest/results", params={"order_by": "total_return", "order": "desc"}).json()
+    top = listed[0] if isinstance(listed, list) else listed["results"][0]
+    assert top["total_return"] < 1.0
