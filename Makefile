@@ -6,6 +6,8 @@
 #   make status   state and health of every process
 #   make test     pytest over tests/ (fails if nothing is collected); npm ci for the web client test
 #   make proto    regenerate services/stubs, deploy/envoy.pb and deploy/openapi.json from protos/
+#   make web      npm ci (when package-lock.json changed) + the console and report builds
+#                 (when web/ changed): web/dist/console (served by Envoy), backtest_report/assets
 #   make lint     ruff + buf lint
 #   make bench    run bench/*.py
 #   make clean    remove generated files and caches (never $ZQ_DATA_DIR: it holds your data)
@@ -22,14 +24,21 @@ INSTALL_STAMP := $(VENV)/.zquant-installed
 WEB_CLIENT_TEST := tests/zquant_web_client
 NODE_STAMP := $(WEB_CLIENT_TEST)/node_modules/.zquant-installed
 PYTEST_ARGS ?=
+# npm ci runs only when package-lock.json is newer than this stamp; the build only when a file
+# of web/ (sources, config, lock) is newer than the build stamp.
+NPM ?= npm
+WEB_DEPS_STAMP := web/node_modules/.zquant-npm-ci
+WEB_BUILD_STAMP := web/dist/.zquant-built
+WEB_SOURCES := $(shell find web/src -type f 2>/dev/null) web/package.json web/package-lock.json \
+	web/index.html web/tsconfig.json web/vite.config.ts web/vite.report.config.ts
 
 # Before `pip install -e .` maps the generated `zquant` package these make the stubs and the
 # repo importable; afterwards they point at the same directories and change nothing.
 export PYTHONPATH := $(CURDIR)/services/stubs:$(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: up down status test proto lint bench clean install node-deps
+.PHONY: up down status test proto lint bench clean install node-deps web
 
-up: proto
+up: proto web
 	$(PY) -m services.devstack up
 
 down:
@@ -48,6 +57,16 @@ $(INSTALL_STAMP): pyproject.toml setup.py | $(PY)
 
 install: $(INSTALL_STAMP)
 
+$(WEB_DEPS_STAMP): web/package-lock.json
+	cd web && $(NPM) ci --no-audit --no-fund
+	touch $@
+
+$(WEB_BUILD_STAMP): $(WEB_SOURCES) $(WEB_DEPS_STAMP)
+	cd web && $(NPM) run build
+	touch $@
+
+web: $(WEB_BUILD_STAMP)
+
 proto: $(INSTALL_STAMP)
 	$(PY) protos/generate.py
 
@@ -58,7 +77,7 @@ $(NODE_STAMP): $(WEB_CLIENT_TEST)/package.json $(WEB_CLIENT_TEST)/package-lock.j
 node-deps: $(NODE_STAMP)
 
 # pytest exits 5 when it collects nothing: a test run that ran no tests is a failure here.
-test: proto $(NODE_STAMP)
+test: proto $(NODE_STAMP) web
 	@$(PY) -m pytest tests $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
 	exit $$rc
@@ -74,7 +93,7 @@ lint: $(INSTALL_STAMP)
 	mkdir -p "$$tmp/google/api"; cp "$$gapi"/google/api/*.proto "$$tmp/google/api/"; \
 	cd "$$tmp" && $(abspath $(VENV))/bin/buf lint && echo "buf lint: ok"
 
-bench: proto
+bench: proto web
 	@set -e; found=0; for script in bench/*.py; do \
 		[ -e "$$script" ] || continue; found=1; echo "== $$script"; $(PY) "$$script"; \
 	done; \
@@ -82,5 +101,5 @@ bench: proto
 
 clean:
 	rm -rf services/stubs deploy/envoy.pb deploy/openapi.json build dist *.egg-info .pytest_cache .ruff_cache \
-		$(WEB_CLIENT_TEST)/node_modules
+		$(WEB_CLIENT_TEST)/node_modules web/dist web/node_modules backtest_report/assets
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

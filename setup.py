@@ -14,7 +14,8 @@ runpy.run_path(str(ROOT / "protos" / "generate.py"))["generate"]()
 
 setup(
     packages=[
-        *find_packages(include=["services*", "auth_svc*", "task_svc*", "engine_svc*"], exclude=["services.stubs*"]),
+        *find_packages(include=["services*", "auth_svc*", "task_svc*", "engine_svc*", "backtest_report*"],
+                       exclude=["services.stubs*"]),
         *("zquant" + p[len("zquant"):] for p in find_packages("services/stubs", include=["zquant*"])),
     ],
     package_dir={"zquant": "services/stubs/zquant"},

@@ -3,7 +3,7 @@
     python -m engine_svc serve        # the engine service (engine_svc/serve.py, env-configured)
     python -m engine_svc run STRATEGY.py --start 2012-01-04 --end 2016-12-30 \\
         --symbols 600036.SH,000002.SZ [--benchmark 000001.SH] [--capital 1000000] \\
-        [--params '{"window": 20}'] [--config CONFIG.json] [--json RESULT.json]
+        [--params '{"window": 20}'] [--config CONFIG.json] [--json RESULT.json] [--html REPORT.html]
 
 The database is ``ZQ_ENGINE_DATABASE_URL`` (default: ``engine.db`` in ``ZQ_DATA_DIR``).
 ``--config`` is a JSON object of BacktestConfig fields; command-line flags override it.
@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--params", help="JSON object passed to the strategy as self.params")
     run.add_argument("--config", help="JSON file with BacktestConfig fields (flags override it)")
     run.add_argument("--json", dest="json_out", help="write the full result (with metrics) here")
+    run.add_argument("--html", dest="html_out",
+                     help="write the self-contained HTML report here (the same report the API serves)")
+    run.add_argument("--lang", choices=("en", "zh-CN"), default="en", help="language of the HTML report")
     run.add_argument("--database-url", help="override ZQ_ENGINE_DATABASE_URL")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     # ---- `serve`: the gRPC service (engine_svc/serve.py, configured by environment only) ----
@@ -184,7 +187,41 @@ def cmd_run(args: argparse.Namespace) -> int:
             Path(args.json_out).write_text(json.dumps(out, ensure_ascii=False), encoding="utf-8")
         except OSError as exc:
             raise UsageError(f"cannot write {args.json_out}: {exc.strerror}") from None
+    if args.html_out:
+        write_html_report(Path(args.html_out), Path(args.strategy).name, code, config, result, metrics, panel,
+                          args.lang)
     return EXIT_OK
+
+
+def write_html_report(path: Path, name: str, code: str, config: Any, result: dict[str, Any],
+                      metrics: dict[str, Any] | None, panel: Any, lang: str) -> None:
+    """The report of backtest_report (the one GET …/tasks/{id}/report serves), from this run."""
+    from dataclasses import asdict
+
+    from backtest_report.html import Bar, ReportAssetsMissing, ReportInput, candle_symbols, render_report
+    from engine_svc.data.bars import panel_bars
+    from engine_svc.metrics import round_trips
+    from engine_svc.service.convert import result_to_proto
+
+    message = result_to_proto({
+        **result, "metrics": metrics or {}, "logs": "\n".join(result.get("logs") or ()),
+        "round_trips": round_trips(result.get("trades") or [], result.get("ex_rights") or []),
+    })
+    bars = {s: [Bar(b["date"], b["open"], b["high"], b["low"], b["close"]) for b in panel_bars(panel, s)]
+            for s in candle_symbols(message) if s in panel.symbols}
+    settings = asdict(config) if hasattr(config, "__dataclass_fields__") else dict(vars(config))
+    params = settings.pop("params", None) or {}
+    try:
+        page = render_report(message, ReportInput(
+            title=f"{name} {result['start_date']} – {result['end_date']}", strategy_code=code, params=params,
+            config=settings, bars=bars, annualization=config.annualization, risk_free_rate=config.risk_free_rate,
+            lang=lang))
+    except ReportAssetsMissing as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        path.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
 
 
 def main(argv: list[str] | None = None) -> int:

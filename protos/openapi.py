@@ -230,6 +230,9 @@ class Builder:
             success = {"description": "A stream of newline-delimited JSON objects (NDJSON), one per event, each "
                                       "of this schema.",
                        "content": {"application/x-ndjson": {"schema": self.out_ref(twin.output_type)}}}
+        elif twin.output_type.full_name == "google.api.HttpBody":
+            success = {"description": "A document, sent as it is.",
+                       "content": {options.document_type: {"schema": {"type": "string"}}}}
         elif options.list_field:
             item = self.out_value(twin.output_type.fields_by_name[options.list_field])
             success = {"description": "The page, as a JSON array.",

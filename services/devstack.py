@@ -32,6 +32,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from services.console_routes import CONSOLE_DIST, console_routes_block
+
 ROOT = Path(__file__).resolve().parent.parent
 ENVOY_TEMPLATE = ROOT / "deploy" / "envoy.yaml"
 DESCRIPTOR = ROOT / "deploy" / "envoy.pb"
@@ -158,19 +160,37 @@ RENDER_KEYS = frozenset(
 )
 
 
-def render_envoy_config(values: Mapping[str, str | int], template: str | None = None) -> str:
+_BLOCK_START = re.compile(r"^(?P<indent>\s*)#\s*render-block:\s*console_routes\s*$")
+_BLOCK_END = re.compile(r"^\s*#\s*end-block:\s*console_routes\s*$")
+
+
+def render_envoy_config(values: Mapping[str, str | int], template: str | None = None,
+                        console_dist: Path | None = None) -> str:
     """deploy/envoy.yaml with the values of its ``# render: <name>`` lines replaced.
 
     Only those values change, so the committed file stays a readable, valid config with the
     default ports. Every marker must get a value and every value must have a marker: a typo in
     either place fails here rather than producing a gateway that points somewhere else.
+    With ``console_dist`` (a console build), the ``console_routes`` block serves its files.
     """
     if set(values) != RENDER_KEYS:
         raise ValueError(f"render values must be exactly {sorted(RENDER_KEYS)}, got {sorted(values)}")
     text = ENVOY_TEMPLATE.read_text() if template is None else template
     seen: set[str] = set()
     out = []
+    in_block = False
     for line in text.splitlines(keepends=True):
+        if in_block:
+            if _BLOCK_END.match(line.rstrip("\n")):
+                in_block = False
+                out.append(line)
+            continue
+        block = _BLOCK_START.match(line.rstrip("\n"))
+        if block and console_dist is not None:
+            out.append(line)
+            out.append(console_routes_block(block["indent"], console_dist))
+            in_block = True
+            continue
         match = _RENDER_LINE.match(line.rstrip("\n"))
         if match:
             name = match["name"]
@@ -181,6 +201,8 @@ def render_envoy_config(values: Mapping[str, str | int], template: str | None = 
             line = f"{match['head']}{rendered}{match['tail']}\n"
             seen.add(name)
         out.append(line)
+    if in_block:
+        raise ValueError("envoy template: render-block console_routes has no end-block")
     missing = RENDER_KEYS - seen
     if missing:
         raise ValueError(f"envoy template lacks render markers for {sorted(missing)}")
@@ -212,6 +234,8 @@ class GatewayConfig:
     task_addr: str = DEFAULT_ADDRS["task"]
     engine_addr: str = DEFAULT_ADDRS["engine"]
     descriptor: Path = DESCRIPTOR
+    # The console build Envoy serves at /console/; None keeps the committed "not built" routes.
+    console_dist: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GatewayConfig:
@@ -224,6 +248,7 @@ class GatewayConfig:
             task_addr=service_addr("task", env),
             engine_addr=service_addr("engine", env),
             descriptor=Path(env_get(env, "ZQ_GATEWAY_DESCRIPTOR", str(DESCRIPTOR))),
+            console_dist=console_dist(env),
         )
 
     def render_values(self) -> dict[str, str | int]:
@@ -246,11 +271,17 @@ class GatewayConfig:
         return f"http://{connect_host(self.gateway_host)}:{self.gateway_port}"
 
 
+def console_dist(env: Mapping[str, str]) -> Path | None:
+    """``ZQ_CONSOLE_DIST`` or web/dist/console, when it holds a build (``make web``)."""
+    path = Path(env_get(env, "ZQ_CONSOLE_DIST", str(CONSOLE_DIST)))
+    return path if (path / "index.html").is_file() else None
+
+
 def write_envoy_config(directory: Path, config: GatewayConfig) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "envoy.yaml"
     tmp = path.with_suffix(".yaml.tmp")
-    tmp.write_text(render_envoy_config(config.render_values()))
+    tmp.write_text(render_envoy_config(config.render_values(), console_dist=config.console_dist))
     tmp.replace(path)
     return path
 
@@ -513,6 +544,7 @@ def start_envoy(
     *,
     gateway_host: str = DEFAULT_GATEWAY_HOST,
     descriptor: Path = DESCRIPTOR,
+    console_dist: Path | None = None,
     timeout: float = 30.0,
 ) -> Handle:
     """Render the config into `directory`/envoy.yaml, start Envoy, wait for admin /ready."""
@@ -524,6 +556,7 @@ def start_envoy(
         task_addr=task_addr,
         engine_addr=engine_addr,
         descriptor=descriptor,
+        console_dist=console_dist,
     )
     return _start_envoy(Path(directory).resolve(), config, timeout)
 
@@ -658,8 +691,10 @@ def _print_usage(gateway: GatewayConfig, env: Mapping[str, str], password: str) 
     username = env_get(env, "ZQ_ADMIN_USERNAME", "admin")
     password = password or "<the admin password from the first `make up`>"
     body = json.dumps({"username": username, "password": password})
+    console = f"{gateway.url}/console/" if gateway.console_dist else "not built (`make web`, then restart the gateway)"
     print(
         f"""
+Console        {console}
 REST gateway   {gateway.url}/api/v1   (health: {gateway.url}/healthz)
 Envoy admin    http://127.0.0.1:{gateway.admin_port}   (loopback only)
 gRPC services  auth {service_addr("auth", env)}, task {service_addr("task", env)}, \

@@ -146,6 +146,16 @@ def render(reply: Message, options: rest_pb2.RestResponse) -> tuple[bytes, list[
     return dumps(to_json_value(reply)), metadata
 
 
+def respond(reply: Message, options: rest_pb2.RestResponse) -> tuple[httpbody_pb2.HttpBody, list[tuple[str, str]]]:
+    """The HttpBody and response metadata for a typed reply. A typed RPC that already answers
+    ``google.api.HttpBody`` (a document, such as a backtest's HTML report) goes out as it is."""
+    if isinstance(reply, httpbody_pb2.HttpBody):
+        status = [(STATUS_HEADER, str(options.status))] if options.status and options.status != 200 else []
+        return reply, status
+    data, metadata = render(reply, options)
+    return _body(data), metadata
+
+
 def _event(message: Message) -> httpbody_pb2.HttpBody:
     return httpbody_pb2.HttpBody(content_type=NDJSON, data=dumps(to_json_value(message)) + b"\n")
 
@@ -175,17 +185,17 @@ def _handler(typed: Callable[..., Any], options: rest_pb2.RestResponse, streamin
         return stream
     if inspect.iscoroutinefunction(typed):
         async def unary_async(request: Message, context: Any) -> httpbody_pb2.HttpBody:
-            data, metadata = render(await typed(request, context), options)
+            body, metadata = respond(await typed(request, context), options)
             if metadata:
                 await context.send_initial_metadata(metadata)
-            return _body(data)
+            return body
         return unary_async
 
     def unary(request: Message, context: grpc.ServicerContext) -> httpbody_pb2.HttpBody:
-        data, metadata = render(typed(request, context), options)
+        body, metadata = respond(typed(request, context), options)
         if metadata:
             context.send_initial_metadata(metadata)
-        return _body(data)
+        return body
     return unary
 
 

@@ -23,8 +23,9 @@ def typed_service(rest_service: ServiceDescriptor) -> ServiceDescriptor:
 
 
 def check_binding(rest_service: ServiceDescriptor) -> None:
-    """Every REST method mirrors a typed method (same name, same request type, same streaming)
-    and a list_field names a repeated field next to `total`. Raises ValueError otherwise."""
+    """Every REST method mirrors a typed method (same name, same request type, same streaming),
+    a list_field names a repeated field next to `total`, and a typed RPC answering a document
+    (google.api.HttpBody) declares its document_type. Raises ValueError otherwise."""
     typed = typed_service(rest_service)
     for method in rest_service.methods:
         twin = typed.methods_by_name.get(method.name)
@@ -44,6 +45,11 @@ def check_binding(rest_service: ServiceDescriptor) -> None:
             raise ValueError(f"{where}: open_at_once is for server streams")
         if options.status not in (0, 200, 201, 204):
             raise ValueError(f"{where}: unsupported success status {options.status}")
+        document = twin.output_type.full_name == "google.api.HttpBody"
+        if document != bool(options.document_type):
+            raise ValueError(f"{where}: document_type is set exactly when the typed RPC returns google.api.HttpBody")
+        if document and (options.list_field or options.status == 204):
+            raise ValueError(f"{where}: a document response has no list_field and is not a 204")
 
 
 def public_methods(rest_service: ServiceDescriptor) -> frozenset[str]:

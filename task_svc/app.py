@@ -26,6 +26,7 @@ from task_svc.config import TaskSettings
 from task_svc.dispatcher import Dispatcher
 from task_svc.engine_client import EngineClient
 from task_svc.events import EventBus, PgListener, Publisher
+from task_svc.result_views import ResultViews
 from task_svc.servicer import TaskServicer
 from task_svc.strategies import Strategies
 from task_svc.strategy_servicer import StrategyServicer
@@ -65,6 +66,7 @@ class TaskApp:
         self.listener = PgListener(self.bus, self.db, settings.replica_id) if is_postgres(self.db) else None
         self.tasks = Tasks(self.sessions, engine_client, self.publisher, settings)
         self.strategies = Strategies(self.sessions, engine_client)
+        self.views = ResultViews(self.sessions, engine_client)
         self.dispatcher = Dispatcher(self.sessions, engine_client, self.bus, self.publisher, settings)
         self.server: RunningServer | None = None
 
@@ -74,7 +76,7 @@ class TaskApp:
         return self.server.port
 
     def _register(self, server: grpc.Server) -> list[str]:
-        tasks = TaskServicer(self.tasks, self.bus, self.settings)
+        tasks = TaskServicer(self.tasks, self.bus, self.settings, self.views)
         strategies = StrategyServicer(self.strategies)
         task_pb2_grpc.add_TaskServiceServicer_to_server(tasks, server)
         strategy_pb2_grpc.add_StrategyServiceServicer_to_server(strategies, server)

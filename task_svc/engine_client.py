@@ -51,6 +51,8 @@ class EngineClient(Protocol):
 
     def run_backtest(self, request: engine_pb2.RunBacktestRequest) -> EngineRun: ...
 
+    def daily_bars(self, symbol: str, start: str, end: str) -> engine_pb2.GetDailyBarsResponse: ...
+
     def close(self) -> None: ...
 
 
@@ -109,6 +111,17 @@ class GrpcEngineClient:
         except grpc.RpcError as exc:
             raise self._unary_error(exc) from None
         return list(resp.missing)
+
+    def daily_bars(self, symbol: str, start: str, end: str) -> engine_pb2.GetDailyBarsResponse:
+        """The symbol's bars over [start, end]; none (an empty reply) when the engine has none."""
+        try:
+            return self._stub.GetDailyBars(
+                engine_pb2.GetDailyBarsRequest(symbol=symbol, start_date=start, end_date=end),
+                timeout=self._timeout, metadata=tuple(self._metadata()))
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:  # type: ignore[attr-defined]
+                return engine_pb2.GetDailyBarsResponse(symbol=symbol)
+            raise self._unary_error(exc) from None
 
     def run_backtest(self, request: engine_pb2.RunBacktestRequest) -> EngineRun:
         # No deadline: the engine enforces the wall-clock limit and reports TIME_LIMIT.

@@ -102,21 +102,25 @@ class TaskRepository:
     def get(self, task_id: int) -> Task | None:
         return self.session.scalar(select(Task).where(Task.id == task_id, Task.user_id == self.user_id))
 
-    def page_statements(self, page: Page, status: TaskStatus | None = None) -> tuple[Select, Select]:
+    def page_statements(self, page: Page, status: TaskStatus | None = None,
+                        search: str = "") -> tuple[Select, Select]:
         """(count, rows) of a page. Rows: the page's ids by an index range scan (a deep OFFSET
         then skips index entries, not whole rows), joined to those rows without the code
-        snapshot the list never shows — one statement."""
+        snapshot the list never shows — one statement. ``search``: strategy name contains it
+        (any case; LIKE wildcards in it are literal)."""
         ids_stmt = select(Task.id).where(Task.user_id == self.user_id)
         if status is not None:
             ids_stmt = ids_stmt.where(Task.status == status.value)
+        if search:
+            ids_stmt = ids_stmt.where(Task.strategy_name.ilike(f"%{escape_like(search)}%", escape="\\"))
         count = select(func.count()).select_from(ids_stmt.subquery())
         key = TASK_ORDER[page.order_by]
         ids = ordered(ids_stmt, key, Task.id, page.descending).offset(page.skip).limit(page.limit).subquery()
         rows = select(Task).join(ids, Task.id == ids.c.id).options(defer(Task.strategy_code))
         return count, ordered(rows, key, Task.id, page.descending)
 
-    def list_page(self, page: Page, status: TaskStatus | None = None) -> tuple[list[Task], int]:
-        count, rows = self.page_statements(page, status)
+    def list_page(self, page: Page, status: TaskStatus | None = None, search: str = "") -> tuple[list[Task], int]:
+        count, rows = self.page_statements(page, status, search)
         total = int(self.session.scalar(count) or 0)
         if total <= page.skip:
             return [], total
@@ -158,6 +162,21 @@ class TaskRepository:
             .where(Result.task_id == task_id, Result.user_id == self.user_id, Task.user_id == self.user_id)
         ).first()
         return (row[0], row[1]) if row else None
+
+    def result_key(self, task_id: int) -> tuple[int, bool] | None:
+        """(result id, True) when the caller's task has a result, (0, False) when the task exists
+        without one, None when there is no such task of the caller. Never loads the result blob."""
+        row = self.session.execute(
+            select(Task.id, Result.id).outerjoin(Result, Result.task_id == Task.id)
+            .where(Task.id == task_id, Task.user_id == self.user_id)
+        ).first()
+        if row is None:
+            return None
+        return (int(row[1]), True) if row[1] is not None else (0, False)
+
+    def result_blob(self, result_id: int) -> bytes | None:
+        return self.session.scalar(
+            select(Result.result_pb).where(Result.id == result_id, Result.user_id == self.user_id))
 
     def list_results(self, page: Page) -> tuple[list[tuple[Result, str]], int]:
         stmt = (select(Result, Task.strategy_name).join(Task, Task.id == Result.task_id)

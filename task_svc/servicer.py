@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import grpc
+from google.api import httpbody_pb2
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 from zquant.backtest.v1 import task_pb2, task_pb2_grpc
 from zquant.engine.v1 import engine_pb2
@@ -16,6 +17,7 @@ from services.principal import current_principal
 from task_svc.config import TaskSettings
 from task_svc.events import EventBus
 from task_svc.models import Result, Task, TaskStatus
+from task_svc.result_views import ResultViews, RowQuery
 from task_svc.results import final_portfolio, load_result
 from task_svc.tasks import BacktestSettings, ConfigInput, RunRequest, Tasks
 from task_svc.watch import WatchEvent, watch_task, watch_tasks
@@ -89,10 +91,11 @@ def params_dict(request: task_pb2.RunBacktestRequest) -> dict[str, object]:
 
 
 class TaskServicer(task_pb2_grpc.TaskServiceServicer):
-    def __init__(self, tasks: Tasks, bus: EventBus, settings: TaskSettings) -> None:
+    def __init__(self, tasks: Tasks, bus: EventBus, settings: TaskSettings, views: ResultViews) -> None:
         self.tasks = tasks
         self.bus = bus
         self.settings = settings
+        self.views = views
 
     def RunBacktest(self, request: task_pb2.RunBacktestRequest, context: grpc.ServicerContext) -> task_pb2.Task:
         task = self.tasks.submit(current_principal(), RunRequest(
@@ -111,11 +114,14 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
                 raise InvalidArgument.field("status", f"unknown status {request.status}")
             status = TaskStatus(name)
         rows, total = self.tasks.list_tasks(current_principal(), request.skip, request.limit, request.order_by,
-                                      request.order, status)
+                                            request.order, status, request.search)
         return task_pb2.ListTasksResponse(tasks=[task_to_pb(t) for t in rows], total=total)
 
     def GetTask(self, request: task_pb2.GetTaskRequest, context: grpc.ServicerContext) -> task_pb2.Task:
-        return task_to_pb(self.tasks.get(current_principal(), request.task_id))
+        task = self.tasks.get(current_principal(), request.task_id)
+        msg = task_to_pb(task)
+        msg.strategy_code = task.strategy_code
+        return msg
 
     def GetResult(self, request: task_pb2.GetResultRequest, context: grpc.ServicerContext) -> task_pb2.Result:
         row, task = self.tasks.result(current_principal(), request.task_id)
@@ -163,3 +169,62 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
         rows, total = self.tasks.list_results(current_principal(), request.skip, request.limit,
                                               request.order_by, request.order)
         return task_pb2.ListResultsResponse(results=[result_to_pb(r, name) for r, name in rows], total=total)
+
+    # ---- light views of a result ------------------------------------------------------------
+
+    def GetEquity(self, request: task_pb2.GetEquityRequest, context: grpc.ServicerContext) -> task_pb2.EquitySeries:
+        result, eq = self.views.equity(current_principal(), request.task_id)
+        return task_pb2.EquitySeries(
+            task_id=request.task_id, initial_capital=result.initial_capital, benchmark=result.benchmark,
+            dates=eq.dates, total_value=eq.total_value, cash=eq.cash, market_value=eq.market_value,
+            benchmark_close=eq.benchmark_close, drawdown=eq.drawdown, exposure=eq.exposure,
+            metrics=result.metrics, engine_version=result.engine_version, data_hash=result.data_hash)
+
+    def ListOrders(self, request: task_pb2.ListOrdersRequest,
+                   context: grpc.ServicerContext) -> task_pb2.ListOrdersResponse:
+        rows, total = self.views.orders(current_principal(), request.task_id, RowQuery(
+            request.skip, request.limit, request.order_by, request.order, request.symbol, request.side,
+            request.status))
+        return task_pb2.ListOrdersResponse(orders=rows, total=total)
+
+    def GetOrderSummary(self, request: task_pb2.GetOrderSummaryRequest,
+                        context: grpc.ServicerContext) -> task_pb2.OrderSummary:
+        s = self.views.order_summary(current_principal(), request.task_id)
+        return task_pb2.OrderSummary(
+            task_id=request.task_id, total=s.total, filled=s.filled, rejected=s.rejected, expired=s.expired,
+            refusals=[task_pb2.RefusalCount(category=c, count=n) for c, n in s.refusals], symbols=s.symbols)
+
+    def ListTrades(self, request: task_pb2.ListTradesRequest,
+                   context: grpc.ServicerContext) -> task_pb2.ListTradesResponse:
+        rows, total = self.views.trades(current_principal(), request.task_id, RowQuery(
+            request.skip, request.limit, request.order_by, request.order, request.symbol, request.side))
+        return task_pb2.ListTradesResponse(trades=rows, total=total)
+
+    def ListRoundTrips(self, request: task_pb2.ListRoundTripsRequest,
+                       context: grpc.ServicerContext) -> task_pb2.ListRoundTripsResponse:
+        rows, total = self.views.round_trips(current_principal(), request.task_id, RowQuery(
+            request.skip, request.limit, request.order_by, request.order, request.symbol))
+        return task_pb2.ListRoundTripsResponse(round_trips=rows, total=total)
+
+    def ListExRights(self, request: task_pb2.ListExRightsRequest,
+                     context: grpc.ServicerContext) -> task_pb2.ListExRightsResponse:
+        rows = self.views.ex_rights(current_principal(), request.task_id)
+        return task_pb2.ListExRightsResponse(ex_rights=rows, total=len(rows))
+
+    def GetPositions(self, request: task_pb2.GetPositionsRequest,
+                     context: grpc.ServicerContext) -> engine_pb2.DailyPortfolio:
+        return self.views.positions(current_principal(), request.task_id, request.date)
+
+    def GetLogs(self, request: task_pb2.GetLogsRequest, context: grpc.ServicerContext) -> task_pb2.StrategyLogs:
+        tail = self.views.logs(current_principal(), request.task_id, request.max_bytes)
+        return task_pb2.StrategyLogs(text=tail.text, truncated=tail.truncated, total_bytes=tail.total_bytes)
+
+    def GetBars(self, request: task_pb2.GetBarsRequest,
+                context: grpc.ServicerContext) -> engine_pb2.GetDailyBarsResponse:
+        return self.views.bars(current_principal(), request.task_id, request.symbol)
+
+    def GetReport(self, request: task_pb2.GetReportRequest, context: grpc.ServicerContext) -> httpbody_pb2.HttpBody:
+        who = current_principal()
+        task = self.tasks.get(who, request.task_id)
+        page = self.views.report(who, task, request.lang.strip())
+        return httpbody_pb2.HttpBody(content_type="text/html; charset=utf-8", data=page.encode("utf-8"))

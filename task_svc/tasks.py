@@ -299,10 +299,12 @@ class Tasks:
 
     # ------------------------------------------------------------------ read
     def list_tasks(self, who: Principal, skip: int, limit: int, order_by: str, order: str,
-                   status: TaskStatus | None) -> tuple[list[Task], int]:
+                   status: TaskStatus | None, search: str = "") -> tuple[list[Task], int]:
         page = parse_page(skip, limit, order_by, order, TASK_ORDER.keys())
+        if len(search) > 200:
+            raise InvalidArgument.field("search", "must be at most 200 characters")
         with self.sessions() as session:
-            return TaskRepository(session, who.user_id).list_page(page, status)
+            return TaskRepository(session, who.user_id).list_page(page, status, search.strip())
 
     def get(self, who: Principal, task_id: int) -> Task:
         with self.sessions() as session:

@@ -17,19 +17,21 @@ A run goes through two steps so that cheap rejections happen before anything is 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from engine_svc.data.bars import panel_bars
 from engine_svc.engine import ENGINE_VERSION
 from engine_svc.engine.config import BacktestConfig, ConfigError
 from engine_svc.engine.panel import Panel
 from engine_svc.metrics import compute_metrics, round_trips
 from engine_svc.sandbox.errors import SandboxError
 from engine_svc.service.slots import SlotPool, SlotsBusy, SlotsClosed, Ticket
-from services.errors import InvalidArgument, ResourceExhausted, Unavailable
+from services.errors import InvalidArgument, NotFound, ResourceExhausted, Unavailable
 
 log = logging.getLogger("zquant.engine.service")
 
@@ -295,6 +297,29 @@ class EngineCore:
         ]
         return sorted(out, key=lambda p: (p["line"], p["column"]))
 
+    # -- GetDailyBars ---------------------------------------------------------------------------
+
+    def daily_bars(self, symbol: str, start: str, end: str) -> list[dict[str, Any]]:
+        """Bars of one stock over [start, end] for a chart (the panel cache serves repeats)."""
+        symbol = symbol.strip()
+        if not symbol:
+            raise InvalidArgument.field("symbol", "is required")
+        violations = [(name, f"is not a valid date: {value!r}") for name, value in (("start_date", start),
+                      ("end_date", end)) if not _ISO_DATE.fullmatch(value)]
+        if violations:
+            raise InvalidArgument(violations)
+        if start > end:
+            raise InvalidArgument.field("end_date", f"is before start_date {start}")
+        if int(end[:4]) - int(start[:4]) > MAX_BAR_YEARS:
+            raise InvalidArgument.field("end_date", f"is more than {MAX_BAR_YEARS} years after start_date")
+        try:
+            panel = self.data.load_panel([symbol], start, end, None, False)
+        except UnknownSymbols:
+            raise NotFound(f"no daily bars for symbol {symbol}") from None
+        except ValueError as exc:
+            raise InvalidArgument.field("start_date", str(exc)) from None
+        return panel_bars(panel, symbol)
+
     # -- ListSymbols ---------------------------------------------------------------------------
 
     def list_symbols(
@@ -412,6 +437,10 @@ def unknown_symbols_error(unknown: Sequence[str], config: BacktestConfig) -> Inv
         for s in unknown
     ]
     return InvalidArgument(violations, message=f"unknown symbols: {', '.join(unknown)}")
+
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+MAX_BAR_YEARS = 20
 
 
 def failure_from_sandbox(exc: SandboxError) -> RunFailure:

@@ -98,6 +98,12 @@ class EngineServicer(engine_pb2_grpc.EngineServiceServicer):
     ) -> engine_pb2.ValidateStrategyResponse:
         return convert.validate_response(self.core.validate(request.strategy_code))
 
+    def GetDailyBars(
+        self, request: engine_pb2.GetDailyBarsRequest, context: grpc.ServicerContext
+    ) -> engine_pb2.GetDailyBarsResponse:
+        bars = self.core.daily_bars(request.symbol, request.start_date.strip(), request.end_date.strip())
+        return engine_pb2.GetDailyBarsResponse(symbol=request.symbol.strip(), bars=[engine_pb2.Bar(**b) for b in bars])
+
     def ListSymbols(
         self, request: engine_pb2.ListSymbolsRequest, context: grpc.ServicerContext
     ) -> engine_pb2.ListSymbolsResponse:

@@ -76,6 +76,7 @@ class GatewayFactory:
         auth_addr: str | None = None,
         task_addr: str | None = None,
         engine_addr: str | None = None,
+        console_dist: Path | None = None,
     ) -> Gateway:
         def addr(given: str | None) -> str:
             return given or f"127.0.0.1:{devstack.free_port()}"
@@ -90,6 +91,7 @@ class GatewayFactory:
             addr(task_addr),
             addr(engine_addr),
             descriptor=self.descriptor,
+            console_dist=console_dist,
         )
         self.handles.append(handle)
         return Gateway(

@@ -22,6 +22,7 @@ from engine_service_helpers import (
 )
 from google.protobuf import struct_pb2
 from grpc_health.v1 import health_pb2
+from sqlalchemy import text
 from zquant.engine.v1 import engine_pb2
 
 from engine_svc.metrics import compute_metrics, round_trips
@@ -179,6 +180,35 @@ def test_list_symbols_filters(shared_server: Harness, sqlite_market: Market) -> 
     assert list(coverage.missing) == ["999999.SH"]
     found = stub.ListSymbols(engine_pb2.ListSymbolsRequest(search=sqlite_market.stocks[2][:6].lower()), metadata=AUTH)
     assert [s.symbol for s in found.symbols] == [sqlite_market.stocks[2]]
+
+
+def test_daily_bars_of_one_symbol(shared_server: Harness, sqlite_market: Market) -> None:
+    """GetDailyBars (task_svc's candlestick source): unadjusted bars straight from the store."""
+    stub = shared_server.stub
+    symbol = sqlite_market.stocks[0]
+    start, end = sqlite_market.first_date, sqlite_market.last_date
+    reply = stub.GetDailyBars(engine_pb2.GetDailyBarsRequest(symbol=symbol, start_date=start, end_date=end),
+                              metadata=AUTH)
+    with sqlite_market.engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT trade_date, open, high, low, close FROM daily_bars WHERE symbol = :s "
+            "AND trade_date BETWEEN :a AND :b ORDER BY trade_date"), {"s": symbol, "a": start, "b": end}).all()
+    assert reply.symbol == symbol and len(reply.bars) == len(rows) > 0
+    first = reply.bars[0]
+    assert (first.date, first.open, first.high, first.low, first.close) == (
+        str(rows[0][0])[:10], rows[0][1], rows[0][2], rows[0][3], rows[0][4])
+    assert [b.date for b in reply.bars] == sorted(b.date for b in reply.bars)
+    for request, code in (
+        (engine_pb2.GetDailyBarsRequest(symbol="999999.SH", start_date=start, end_date=end), grpc.StatusCode.NOT_FOUND),
+        (engine_pb2.GetDailyBarsRequest(symbol=symbol, start_date="2013/01/01", end_date=end),
+         grpc.StatusCode.INVALID_ARGUMENT),
+        (engine_pb2.GetDailyBarsRequest(symbol=symbol, start_date=end, end_date=start),
+         grpc.StatusCode.INVALID_ARGUMENT),
+        (engine_pb2.GetDailyBarsRequest(start_date=start, end_date=end), grpc.StatusCode.INVALID_ARGUMENT),
+    ):
+        with pytest.raises(grpc.RpcError) as info:
+            stub.GetDailyBars(request, metadata=AUTH)
+        assert info.value.code() == code
 
 
 def test_health_serving_and_credentials_required(shared_server: Harness) -> None:

@@ -61,6 +61,17 @@ REST_TABLE = {
 # In the protos but not (yet) in rest-api.md's table; listed so that any other addition fails.
 REST_EXTRAS = {
     ("GET", "/backtest/watch"): "TaskRestService.WatchTasks",  # all of the caller's tasks
+    # Light views of a result for the console (issue 11).
+    ("GET", "/backtest/tasks/{task_id}/equity"): "TaskRestService.GetEquity",
+    ("GET", "/backtest/tasks/{task_id}/orders"): "TaskRestService.ListOrders",
+    ("GET", "/backtest/tasks/{task_id}/orders/summary"): "TaskRestService.GetOrderSummary",
+    ("GET", "/backtest/tasks/{task_id}/trades"): "TaskRestService.ListTrades",
+    ("GET", "/backtest/tasks/{task_id}/round_trips"): "TaskRestService.ListRoundTrips",
+    ("GET", "/backtest/tasks/{task_id}/ex_rights"): "TaskRestService.ListExRights",
+    ("GET", "/backtest/tasks/{task_id}/positions"): "TaskRestService.GetPositions",
+    ("GET", "/backtest/tasks/{task_id}/logs"): "TaskRestService.GetLogs",
+    ("GET", "/backtest/tasks/{task_id}/bars"): "TaskRestService.GetBars",
+    ("GET", "/backtest/tasks/{task_id}/report"): "TaskRestService.GetReport",
 }
 # Typed RPCs for other services only: no REST binding, and blocked at the gateway.
 INTERNAL_RPCS = {
@@ -68,6 +79,7 @@ INTERNAL_RPCS = {
     "zquant.auth.v1.AuthService/GetSigningKeys",
     "zquant.engine.v1.EngineService/RunBacktest",
     "zquant.engine.v1.EngineService/ValidateStrategy",
+    "zquant.engine.v1.EngineService/GetDailyBars",
 }
 STREAMING_ROUTES = {"zquant.backtest.v1.TaskRestService/WatchTask", "zquant.backtest.v1.TaskRestService/WatchTasks"}
 CLUSTER_OF_REST_SERVICE = {

@@ -95,6 +95,7 @@ class FakeEngine(engine_pb2_grpc.EngineServiceServicer):
         self.lock = threading.Lock()
         self.runs: list[RunRecord] = []
         self.validate_calls = 0
+        self.bar_requests: list[tuple[str, str, str]] = []
 
     def runs_for(self, task_id: int) -> list[RunRecord]:
         return self.runs_for_ref(f"task-{task_id}")
@@ -131,6 +132,14 @@ class FakeEngine(engine_pb2_grpc.EngineServiceServicer):
         rows = [engine_pb2.SymbolInfo(symbol=s, first_date="2011-01-04", last_date="2024-12-31", bars=3000,
                                       is_index=s in INDEXES) for s in sorted(set(request.symbols) & known)]
         return engine_pb2.ListSymbolsResponse(symbols=rows, missing=missing)
+
+    def GetDailyBars(self, request, context):  # type: ignore[no-untyped-def]
+        self.bar_requests.append((request.symbol, request.start_date, request.end_date))
+        if request.symbol not in STOCKS:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"no daily bars for symbol {request.symbol}")
+        bars = [engine_pb2.Bar(date=f"2024-01-{d:02d}", open=10.0 + d, high=10.5 + d, low=9.5 + d, close=10.2 + d,
+                               volume=1000.0 * d) for d in (2, 3, 4)]
+        return engine_pb2.GetDailyBarsResponse(symbol=request.symbol, bars=bars)
 
     def RunBacktest(self, request, context):  # type: ignore[no-untyped-def]
         params = json_format.MessageToDict(request.params)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import grpc
+import pytest
 from zquant.backtest.v1 import strategy_pb2_grpc, task_pb2, task_pb2_grpc
 
 from task_svc.app import TaskApp
@@ -106,3 +107,11 @@ def db_task(app: TaskApp, task_id: int) -> Any:
 
     with app.sessions() as session:
         return session.get(Task, task_id)
+
+
+def expect(fn: Callable[[], Any], code: grpc.StatusCode) -> grpc.RpcError:
+    """Calls fn, which must fail with the gRPC status `code`; returns the error."""
+    with pytest.raises(grpc.RpcError) as info:
+        fn()
+    assert info.value.code() == code, info.value.details()  # type: ignore[attr-defined]
+    return info.value

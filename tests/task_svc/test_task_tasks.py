@@ -8,7 +8,7 @@ import time
 import grpc
 import pytest
 from google.protobuf import json_format
-from tasksvc_helpers import SIMPLE_CODE, run_request, wait_status
+from tasksvc_helpers import SIMPLE_CODE, expect, run_request, wait_status
 from zquant.backtest.v1 import strategy_pb2, task_pb2
 
 from services.errors import field_violations
@@ -16,13 +16,6 @@ from services.rest import to_json_value
 
 S = task_pb2.Task
 ALICE, BOB = "user:1", "user:2"
-
-
-def expect(fn, code):  # type: ignore[no-untyped-def]
-    with pytest.raises(grpc.RpcError) as info:
-        fn()
-    assert info.value.code() == code, info.value.details()
-    return info.value
 
 
 def test_run_backtest_validation(make_app, connect) -> None:

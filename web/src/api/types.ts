@@ -1,0 +1,257 @@
+// REST shapes of the gateway (proto3 JSON with proto field names, see protos/). Only this folder
+// knows them; pages use these types and the functions in client.ts.
+
+export type TaskStatus = "pending" | "running" | "completed" | "failed" | "cancelled";
+export const TASK_STATUSES: readonly TaskStatus[] = ["pending", "running", "completed", "failed", "cancelled"];
+export const TERMINAL: ReadonlySet<TaskStatus> = new Set(["completed", "failed", "cancelled"]);
+
+export interface BacktestConfig {
+  start_date: string;
+  end_date: string;
+  initial_capital?: number;
+  symbols: string[];
+  frequency?: string;
+  adjust_type?: string;
+  commission_rate?: number;
+  min_commission?: number;
+  tax_rate?: number;
+  slippage_rate?: number;
+  benchmark?: string;
+  use_daily_basic?: boolean;
+  annualization?: number;
+  risk_free_rate?: number;
+}
+
+export interface Task {
+  id: number;
+  user_id: number;
+  strategy_id: number;
+  strategy_name: string;
+  status: TaskStatus;
+  error_message: string;
+  /** Failure class (strategy_error, time_limit …) when the service reports one. */
+  failure_kind?: string;
+  /** Strategy line the failure points at; 0 or absent when none. */
+  error_line?: number;
+  progress: number;
+  created_at?: string;
+  updated_at?: string;
+  started_at?: string;
+  completed_at?: string;
+  start_date: string;
+  end_date: string;
+  config: BacktestConfig;
+  params: Record<string, unknown>;
+  equity: number;
+  current_date: string;
+  attempts: number;
+  /** The code that ran; only GetTask returns it. */
+  strategy_code?: string;
+}
+
+export interface Page<T> {
+  items: T[];
+  total: number;
+}
+
+export interface TaskEvent {
+  kind: "snapshot" | "status" | "progress" | "deleted";
+  task: Task;
+  terminal: boolean;
+}
+
+export type MetricName =
+  | "total_return" | "annual_return" | "volatility" | "sharpe_ratio" | "sortino_ratio" | "max_drawdown"
+  | "calmar_ratio" | "alpha" | "beta" | "tracking_error" | "information_ratio" | "win_rate"
+  | "profit_loss_ratio" | "benchmark_total_return" | "benchmark_annual_return" | "daily_win_rate"
+  | "total_trades" | "total_fees" | "turnover" | "var_95" | "closed_trades";
+export type Metrics = Partial<Record<MetricName, number | null>>;
+
+/** Parallel arrays, one entry per trading day of the run. */
+export interface EquitySeries {
+  task_id: number;
+  initial_capital: number;
+  benchmark: string;
+  dates: string[];
+  total_value: number[];
+  cash: number[];
+  market_value: number[];
+  /** Benchmark close, carried forward over days without a bar; empty without a benchmark. */
+  benchmark_close: number[];
+  /** total_value / running peak − 1 (≤ 0). */
+  drawdown: number[];
+  /** market_value / total_value. */
+  exposure: number[];
+  metrics: Metrics;
+  engine_version: string;
+  data_hash: string;
+}
+
+export type OrderStatus = "filled" | "rejected" | "expired";
+export const ORDER_STATUSES: readonly OrderStatus[] = ["filled", "rejected", "expired"];
+export interface Order {
+  order_id: number;
+  created_date: string;
+  symbol: string;
+  side: "buy" | "sell";
+  quantity: number;
+  limit_price?: number;
+  status: OrderStatus;
+  reason: string;
+  filled_quantity: number;
+  fill_date: string;
+  fill_price?: number;
+  commission: number;
+  tax: number;
+  slippage_cost: number;
+}
+
+export interface Trade {
+  order_id: number;
+  date: string;
+  symbol: string;
+  side: "buy" | "sell";
+  quantity: number;
+  price: number;
+  value: number;
+  commission: number;
+  tax: number;
+  slippage_cost: number;
+}
+
+export interface Position {
+  symbol: string;
+  quantity: number;
+  sellable: number;
+  avg_cost: number;
+  close: number;
+  market_value: number;
+}
+
+export interface DailyPortfolio {
+  date: string;
+  cash: number;
+  market_value: number;
+  total_value: number;
+  benchmark_close?: number;
+  positions: Position[];
+}
+
+export interface RoundTrip {
+  symbol: string;
+  open_date: string;
+  close_date: string;
+  quantity: number;
+  pnl: number;
+  return_pct: number;
+}
+
+export interface ExRights {
+  date: string;
+  symbol: string;
+  ratio: number;
+  ex_price: number;
+  quantity_before: number;
+  quantity_after: number;
+  cash: number;
+}
+
+export interface RefusalCount {
+  /** limit_up, limit_down, suspended, t_plus_1, insufficient_cash, lot_size, no_position, … */
+  category: string;
+  count: number;
+}
+
+export interface OrderSummary {
+  task_id: number;
+  total: number;
+  filled: number;
+  rejected: number;
+  expired: number;
+  refusals: RefusalCount[];
+  /** Every symbol with at least one order, sorted. */
+  symbols: string[];
+}
+
+export interface Bar {
+  date: string;
+  open: number;
+  high: number;
+  low: number;
+  close: number;
+  volume: number;
+}
+
+export interface BarSeries {
+  symbol: string;
+  bars: Bar[];
+}
+
+export interface Strategy {
+  id: number;
+  user_id: number;
+  name: string;
+  description: string;
+  category: string;
+  code: string;
+  params_schema: string;
+  is_template: boolean;
+  created_at?: string;
+  updated_at?: string;
+}
+
+export interface SymbolInfo {
+  symbol: string;
+  name: string;
+  first_date: string;
+  last_date: string;
+  bars: number;
+  is_index: boolean;
+  board: string;
+}
+
+export interface User {
+  id: number;
+  username: string;
+  email: string;
+  is_admin: boolean;
+}
+
+export interface TokenPair {
+  access_token: string;
+  refresh_token: string;
+  expires_in: number;
+}
+
+export interface ApiKey {
+  id: number;
+  key: string;
+  name: string;
+  created_at?: string;
+  last_used_at?: string;
+  expires_at?: string;
+}
+
+export interface NewApiKey extends ApiKey {
+  secret: string;
+}
+
+export interface RunRequest {
+  strategy_id?: number;
+  strategy_code?: string;
+  strategy_name?: string;
+  params?: Record<string, unknown>;
+  config: BacktestConfig;
+}
+
+export interface FieldViolation {
+  field: string;
+  description: string;
+}
+
+export interface ListQuery {
+  skip: number;
+  limit: number;
+  order_by?: string;
+  order?: "asc" | "desc";
+}

@@ -1,0 +1,11 @@
+import { render } from "preact";
+import { session } from "./api/http";
+import { App } from "./app";
+import { lang } from "./i18n";
+import "./styles.css";
+
+document.documentElement.lang = lang();
+// A reload keeps only the refresh token: trade it now, while the page's code is still loading,
+// instead of after the first API call fails.
+if (session.refreshToken() !== null && !session.accessToken) void session.refresh();
+render(<App />, document.getElementById("app")!);
