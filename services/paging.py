@@ -25,7 +25,8 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 
 
-def parse_page(skip: int, limit: int, order_by: str, order: str, allowed: Container[str]) -> Page:
+def page_window(skip: int, limit: int) -> tuple[int, list[tuple[str, str]]]:
+    """(the effective limit, field violations of skip and limit): 0 means DEFAULT_LIMIT."""
     violations: list[tuple[str, str]] = []
     if skip < 0:
         violations.append(("skip", "must be ≥ 0"))
@@ -33,6 +34,11 @@ def parse_page(skip: int, limit: int, order_by: str, order: str, allowed: Contai
         limit = DEFAULT_LIMIT
     elif not 1 <= limit <= MAX_LIMIT:
         violations.append(("limit", f"must be between 1 and {MAX_LIMIT}"))
+    return limit, violations
+
+
+def parse_page(skip: int, limit: int, order_by: str, order: str, allowed: Container[str]) -> Page:
+    limit, violations = page_window(skip, limit)
     if violations:
         raise InvalidArgument(violations)
     key = order_by.strip().lower()

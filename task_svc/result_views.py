@@ -31,10 +31,10 @@ from backtest_report.views import (
     order_summary,
 )
 from services.errors import InvalidArgument, NotFound
+from services.paging import page_window
 from services.principal import Principal
 from task_svc.engine_client import EngineClient, EngineRejected, EngineUnavailable
 from task_svc.models import Task
-from task_svc.paging import DEFAULT_LIMIT, MAX_LIMIT
 from task_svc.repository import TaskRepository
 from task_svc.tasks import BacktestSettings
 
@@ -62,12 +62,7 @@ def page_rows(rows: Sequence[M], q: RowQuery, sort_keys: dict[str, Callable[[M],
     Same limits as every list of the API: skip ≥ 0, limit 1–1000 (0 → 100). An unknown
     ``order_by`` or side is a field error rather than a silent default: these tables are new
     and have no legacy behaviour to keep."""
-    violations: list[tuple[str, str]] = []
-    if q.skip < 0:
-        violations.append(("skip", "must be ≥ 0"))
-    limit = q.limit or DEFAULT_LIMIT
-    if not 1 <= limit <= MAX_LIMIT:
-        violations.append(("limit", f"must be between 1 and {MAX_LIMIT}"))
+    limit, violations = page_window(q.skip, q.limit)
     order_by = q.order_by.strip().lower() or default_sort
     if order_by not in sort_keys:
         violations.append(("order_by", f"must be one of {', '.join(sorted(sort_keys))}"))

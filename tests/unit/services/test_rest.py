@@ -87,6 +87,14 @@ def test_create_is_201_delete_is_204_without_body_plain_is_200() -> None:
     assert metadata == [] and json.loads(body)["id"] == 3
 
 
+def test_a_typed_document_reply_goes_out_as_it_is() -> None:
+    page = httpbody_pb2.HttpBody(content_type="text/html; charset=utf-8", data="<!doctype html>报告".encode())
+    body, metadata = rest.respond(page, _options("GetReport"))
+    assert body is page and metadata == []
+    body, metadata = rest.respond(task_pb2.Task(id=3), _options("GetTask"))
+    assert body.content_type == rest.JSON and json.loads(body.data)["id"] == 3
+
+
 def test_public_rest_methods_are_login_refresh_logout() -> None:
     service = auth_rest_pb2.DESCRIPTOR.services_by_name["AuthRestService"]
     assert rest_contract.public_methods(service) == {f"/zquant.auth.v1.AuthRestService/{m}" for m in
@@ -124,6 +132,10 @@ def _bad_service(name: str, method: str, request: str, options: rest_pb2.RestRes
      "unsupported success status 302"),
     ("opener", "GetTask", ".zquant.backtest.v1.GetTaskRequest", rest_pb2.RestResponse(open_at_once=True), False,
      "open_at_once is for server streams"),
+    ("nodoctype", "GetReport", ".zquant.backtest.v1.GetReportRequest", rest_pb2.RestResponse(), False,
+     "document_type is set exactly when"),
+    ("doctype", "GetTask", ".zquant.backtest.v1.GetTaskRequest", rest_pb2.RestResponse(document_type="text/html"),
+     False, "document_type is set exactly when"),
 ])
 def test_binding_mistakes_fail_at_startup(name, method, request_type, options, streaming, error) -> None:
     pool = descriptor_pool.Default()

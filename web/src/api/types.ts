@@ -30,9 +30,9 @@ export interface Task {
   status: TaskStatus;
   error_message: string;
   /** Failure class (strategy_error, time_limit …) when the service reports one. */
-  failure_kind?: string;
-  /** Strategy line the failure points at; 0 or absent when none. */
-  error_line?: number;
+  failure_kind?: string | null;
+  /** Strategy line the failure points at; 0, null or absent when none. */
+  failure_line?: number | null;
   progress: number;
   created_at?: string;
   updated_at?: string;
@@ -198,6 +198,9 @@ export interface Strategy {
   is_template: boolean;
   created_at?: string;
   updated_at?: string;
+  /** Whether the caller may change or delete it (own strategy, or a template for an admin). */
+  can_edit?: boolean;
+  can_delete?: boolean;
 }
 
 export interface SymbolInfo {
@@ -225,7 +228,8 @@ export interface TokenPair {
 
 export interface ApiKey {
   id: number;
-  key: string;
+  /** Sent as X-API-Key. */
+  access_key: string;
   name: string;
   created_at?: string;
   last_used_at?: string;
@@ -233,7 +237,8 @@ export interface ApiKey {
 }
 
 export interface NewApiKey extends ApiKey {
-  secret: string;
+  /** Sent as X-API-Secret; shown only in the answer that creates the key. */
+  secret_key: string;
 }
 
 export interface RunRequest {

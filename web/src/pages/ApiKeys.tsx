@@ -33,7 +33,7 @@ export default function ApiKeys() {
       {created && (
         <div class="notice" role="status" data-testid="new-secret">
           <p>{t("apikeys.secretOnce")}</p>
-          <p><code>X-API-Key: {created.key}</code><br /><code>X-API-Secret: {created.secret}</code></p>
+          <p><code>X-API-Key: {created.access_key}</code><br /><code>X-API-Secret: {created.secret_key}</code></p>
           <button type="button" onClick={() => setCreated(null)}>{t("common.close")}</button>
         </div>
       )}
@@ -43,7 +43,7 @@ export default function ApiKeys() {
         <tbody>
           {(keys.data ?? []).map((k) => (
             <tr key={k.id}>
-              <td>{k.name}</td><td><code>{k.key}</code></td><td>{dateTime(k.created_at)}</td><td>{dateTime(k.last_used_at)}</td>
+              <td>{k.name}</td><td><code>{k.access_key}</code></td><td>{dateTime(k.created_at)}</td><td>{dateTime(k.last_used_at)}</td>
               <td><button type="button" class="danger" onClick={() => void revokeApiKey(k.id).then(keys.reload, (e: unknown) => setError(errorText(e)))}>{t("apikeys.revoke")}</button></td>
             </tr>
           ))}

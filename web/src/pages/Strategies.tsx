@@ -23,7 +23,7 @@ export default function Strategies() {
             <td class="actions">
               <a class="button" href={href(`/new?strategy=${s.id}`)}>{t("strategies.run")}</a>
               <a class="button" href={href(`/strategies/${s.id}`)}>{own ? t("strategies.edit") : t("strategies.view")}</a>
-              {own && <button type="button" class="danger" onClick={() => void remove(s)}>{t("common.delete")}</button>}
+              {own && s.can_delete !== false && <button type="button" class="danger" onClick={() => void remove(s)}>{t("common.delete")}</button>}
             </td>
           </tr>
         ))}

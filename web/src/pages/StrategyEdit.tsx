@@ -21,7 +21,7 @@ export default function StrategyEdit({ params }: PageProps) {
     if (s) setForm({ name: s.name, category: s.category, description: s.description, code: s.code, params_schema: s.params_schema });
   }, [loaded.data]);
   useEffect(() => { if (framework.data) setForm((f) => ({ ...f, code: f.code || framework.data!.code })); }, [framework.data]);
-  const readOnly = Boolean(loaded.data?.is_template);
+  const readOnly = loaded.data ? !(loaded.data.can_edit ?? !loaded.data.is_template) : false;
   const set = (k: keyof typeof form, v: string) => setForm((f) => ({ ...f, [k]: v }));
   const save = async (e: Event) => {
     e.preventDefault();

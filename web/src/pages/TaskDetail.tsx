@@ -81,7 +81,7 @@ export default function TaskDetail({ params }: PageProps) {
 }
 
 function Failure({ task }: { task: Task }) {
-  const line = task.error_line || lineOf(task.error_message);
+  const line = task.failure_line || lineOf(task.error_message);
   return (
     <div class="failure" data-testid="failure">
       <h2>{t("detail.failed")}</h2>
