@@ -167,7 +167,7 @@ def render_report(result: engine_pb2.BacktestResult, info: ReportInput) -> str:
     }
     refusals = [(t(f"refusal.{c}"), str(n)) for c, n in summary.refusals]
     outcomes = [("FILLED", str(summary.filled)), ("REJECTED", str(summary.rejected)),
-                ("EXPIRED", str(summary.expired)), ("Σ", str(summary.total))]
+                ("EXPIRED", str(summary.expired)), ("CANCELLED", str(summary.cancelled)), ("Σ", str(summary.total))]
     ex_rights = [(e.date, e.symbol, f"{e.ratio:.4f}", f"{e.ex_price:.3f}", str(e.quantity_before),
                   str(e.quantity_after), f"{e.cash:,.2f}") for e in result.ex_rights[:MAX_TABLE_ROWS]]
     trips = sorted(result.round_trips, key=lambda r: r.pnl)

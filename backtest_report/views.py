@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from zquant.engine.v1 import engine_pb2
@@ -11,6 +12,7 @@ from zquant.engine.v1 import engine_pb2
 FILLED = engine_pb2.Order.FILLED
 REJECTED = engine_pb2.Order.REJECTED
 EXPIRED = engine_pb2.Order.EXPIRED
+CANCELLED = engine_pb2.Order.CANCELLED
 
 
 @dataclass
@@ -89,16 +91,18 @@ class OrderSummary:
     filled: int
     rejected: int
     expired: int
-    refusals: list[tuple[str, int]]  # (category, count), most frequent first
+    cancelled: int  # by the strategy itself: not a refusal
+    refusals: list[tuple[str, int]]  # (category, count) of rejected and expired orders, most frequent first
     symbols: list[str]
 
 
-def order_summary(orders: list[engine_pb2.Order] | object) -> OrderSummary:
-    rows = list(orders)  # type: ignore[call-overload]
+def order_summary(orders: Iterable[engine_pb2.Order]) -> OrderSummary:
+    rows = list(orders)
     status = Counter(o.status for o in rows)
     refused = Counter(refusal_category(o.reason) for o in rows if o.status in (REJECTED, EXPIRED))
     return OrderSummary(
         total=len(rows), filled=status[FILLED], rejected=status[REJECTED], expired=status[EXPIRED],
+        cancelled=status[CANCELLED],
         refusals=sorted(refused.items(), key=lambda kv: (-kv[1], kv[0])),
         symbols=sorted({o.symbol for o in rows}),
     )

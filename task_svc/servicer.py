@@ -192,6 +192,7 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
         s = self.views.order_summary(current_principal(), request.task_id)
         return task_pb2.OrderSummary(
             task_id=request.task_id, total=s.total, filled=s.filled, rejected=s.rejected, expired=s.expired,
+            cancelled=s.cancelled,
             refusals=[task_pb2.RefusalCount(category=c, count=n) for c, n in s.refusals], symbols=s.symbols)
 
     def ListTrades(self, request: task_pb2.ListTradesRequest,

@@ -323,6 +323,10 @@ def test_refusal_counts_equal_the_api_orders(console: Console, stack: Stack, ref
     shown = {el.get_attribute("data-category"): int(el.get_attribute("data-count"))
              for el in page.query_selector_all("[data-testid=refusals] tr[data-category]")}
     assert shown == expected
+    counts = {s: sum(1 for o in orders if o["status"].lower() == s) for s in ("filled", "rejected", "expired")}
+    outcomes = page.inner_text("[data-testid=order-outcomes]")
+    assert outcomes.startswith(f"{len(orders)} orders: {counts['filled']} filled, {counts['rejected']} rejected, "
+                               f"{counts['expired']} expired")
 
     # The orders table pages and filters like the API.
     page.select_option("[data-testid=order-status-filter]", "rejected")
@@ -540,6 +544,7 @@ def test_full_queue_and_network_errors_are_sentences(console: Console) -> None:
     page.unroute("**/api/v1/backtest/run")
     page.route("**/api/v1/backtest/run", lambda route: route.abort())
     page.click("[data-testid=submit]")
-    page.wait_for_function("document.querySelector('[data-testid=form-error]')?.innerText.includes('cannot be reached')")
+    page.wait_for_function("document.querySelector('[data-testid=form-error]')?.innerText"
+                           ".includes('cannot be reached')")
     assert "Traceback" not in page.content()
 

@@ -59,7 +59,7 @@ def test_orders_trades_round_trips_pages(done) -> None:  # type: ignore[no-untyp
     assert {f for f, _ in field_violations(err)} == {"order_by", "limit", "side"}
 
     summary = api.tasks.GetOrderSummary(task_pb2.GetOrderSummaryRequest(task_id=tid))
-    assert (summary.total, summary.filled, summary.rejected, summary.expired) == (2, 1, 0, 1)
+    assert (summary.total, summary.filled, summary.rejected, summary.expired, summary.cancelled) == (2, 1, 0, 1, 0)
     assert [(r.category, r.count) for r in summary.refusals] == [("other", 1)]
     assert list(summary.symbols) == ["600000.SH"]
 

@@ -53,13 +53,15 @@ def test_equity_arrays() -> None:
 
 
 def test_order_summary_counts() -> None:
-    R, E, F = engine_pb2.Order.REJECTED, engine_pb2.Order.EXPIRED, engine_pb2.Order.FILLED
+    R, E, F, C = (engine_pb2.Order.REJECTED, engine_pb2.Order.EXPIRED, engine_pb2.Order.FILLED,
+                  engine_pb2.Order.CANCELLED)
     orders = [engine_pb2.Order(symbol=s, status=st, reason=why) for s, st, why in [
         ("B", R, "limit up"), ("A", R, "limit up"), ("A", E, engine_orders.REASON_ENDED), ("A", F, ""),
-        ("C", F, "rounded to 100 (lot size / position)")]]
+        ("C", F, "rounded to 100 (lot size / position)"), ("C", C, engine_orders.REASON_CANCELLED)]]
     s = order_summary(orders)
-    assert (s.total, s.filled, s.rejected, s.expired) == (5, 2, 2, 1)
-    assert s.refusals == [("limit_up", 2), ("ended", 1)]  # filled-but-cut orders are not refusals
+    assert (s.total, s.filled, s.rejected, s.expired, s.cancelled) == (6, 2, 2, 1, 1)
+    # Filled-but-cut orders and the strategy's own cancellations are not refusals.
+    assert s.refusals == [("limit_up", 2), ("ended", 1)]
     assert s.symbols == ["A", "B", "C"]
 
 

@@ -87,8 +87,8 @@ export interface EquitySeries {
   data_hash: string;
 }
 
-export type OrderStatus = "filled" | "rejected" | "expired";
-export const ORDER_STATUSES: readonly OrderStatus[] = ["filled", "rejected", "expired"];
+export type OrderStatus = "filled" | "rejected" | "expired" | "cancelled";
+export const ORDER_STATUSES: readonly OrderStatus[] = ["filled", "rejected", "expired", "cancelled"];
 export interface Order {
   order_id: number;
   created_date: string;
@@ -168,6 +168,8 @@ export interface OrderSummary {
   filled: number;
   rejected: number;
   expired: number;
+  /** Cancelled by the strategy (not refusals). */
+  cancelled: number;
   refusals: RefusalCount[];
   /** Every symbol with at least one order, sorted. */
   symbols: string[];

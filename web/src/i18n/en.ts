@@ -99,6 +99,7 @@ export const en = {
   "detail.candles": "Price and fills",
   "detail.symbol": "Symbol",
   "detail.orders": "Orders",
+  "detail.outcomes": "{total} orders: {filled} filled, {rejected} rejected, {expired} expired, {cancelled} cancelled by the strategy",
   "detail.refusals": "Refused orders by reason",
   "detail.trades": "Trades",
   "detail.roundTrips": "Round trips",

@@ -101,6 +101,7 @@ export const zhCN: Record<MessageKey, string> = {
   "detail.candles": "K 线与成交",
   "detail.symbol": "股票",
   "detail.orders": "委托",
+  "detail.outcomes": "共 {total} 笔委托：成交 {filled}，拒绝 {rejected}，过期 {expired}，策略撤单 {cancelled}",
   "detail.refusals": "被拒委托按原因统计",
   "detail.trades": "成交",
   "detail.roundTrips": "完整交易",

@@ -172,6 +172,10 @@ function Below({ id, equity, summary }: { id: number; equity: EquitySeries; summ
       <Candles id={id} symbols={summary.symbols} />
 
       <h2>{t("detail.orders")}</h2>
+      <p data-testid="order-outcomes">{t("detail.outcomes", {
+        total: summary.total, filled: summary.filled, rejected: summary.rejected, expired: summary.expired,
+        cancelled: summary.cancelled,
+      })}</p>
       <h3>{t("detail.refusals")}</h3>
       <table class="compact" data-testid="refusals">
         <thead><tr><th>{t("col.category")}</th><th class="num">{t("col.count")}</th></tr></thead>
