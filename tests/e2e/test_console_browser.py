@@ -390,6 +390,8 @@ def test_report_is_one_offline_file_with_the_metrics(browser: object, stack: Sta
     resp = stack.get(f"/api/v1/backtest/tasks/{tid}/report")
     assert resp.status_code == 200
     assert resp.headers["content-type"].startswith("text/html")
+    assert resp.headers["content-disposition"] == f'attachment; filename="backtest-{tid}.html"'
+    assert resp.headers["content-security-policy"].startswith("sandbox ")  # never runs as the API's origin
     text = resp.text
 
     class Collect(HTMLParser):
