@@ -25,7 +25,7 @@ from engine_svc.engine.session import (
 from engine_svc.engine.trials import TrialsSession
 from engine_svc.sandbox import bwrap, landlock, seccomp
 from engine_svc.sandbox.errors import SandboxError
-from engine_svc.sandbox.launcher import SandboxOutcome, WorkerHandle, run_job
+from engine_svc.sandbox.launcher import SandboxOutcome, SparePool, WorkerHandle, run_job
 from engine_svc.sandbox.limits import SandboxLimits
 
 MAX_CODE_BYTES = 1 << 20  # strategy source; a 1 MB strategy is already absurd
@@ -49,16 +49,18 @@ def run_in_sandbox(
     limits: SandboxLimits,
     on_progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
+    spares: SparePool | None = None,
 ) -> SandboxOutcome:
     """Run one backtest: the ledger here, in the calling (trusted) process, the strategy in a
-    fresh hardened worker that sees one day at a time (``engine_svc.engine.session``).
+    fresh hardened worker that sees one day at a time (``engine_svc.engine.session``); taken
+    from ``spares`` (started ahead of time) when one is ready.
 
     ``config`` is BacktestConfig.to_dict(); it is validated here first (ConfigError propagates,
     and so does the engine's ValueError for symbols or days the panel does not cover). CPU and
     wall limits scale with the panel's dates × symbols, the memory limit with its size
     (see SandboxLimits). Raises SandboxError on any failure of the strategy or its process.
     """
-    return _hosted(panel, strategy_code, config, limits, cancel, trials=1,
+    return _hosted(panel, strategy_code, config, limits, cancel, spares, trials=1,
                    run=lambda cfg, panel, channel: _single(panel, strategy_code, cfg, channel, on_progress))
 
 
@@ -71,6 +73,7 @@ def run_trials_in_sandbox(
     limits: SandboxLimits,
     on_progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
+    spares: SparePool | None = None,
 ) -> SandboxOutcome:
     """Run one strategy once per parameter set in one worker, the trials in lockstep over the same
     days (``engine_svc.engine.trials``): one spawn, one data load, one compile. ``result`` is the
@@ -81,7 +84,7 @@ def run_trials_in_sandbox(
             json.dumps(p, allow_nan=False)
         except (TypeError, ValueError):
             raise ConfigError(f"params[{k}]", "must be JSON-serialisable (no NaN)") from None
-    return _hosted(panel, strategy_code, config, limits, cancel, trials=len(params),
+    return _hosted(panel, strategy_code, config, limits, cancel, spares, trials=len(params),
                    run=lambda cfg, panel, channel: TrialsSession(panel, strategy_code, cfg, params).run(
                        channel, on_progress))
 
@@ -97,7 +100,7 @@ def _single(panel: Panel, code: str, cfg: BacktestConfig, channel: SandboxChanne
 
 def _hosted(
     panel: Panel, strategy_code: str, config: dict[str, Any], limits: SandboxLimits,
-    cancel: threading.Event | None, *, trials: int,
+    cancel: threading.Event | None, spares: SparePool | None, *, trials: int,
     run: Callable[[BacktestConfig, Panel, SandboxChannel], Any],
 ) -> SandboxOutcome:
     """Validate, start the worker (it starts up while the trusted side prepares), run the trusted
@@ -111,10 +114,10 @@ def _hosted(
         raise ConfigError("params", "must be JSON-serialisable (no NaN)") from None
     selected = select_symbols(panel, cfg.symbols)
     rows = day_rows(selected, cfg.start_date, cfg.end_date)
-    handle = WorkerHandle("strategy", limits, symbol_days=len(rows) * len(cfg.symbols) * trials,
-                          data_bytes=2 * selected.nbytes)
-    try:
-        handle.start()
+    symbol_days, data_bytes = len(rows) * len(cfg.symbols) * trials, 2 * selected.nbytes
+    try:  # a spare is ready at once; a new worker starts up while the trusted side prepares
+        handle = (spares.take(limits, symbol_days=symbol_days, data_bytes=data_bytes) if spares is not None
+                  else WorkerHandle("strategy", limits, symbol_days=symbol_days, data_bytes=data_bytes).start())
     except OSError as exc:
         raise SandboxError("internal", f"could not start the sandbox worker: {exc}") from None
     try:

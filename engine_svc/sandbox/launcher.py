@@ -206,12 +206,11 @@ class WorkerHandle:
     """One running worker. ``wait()`` drives it to an outcome; ``cancel()`` may be called from any
     thread and kills the worker at once. The process is always reaped and every fd closed."""
 
-    def __init__(self, job: str, limits: SandboxLimits, *, symbol_days: int = 0, data_bytes: int = 0) -> None:
+    def __init__(self, job: str, limits: SandboxLimits, *, symbol_days: int = 0, data_bytes: int = 0,
+                 spare: bool = False) -> None:
         self.job = job
-        self.limits = limits
-        self.memory_mb = limits.memory_limit(data_bytes)
-        self.cpu_limit = limits.cpu_limit(symbol_days)
-        self.wall_limit = limits.wall_limit(symbol_days)
+        self.spare = spare  # started without its limits: assign() gives them before open()
+        self._assign(limits, symbol_days, data_bytes)
         # In the worker's argv (ps shows it): which service process started it, and which job.
         self.tag = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
         self.bwrap = use_bwrap(limits)
@@ -227,6 +226,7 @@ class WorkerHandle:
         self.pid = 0
         self._sampled_cpu = 0.0  # max CPU seen in /proc while running (bwrap only)
         self._sampled_rss_mb = 0.0  # the worker tree's peak RSS before it ended (bwrap only)
+        self._spare_ready = False
         self._next_cpu_sample = 0.0
         # Set by open():
         self._t0 = self._deadline = self._t_ready = self._t_result = 0.0
@@ -244,13 +244,30 @@ class WorkerHandle:
 
     # ---- start -----------------------------------------------------------------------------
 
+    def _assign(self, limits: SandboxLimits, symbol_days: int, data_bytes: int) -> None:
+        self.limits = limits
+        self.memory_mb = limits.memory_limit(data_bytes)
+        self.cpu_limit = limits.cpu_limit(symbol_days)
+        self.wall_limit = limits.wall_limit(symbol_days)
+
+    def assign(self, limits: SandboxLimits, *, symbol_days: int = 0, data_bytes: int = 0) -> WorkerHandle:
+        """Give a spare its job's limits (sent before the job; it hardens with them)."""
+        if not self.spare:
+            raise ValueError("only a spare worker is assigned limits")
+        if (limits.bwrap, limits.preload, limits.log_max_kb) != (self.limits.bwrap, self.limits.preload,
+                                                                 self.limits.log_max_kb):
+            raise ValueError("a spare serves only the limits it was started for")
+        self._assign(limits, symbol_days, data_bytes)
+        return self
+
     def _spec(self, out_fd: int) -> dict[str, Any]:
         lim = self.limits
+        spec = {"tag": self.tag, "out_fd": out_fd, "job": self.job, "preload": list(lim.preload)}
+        return {**spec, "spare": True} if self.spare else {**spec, **self._limits_spec()}
+
+    def _limits_spec(self) -> dict[str, Any]:
+        lim = self.limits
         return {
-            "tag": self.tag,
-            "out_fd": out_fd,
-            "job": self.job,
-            "preload": list(lim.preload),
             "read_paths": read_paths(),
             "bwrap": self.bwrap,
             "landlock": lim.landlock,
@@ -295,6 +312,7 @@ class WorkerHandle:
             with contextlib.suppress(OSError):
                 fcntl.fcntl(fd, _F_SETPIPE_SZ, _PIPE_BYTES)
         self._out_fd = out_r
+        self._reader = protocol.FrameReader(max_header=_MAX_MESSAGE_BYTES, max_body=self.limits.result_max_mb * 2**20)
         os.set_blocking(out_r, False)
         self._pidfd = os.pidfd_open(self.pid)
         self._logs = _LogDrain(log_r, self.limits.log_max_kb * 1024)
@@ -302,6 +320,30 @@ class WorkerHandle:
         return self
 
     # ---- control ---------------------------------------------------------------------------
+
+    def await_spare(self, timeout: float) -> bool:
+        """Wait until a spare says its imports are done (False: it did not, or died)."""
+        end = time.monotonic() + timeout
+        while not self._spare_ready:
+            remaining = end - time.monotonic()
+            if remaining <= 0 or not _poll_in(self._out_fd, remaining):
+                return False
+            try:
+                if not self._reader.feed_from(self._out_fd):
+                    return False
+                for header, _ in self._reader.frames():
+                    if header["type"] != "spare":
+                        return False
+                    self._spare_ready = True
+            except protocol.ProtocolError:
+                return False
+        return True
+
+    def alive(self) -> bool:
+        """Started and not exited (a spare that died waiting is not handed out)."""
+        if self._proc is None or self._reaped:
+            return False
+        return not _poll_in(self._pidfd, 0)
 
     def cancel(self) -> None:
         """Kill the worker now (thread-safe); wait() then raises SandboxError('cancelled')."""
@@ -377,12 +419,14 @@ class WorkerHandle:
         t0 = time.monotonic() if started_at is None else started_at
         self._t0 = t0
         self._deadline = t0 + self.wall_limit
-        self._reader = protocol.FrameReader(max_header=_MAX_MESSAGE_BYTES, max_body=self.limits.result_max_mb * 2**20)
+        self._reader.max_body = self.limits.result_max_mb * 2**20
         self._on_progress = on_progress
         self._cancel_event = cancel
         assert self._proc is not None and self._proc.stdin is not None
         self._stdin_fd = self._proc.stdin.fileno()
         self._job_frame = protocol.frame_bytes({"type": "job", **request}, body)
+        if self.spare:  # its limits first: it hardens with them, then says ready
+            self._pending = protocol.frame_bytes({"type": "spec", "spec": self._limits_spec()})
         self._pump(until_ready=True)
 
     def send(self, parts: Sequence[bytes | memoryview]) -> None:
@@ -631,3 +675,66 @@ def run_job(
     if on_start is not None:
         on_start(handle)
     return handle.wait(request, body, on_progress=on_progress, cancel=cancel, started_at=t0)
+
+
+class SparePool:
+    """Workers started ahead of time — interpreter up, engine imported, not hardened, no job —
+    so a run skips the ~0.15 s start-up. Taking one sends it the run's limits; it hardens with
+    them before it reads anything of the user's. A dedicated thread starts the spares: a worker
+    dies with the thread that started it (PR_SET_PDEATHSIG is per thread), so that thread lives as
+    long as the pool. Without a compatible spare ``take`` starts a worker as before."""
+
+    def __init__(self, limits: SandboxLimits, *, size: int = 1, job: str = "strategy") -> None:
+        self.limits, self.size, self.job = limits, size, job
+        self._spares: list[WorkerHandle] = []
+        self._lock = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._keep_filled, name="sandbox-spares", daemon=True)
+        self._thread.start()
+
+    def take(self, limits: SandboxLimits, *, symbol_days: int = 0, data_bytes: int = 0) -> WorkerHandle:
+        """A started worker for ``job`` with these limits: a spare if one is ready, else a new one
+        (started by the calling thread, which must wait for it, as with ``run_job``)."""
+        with self._lock:
+            spare = self._spares.pop() if self._spares else None
+            self._lock.notify_all()
+        if spare is not None:
+            if spare.alive() and spare.job == self.job:
+                try:
+                    return spare.assign(limits, symbol_days=symbol_days, data_bytes=data_bytes)
+                except ValueError:
+                    pass
+            spare.close()
+        return WorkerHandle(self.job, limits, symbol_days=symbol_days, data_bytes=data_bytes).start()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            spares, self._spares = self._spares, []
+            self._lock.notify_all()
+        for spare in spares:
+            spare.close()
+        self._thread.join(timeout=5)
+
+    def _keep_filled(self) -> None:
+        while True:
+            with self._lock:
+                while not self._closed and len(self._spares) >= self.size:
+                    self._lock.wait()
+                if self._closed:
+                    return
+            try:
+                spare = WorkerHandle(self.job, self.limits, spare=True).start()
+            except OSError:
+                time.sleep(1.0)  # cannot start one now: runs start their own meanwhile
+                continue
+            if not spare.await_spare(timeout=60.0):
+                spare.close()
+                time.sleep(1.0)
+                continue
+            with self._lock:
+                if self._closed:
+                    spare.close()
+                    return
+                self._spares.append(spare)
+

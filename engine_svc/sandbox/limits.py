@@ -38,6 +38,9 @@ class SandboxLimits:
     # Imported before hardening, for start-up speed only: anything under the interpreter prefix stays
     # importable afterwards (pandas imports lazily in ~0.3 s, so only numpy, which every job uses).
     preload: tuple[str, ...] = ("numpy",)
+    # Backtest workers the engine service keeps started ahead of time (imports done, hardened
+    # only when a run takes one): each saves a run the ~0.15 s start-up. 0: start per run.
+    spares: int = 1
     cpu_seconds: int | None = None  # fixed CPU limit instead of the scaled one (tests, tools)
     wall_seconds: float | None = None  # fixed wall limit instead of the scaled one
 

@@ -4,7 +4,8 @@ Started by the launcher as ``python -s -P -c BOOTSTRAP <repo_root> <ppid> <spec-
 bootstrap sets PR_SET_PDEATHSIG before anything else and puts the repo root on sys.path (the
 environment carries no PYTHONPATH). Sequence:
 
-1. import what the job needs (numpy, pandas, the engine) while files are still readable;
+1. import what the job needs (numpy, pandas, the engine) while files are still readable (a
+   spare — started before there is a job — then waits for its limits on stdin);
 2. rlimits → Landlock → seccomp (nothing of the user's has been read yet);
 3. send ``ready`` (which layers are active) on the protocol fd;
 4. read the job frame from stdin and run it (an interactive job — a backtest's strategy side —
@@ -166,6 +167,14 @@ def main(spec_json: str) -> None:
             with contextlib.suppress(ImportError):  # speed only: a job imports it lazily if needed
                 importlib.import_module(module)
         job = jobs.preload(spec["job"])
+        if spec.get("spare"):
+            # A spare started ahead of time: imports done; the limits and layers come with the
+            # first frame, when there is a job for it. Nothing of the user's has been read yet.
+            protocol.write_frame(out_fd, {"type": "spare"})
+            header, _ = protocol.read_frame(0, max_header=MAX_JOB_HEADER, max_body=0)
+            if header.get("type") != "spec" or not isinstance(header.get("spec"), dict):
+                raise protocol.ProtocolError("a spare worker expects its spec first")
+            spec.update(header["spec"])
         t1 = time.perf_counter()
         layers = harden(spec)
         layers["import_ms"] = round((t1 - t0) * 1000, 2)

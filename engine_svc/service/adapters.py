@@ -18,6 +18,7 @@ from engine_svc.data.codes import board_of
 from engine_svc.data.db import read_data_version
 from engine_svc.engine.panel import Panel
 from engine_svc.sandbox import api as sandbox_api
+from engine_svc.sandbox.launcher import SparePool
 from engine_svc.sandbox.limits import SandboxLimits
 from engine_svc.service.runner import ProgressFn, UnknownSymbols
 from services.migrations import alembic_config
@@ -76,18 +77,34 @@ def _board(symbol: str, is_index: bool) -> str:
 
 
 class ProcessSandbox:
-    """Sandbox over engine_svc.sandbox: one fresh hardened worker process per job."""
+    """Sandbox over engine_svc.sandbox: one hardened worker process per job, started ahead of
+    time when ``limits.spares`` > 0 (the pool starts with the first run and ends with close())."""
 
     def __init__(self, limits: SandboxLimits | None = None) -> None:
         self.limits = limits or SandboxLimits.from_env()
+        self._spares: SparePool | None = None
+        self._lock = threading.Lock()
+
+    def _pool(self) -> SparePool | None:
+        with self._lock:
+            if self._spares is None and self.limits.spares > 0:
+                self._spares = SparePool(self.limits, size=self.limits.spares)
+            return self._spares
 
     def run(
         self, panel: Panel, code: str, config: dict[str, Any], *, on_progress: ProgressFn, cancel: threading.Event
     ) -> tuple[dict[str, Any], str]:
         outcome = sandbox_api.run_in_sandbox(
-            panel, code, config, limits=self.limits, on_progress=on_progress, cancel=cancel
+            panel, code, config, limits=self.limits, on_progress=on_progress, cancel=cancel, spares=self._pool()
         )
         return outcome.result, outcome.logs
+
+    def close(self) -> None:
+        """Stop the spare workers (the service's shutdown)."""
+        with self._lock:
+            pool, self._spares = self._spares, None
+        if pool is not None:
+            pool.close()
 
     def validate(self, code: str) -> list[dict[str, Any]]:
         return sandbox_api.validate_in_sandbox(code, limits=self.limits)

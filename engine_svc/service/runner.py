@@ -146,6 +146,10 @@ class Sandbox(Protocol):
 
     def isolation_report(self) -> dict[str, Any]: ...
 
+    def close(self) -> None:
+        """Stop whatever it keeps running between jobs (spare workers)."""
+        ...
+
 
 # ---- the core -----------------------------------------------------------------------------------
 
@@ -369,6 +373,7 @@ class EngineCore:
         with self._lock:
             self._shutting_down = True
         self.pool.close()
+        self.sandbox.close()
 
     def cancel_all(self) -> int:
         """Kill every active run's worker; they end with the shutdown message. Returns how many."""

@@ -155,8 +155,9 @@ class Harness:
 
 
 def sandbox_limits(**changes: Any) -> SandboxLimits:
-    """Small limits so hostile cases end in seconds; normal test runs need well under a second."""
-    base = SandboxLimits(memory_mb=768, cpu_seconds=2, wall_seconds=6)
+    """Small limits so hostile cases end in seconds; normal test runs need well under a second.
+    No spare workers: the tests check that every worker is gone after its run."""
+    base = SandboxLimits(memory_mb=768, cpu_seconds=2, wall_seconds=6, spares=0)
     return base.with_(**changes)
 
 
