@@ -296,6 +296,23 @@ class ProtocolViolation(Exception):
 
 
 # ------------------------------------------------------------------------------------ strategy side
+def take_feed(tape: MarketTape, message: bytes | bytearray | memoryview, n_channels: int) -> int | None:
+    """Append a feed's rows to the strategy side's tape: the row of the day to run, or None for
+    warm-up rows. Also paces the garbage collector (the worker runs with automatic GC off)."""
+    feed = daywire.decode_feed(message, len(tape.symbols), n_channels)
+    n = len(feed.rows.dates)
+    if feed.first_row != tape.t + 1 or (feed.kind == daywire.DAY and n != 1):
+        raise daywire.WireError("feed rows out of order")
+    tape.append(feed.rows)
+    for _ in range(n):
+        tape.advance()
+    if feed.kind != daywire.DAY:
+        return None
+    if (tape.t + 1) % GC_YOUNG_EVERY == 0:
+        gc.collect(0)
+    return tape.t
+
+
 class StrategyHost:
     """The strategy's side of a hosted run: its own tape (data up to today only), a mirror of
     its portfolio, the Context and the strategy. Runs in the sandboxed worker."""
@@ -310,7 +327,6 @@ class StrategyHost:
         self.mirror = Broker(self.tape, config, records=False)
         self.intents = it.DayIntents()
         self.logs: list[str] = []
-        self.days = 0
         self.ctx = Context(self.tape, self.mirror, self._log, self.intents)
         self.strategy, self.arrays_mode = load_strategy(self.code, config.params)
         self.ctx._strategy = self.strategy
@@ -321,20 +337,9 @@ class StrategyHost:
 
     def handle(self, message: bytes | bytearray | memoryview) -> list[bytes | memoryview] | None:
         """Take a feed; for a run day, run the strategy and return the reply to send."""
-        feed = daywire.decode_feed(message, len(self.symbols), self.n_channels)
-        tape = self.tape
-        n = len(feed.rows.dates)
-        if feed.first_row != tape.t + 1 or (feed.kind == daywire.DAY and n != 1):
-            raise daywire.WireError("feed rows out of order")
-        tape.append(feed.rows)
-        for _ in range(n):
-            tape.advance()
-        if feed.kind != daywire.DAY:
+        i = take_feed(self.tape, message, self.n_channels)
+        if i is None:
             return None
-        i = self.tape.t
-        self.days += 1
-        if self.days % GC_YOUNG_EVERY == 0:  # the worker runs with automatic GC off (paced_gc)
-            gc.collect(0)
         _, resolved = self.mirror.open_day(i)
         self.intents.clear()
         self.logs = []

@@ -43,6 +43,7 @@ from engine_svc.engine.session import (
     TrustedSession,
     paced_gc,
     run_strategy_day,
+    take_feed,
 )
 from engine_svc.engine.strategy_api import Context
 from engine_svc.engine.strategy_loader import instantiate_strategy, load_strategy_class
@@ -242,23 +243,11 @@ class TrialsHost:
         self.tape = MarketTape.empty(self.symbols, int(init["n_rows"]), config.adjust_type, daily_basic)
         cls = load_strategy_class(self.code)  # one compile, one module body for every trial
         self.trials = [_Trial(self.tape, config.with_params(p), cls, self.code, p) for p in init["trials"]]
-        self.days = 0
 
     def handle(self, message: bytes | bytearray | memoryview) -> list[bytes | memoryview] | None:
-        feed = daywire.decode_feed(message, len(self.symbols), self.n_channels)
-        tape = self.tape
-        n = len(feed.rows.dates)
-        if feed.first_row != tape.t + 1 or (feed.kind == daywire.DAY and n != 1):
-            raise daywire.WireError("feed rows out of order")
-        tape.append(feed.rows)
-        for _ in range(n):
-            tape.advance()
-        if feed.kind != daywire.DAY:
+        i = take_feed(self.tape, message, self.n_channels)
+        if i is None:
             return None
-        i = tape.t
-        self.days += 1
-        if self.days % GC_YOUNG_EVERY == 0:
-            gc.collect(0)
         parts: list[bytes | memoryview] = []
         for trial in self.trials:
             if trial.done:
