@@ -197,12 +197,29 @@ def _preload() -> None:
     importlib.import_module("engine_svc.sandbox.api")
 
 
+def _spare_pool() -> Any:
+    """The engine service's pool of started workers (ZQ_SANDBOX_SPARES, default 1), with a spare
+    ready; None when spares are off."""
+    from engine_svc.sandbox.launcher import SparePool
+    from engine_svc.sandbox.limits import SandboxLimits
+
+    limits = SandboxLimits.from_env()
+    if not limits.spares:
+        return None
+    pool = SparePool(limits, size=limits.spares)
+    deadline = time.monotonic() + 60
+    while not pool._spares and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return pool
+
+
 def run_engine_case(case: str, size: str, prefix: Path) -> dict[str, Any]:
     from engine_svc.engine.config import BacktestConfig
     from engine_svc.engine.runner import run_backtest
 
     n_sym = SIZES[size][0]
     _preload()
+    spares = _spare_pool() if case == SPLIT_CASE else None
     t0 = time.perf_counter()
     panel = load_panel(prefix)
     t1 = time.perf_counter()
@@ -214,15 +231,20 @@ def run_engine_case(case: str, size: str, prefix: Path) -> dict[str, Any]:
     )
     extra: dict[str, Any] = {}
     if case == SPLIT_CASE:
-        # As engine_svc runs it: the ledger in this process, the strategy in a fresh sandboxed
-        # worker (spawn, hardening and all) fed one day at a time.
+        # As engine_svc runs it: the ledger in this process, the strategy in a sandboxed worker
+        # fed one day at a time, taken from the spare the service keeps started (it started
+        # before the timer, as it would between two runs; its hardening is timed).
         from engine_svc.sandbox.api import run_in_sandbox
         from engine_svc.sandbox.limits import SandboxLimits
 
-        outcome = run_in_sandbox(panel, STRATEGIES["xs"], config.to_dict(), limits=SandboxLimits.from_env())
+        outcome = run_in_sandbox(panel, STRATEGIES["xs"], config.to_dict(), limits=SandboxLimits.from_env(),
+                                 spares=spares)
         result = outcome.result
         extra = {"worker_rss_mb": outcome.max_rss_mb, "worker_cpu_s": outcome.cpu_seconds,
-                 "worker_start_s": outcome.timings["start_s"], "bwrap": bool(outcome.isolation.get("bwrap"))}
+                 "worker_start_s": outcome.timings["start_s"], "bwrap": bool(outcome.isolation.get("bwrap")),
+                 "spare": spares is not None}
+        if spares is not None:
+            spares.close()
     else:
         code = STRATEGIES["xs" if case == RAW_CASE else case] + (TIMED_SUFFIX if case in SPLIT_CASES else "")
         result = run_backtest(panel, code, config)
