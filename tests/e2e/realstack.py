@@ -39,6 +39,8 @@ def start_real_stack(cleanup: ExitStack, data_dir: Path, gateway_factory: Callab
         "ZQ_ADMIN_USERNAME": "admin", "ZQ_ADMIN_PASSWORD": admin_password,
         "ZQ_ARGON2_TIME_COST": "1", "ZQ_ARGON2_MEMORY_KIB": "1024", "ZQ_LOGIN_MAX_FAILURES_PER_IP": "100000",
         "ZQ_ENGINE_SLOTS": "2", "ZQ_SANDBOX_MAX_SECONDS": "4", "ZQ_TASK_POLL_SECONDS": "0.2",
+        # no spare workers: the tests count an engine's workers (tests/sandbox covers the spares)
+        "ZQ_SANDBOX_SPARES": "0",
         **(extra_env or {}),
     })
     engine_url = urls.get("ZQ_ENGINE_DATABASE_URL", f"sqlite:///{data_dir / 'engine.db'}")

@@ -240,6 +240,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory, envoy_binary: str) -> Ite
             "ZQ_ENGINE_ADDR": f"127.0.0.1:{devstack.free_port()}",
             "ZQ_ADMIN_PASSWORD": PASSWORD,
             "ZQ_SHUTDOWN_GRACE_SECONDS": "1",
+            "ZQ_SANDBOX_SPARES": "0",  # the tests count an engine's workers
         })
         try:
             auth_env = devstack.child_env(base=service_env(env, base / "auth"))
