@@ -148,7 +148,8 @@ class FrameReader:
     def feed_from(self, fd: int) -> bool:
         """Read what is available; False on EOF."""
         try:
-            chunk = os.read(fd, 1 << 20)
+            # 64 KiB: a larger read buffer is mmap'ed and unmapped by malloc on every call
+            chunk = os.read(fd, 1 << 16)
         except BlockingIOError:
             return True
         except OSError as exc:
