@@ -97,6 +97,8 @@ class AdjustedView(Mapping[str, np.ndarray]):
         self._cache: dict[str, np.ndarray] = {}
         self._done: dict[str, int] = {}  # field → last materialised row
         self._epoch: dict[str, np.ndarray] = {}  # field → tape.adj_epoch when materialised
+        self._version: dict[str, int] = {}  # field → tape.adj_version when materialised
+        self._ro: dict[str, np.ndarray] = {}  # field → the read-only view handed out
 
     def __getitem__(self, name: str) -> np.ndarray:
         tape = self._tape
@@ -105,6 +107,15 @@ class AdjustedView(Mapping[str, np.ndarray]):
         raw = tape.raw[name]
         arr = self._cache.get(name)
         t = tape.t
+        if arr is not None and self._version[name] == tape.adj_version:
+            # No factor changed since this field was last scaled: only new rows, and under qfq
+            # their multiplier adj_d / adj_T is exactly 1 (the factor has not stepped since).
+            done = self._done[name]
+            if done < t:
+                new = slice(done + 1, t + 1)
+                arr[new] = raw[new] if self._adjust == "qfq" else raw[new] * self._mult(new, slice(None))
+                self._done[name] = t
+            return self._ro[name]
         if arr is None:
             arr = self._cache[name] = np.empty(raw.shape)  # rows up to T are always written first
             self._done[name] = -1
@@ -118,7 +129,9 @@ class AdjustedView(Mapping[str, np.ndarray]):
         self._done[name] = t
         if stale.size:
             self._epoch[name] = tape.adj_epoch.copy()
-        return _readonly(arr)
+        self._version[name] = tape.adj_version
+        ro = self._ro[name] = _readonly(arr)
+        return ro
 
     def _mult(self, rows: slice, cols: slice | np.ndarray) -> np.ndarray:
         """Multipliers for ``rows`` as of the tape's day T: hfq adj_d, qfq adj_d / adj_T, and 1
@@ -172,6 +185,7 @@ class MarketTape:
         self.adj_filled = np.empty(shape)
         self.adj_first = np.full(n_sym, n_rows, dtype=np.int64)
         self.adj_epoch = np.zeros(n_sym, dtype=np.int64)  # bumped when a symbol's view must re-scale
+        self.adj_version = 0  # bumped with any adj_epoch
         self._rescale: dict[int, list[int]] = {}  # row → symbols whose view re-scales that day
         self._first_at: dict[int, list[int]] = {}  # row → symbols whose first factor it is
         self._qfq = adjust_type == "qfq"
@@ -253,6 +267,7 @@ class MarketTape:
         cols = self._rescale.get(i)
         if cols is not None:
             self.adj_epoch[cols] += 1
+            self.adj_version += 1
         self.t = i
 
     def _derive(self, hi: int) -> None:
