@@ -14,7 +14,7 @@ runpy.run_path(str(ROOT / "protos" / "generate.py"))["generate"]()
 
 setup(
     packages=[
-        *find_packages(include=["services*", "auth_svc*", "task_svc*", "engine_svc*", "backtest_report*"],
+        *find_packages(include=["services*", "auth_svc*", "task_svc*", "engine_svc*", "backtest_report*", "sweeplib*"],
                        exclude=["services.stubs*"]),
         *("zquant" + p[len("zquant"):] for p in find_packages("services/stubs", include=["zquant*"])),
     ],
