@@ -18,9 +18,11 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from backtest_report.views import refusal_category
 from services import devstack
@@ -87,8 +89,18 @@ class Strategy(BaseStrategy):
 '''
 
 
-# The equity chart in log mode plots growth of 1 (≈ 1 + return) instead of the return.
-LOG_SCALE_DRAWN = "JSON.parse(document.querySelector('[data-testid=chart-equity]').dataset.series)[0].last > 0.9"
+# Waits are locator assertions or Python polls, never page.wait_for_function: that evaluates its
+# predicate with eval() in the page, which the console's CSP (script-src 'self') refuses.
+def wait_log_scale_drawn(page: Any, timeout: float = 10.0) -> None:
+    """The equity chart in log mode plots growth of 1 (≈ 1 + return) instead of the return."""
+    deadline = time.monotonic() + timeout
+    while True:
+        raw = page.get_attribute("[data-testid=chart-equity]", "data-series")
+        if raw and json.loads(raw)[0]["last"] > 0.9:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"equity chart not redrawn in log scale: {raw}")
+        time.sleep(0.05)
 
 
 @dataclass
@@ -287,7 +299,7 @@ def test_detail_charts_match_the_api(console: Console, stack: Stack, completed: 
 
     # Log scale: growth of 1, same last point.
     page.check("[data-testid=log-toggle]")
-    page.wait_for_function(LOG_SCALE_DRAWN)
+    wait_log_scale_drawn(page)
     assert console.series("chart-equity")[0]["last"] == pytest.approx(1 + final, abs=1e-6)
 
     # Candles of a traded symbol with its fills marked.
@@ -471,7 +483,7 @@ def test_language_defaults_to_the_browser_and_toggles(browser: object, stack: St
     zh.login()
     assert "回测任务" in zh.page.inner_text("header.top nav")
     zh.page.click("[data-testid=lang-toggle]")
-    zh.page.wait_for_function("document.querySelector('header.top nav').innerText.includes('Tasks')")
+    expect(zh.page.locator("header.top nav")).to_contain_text("Tasks")
     assert zh.page.evaluate("document.documentElement.lang") == "en"
     zh.page.reload()  # the choice is remembered
     zh.page.wait_for_selector("header.top")
@@ -501,13 +513,13 @@ def test_main_flows_work_by_keyboard(console: Console, completed: dict) -> None:
     page.wait_for_selector("[data-testid=chart-equity][data-series]", state="attached", timeout=30_000)
     tab_to("[data-testid=log-toggle]")
     page.keyboard.press("Space")
-    page.wait_for_function(LOG_SCALE_DRAWN)
+    wait_log_scale_drawn(page)
     tab_to("a[href='#/new']")
     page.keyboard.press("Enter")
     page.wait_for_selector("[data-testid=submit]")
     tab_to("[data-testid=lang-toggle]")
     page.keyboard.press("Enter")
-    page.wait_for_function("document.documentElement.lang === 'zh-CN'")
+    expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
 
 
 def test_expired_session_prompts_relogin_and_keeps_the_form(console: Console) -> None:
@@ -546,7 +558,6 @@ def test_full_queue_and_network_errors_are_sentences(console: Console) -> None:
     page.unroute("**/api/v1/backtest/run")
     page.route("**/api/v1/backtest/run", lambda route: route.abort())
     page.click("[data-testid=submit]")
-    page.wait_for_function("document.querySelector('[data-testid=form-error]')?.innerText"
-                           ".includes('cannot be reached')")
+    expect(page.locator("[data-testid=form-error]")).to_contain_text("cannot be reached")
     assert "Traceback" not in page.content()
 
