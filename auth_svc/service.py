@@ -26,6 +26,7 @@ from auth_svc.keys import KeyRing
 from auth_svc.models import ApiKey, RefreshToken, User
 from auth_svc.passwords import Passwords
 from auth_svc.settings import AuthSettings
+from auth_svc.telemetry import count_logins
 from auth_svc.throttle import Throttle
 from services.db import transaction
 from services.errors import (
@@ -176,6 +177,7 @@ class AuthService:
 
     # === tokens ===============================================================================
 
+    @count_logins
     def login(self, username: str, password: str, client_ip: str = "") -> TokenPair:
         violations = [(f, v) for f, v in (("username", username_violation(username)),
                                           ("password", password_violation(password, new=False))) if v]

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from auth_svc import repository as repo
 from auth_svc.models import LoginThrottle
 from auth_svc.settings import AuthSettings
+from auth_svc.telemetry import THROTTLED
 from services.db import transaction
 from services.errors import ResourceExhausted
 
@@ -56,6 +57,7 @@ class Throttle:
         wait = max((r.locked_until - now).total_seconds() for r in rows.values() if r.locked_until is not None) \
             if any(r.locked_until is not None for r in rows.values()) else 0.0
         if wait > 0:
+            THROTTLED.inc()
             raise ResourceExhausted(f"too many failed logins, retry in {math.ceil(wait)} s")
 
     def record_failure(self, username: str, client_ip: str) -> None:

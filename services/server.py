@@ -24,6 +24,7 @@ from grpc_reflection.v1alpha import reflection
 
 from services.config import ServerSettings
 from services.interceptors import Authenticator, ServiceInterceptor
+from services.metrics import MetricsEndpoint, MetricsInterceptor, start_metrics_endpoint
 
 log = logging.getLogger("zquant.server")
 
@@ -42,6 +43,7 @@ class RunningServer:
     # flight; whatever time they leave is gRPC's own grace for those calls.
     before_stop: list[Callable[[float], None]] = field(default_factory=list)
     on_shutdown: list[Callable[[], None]] = field(default_factory=list)
+    metrics: MetricsEndpoint | None = None  # /metrics when ZQ_<SERVICE>_METRICS_ADDR is set
     _stopped: threading.Event = field(default_factory=threading.Event)
 
     def set_serving(self, serving: bool) -> None:
@@ -81,9 +83,13 @@ def build_server(
     public_methods: Iterable[str] = (),
 ) -> RunningServer:
     """Creates and starts the server (health NOT_SERVING); the caller flips it once ready."""
+    metrics = start_metrics_endpoint(settings.service)
+    # Metrics outermost: a call's latency includes authentication, its code is the client's.
+    # Without an endpoint nobody reads them, so the calls are not measured at all.
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix=f"{settings.service}-rpc"),
-        interceptors=[ServiceInterceptor(authenticator, frozenset(public_methods))],
+        interceptors=[*([MetricsInterceptor()] if metrics else []),
+                      ServiceInterceptor(authenticator, frozenset(public_methods))],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -98,8 +104,12 @@ def build_server(
     )
     port = server.add_insecure_port(settings.addr)
     if port == 0:
+        if metrics is not None:
+            metrics.stop()
         raise RuntimeError(f"cannot listen on {settings.addr}")
-    running = RunningServer(server, health_servicer, names, port, settings.grace_seconds)
+    running = RunningServer(server, health_servicer, names, port, settings.grace_seconds, metrics=metrics)
+    if metrics is not None:
+        running.on_shutdown.append(metrics.stop)
     running.set_serving(False)
     server.start()
     log.info("listening", extra={"addr": settings.addr, "port": port, "services": names})

@@ -22,6 +22,7 @@ from services.config import ServerSettings
 from services.db import is_postgres, make_engine, make_session_factory
 from services.interceptors import Authenticator
 from services.server import RunningServer, build_server
+from task_svc import telemetry
 from task_svc.config import TaskSettings
 from task_svc.dispatcher import Dispatcher
 from task_svc.engine_client import EngineClient
@@ -68,6 +69,7 @@ class TaskApp:
         self.strategies = Strategies(self.sessions, engine_client)
         self.views = ResultViews(self.sessions, engine_client)
         self.dispatcher = Dispatcher(self.sessions, engine_client, self.bus, self.publisher, settings)
+        self._metrics = telemetry.watch_tasks(self.sessions)  # tasks by status, queue depth
         self.server: RunningServer | None = None
 
     @property

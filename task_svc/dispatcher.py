@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from zquant.engine.v1 import engine_pb2
 
 from services.db import transaction
+from task_svc import telemetry
 from task_svc.config import TaskSettings
 from task_svc.engine_client import TRANSIENT_CODES, EngineClient, EngineRun
 from task_svc.events import DELETED, EventBus, Publisher, TaskHint
@@ -169,6 +170,9 @@ class Dispatcher:
             try:
                 with transaction(self.sessions) as session:
                     reaped = QueueRepository(session).reap_expired(utcnow(), self.settings.max_attempts)
+                for change in reaped:
+                    telemetry.LEASE_EXPIRIES.labels(
+                        "failed" if change.status == TaskStatus.FAILED.value else "requeued").inc()
                 if reaped:
                     log.warning("took over tasks with expired leases",
                                 extra={"tasks": [(c.task_id, c.status) for c in reaped]})
@@ -191,6 +195,8 @@ class Dispatcher:
             if task is None:
                 return False
             session.expunge(task)
+        if task.started_at is not None:
+            telemetry.CLAIM_SECONDS.observe(max(0.0, (task.started_at - task.created_at).total_seconds()))
         run = _Run(task.id, task.user_id, owner, task.retries)
         with self._runs_lock:
             self._runs[task.id] = run
@@ -369,5 +375,7 @@ class Dispatcher:
             not_before = utcnow() + timedelta(seconds=delay)
         with transaction(self.sessions) as session:
             ok = QueueRepository(session).release(run.task_id, run.owner, not_before, engine_retry=engine_retry)
+        if ok and engine_retry:
+            telemetry.RETRIES.inc()
         if ok:
             self._publish([TaskHint(run.task_id, run.user_id, TaskStatus.PENDING.value, "status")])

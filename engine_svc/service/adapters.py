@@ -20,6 +20,7 @@ from engine_svc.engine.panel import Panel
 from engine_svc.sandbox import api as sandbox_api
 from engine_svc.sandbox.launcher import SparePool
 from engine_svc.sandbox.limits import SandboxLimits
+from engine_svc.service import telemetry
 from engine_svc.service.runner import ProgressFn, UnknownSymbols
 from services.migrations import alembic_config
 
@@ -97,6 +98,7 @@ class ProcessSandbox:
         outcome = sandbox_api.run_in_sandbox(
             panel, code, config, limits=self.limits, on_progress=on_progress, cancel=cancel, spares=self._pool()
         )
+        telemetry.WORKER_START_SECONDS.observe(outcome.timings.get("start_s", 0.0))
         return outcome.result, outcome.logs
 
     def close(self) -> None:

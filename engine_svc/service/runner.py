@@ -30,6 +30,7 @@ from engine_svc.engine.config import BacktestConfig, ConfigError
 from engine_svc.engine.panel import Panel
 from engine_svc.metrics import compute_metrics, round_trips
 from engine_svc.sandbox.errors import SandboxError
+from engine_svc.service import telemetry
 from engine_svc.service.slots import SlotPool, SlotsBusy, SlotsClosed, Ticket
 from services.errors import InvalidArgument, NotFound, ResourceExhausted, Unavailable
 
@@ -182,6 +183,7 @@ class EngineCore:
         self._idle = threading.Condition(self._lock)
         self._active: list[_ActiveRun] = []
         self._shutting_down = False
+        telemetry.watch_pool(pool)
 
     # -- RunBacktest ---------------------------------------------------------------------------
 
@@ -225,14 +227,23 @@ class EngineCore:
     def _run_in_slot(
         self, prepared: PreparedRun, on_event: Callable[[RunEvent], None], run: _ActiveRun
     ) -> RunSuccess | RunFailure:
-        throttle = _Throttle(on_event, self.progress_interval)
         started = time.perf_counter()
+        outcome = self._run_worker(prepared, on_event, run, started)
+        kind = "COMPLETED" if isinstance(outcome, RunSuccess) else outcome.kind
+        telemetry.BACKTEST_SECONDS.labels(kind).observe(time.perf_counter() - started)
+        return outcome
+
+    def _run_worker(
+        self, prepared: PreparedRun, on_event: Callable[[RunEvent], None], run: _ActiveRun, started: float
+    ) -> RunSuccess | RunFailure:
+        throttle = _Throttle(on_event, self.progress_interval)
         try:
             result, worker_logs = self.sandbox.run(
                 prepared.panel, prepared.request.strategy_code, prepared.config.to_dict(),
                 on_progress=throttle, cancel=run.cancel,
             )
         except SandboxError as exc:
+            telemetry.count_sandbox_end(exc.kind)
             if exc.kind == "cancelled" or run.cancel.is_set():
                 return self._cancelled(run, logs=exc.logs)
             failure = failure_from_sandbox(exc)
