@@ -133,7 +133,8 @@ class MetricsInterceptor(grpc.ServerInterceptor):
                     call.done(_failed_code(context, exc))
                     raise
                 else:
-                    call.done(_code_name(context))
+                    # A handler that returns when its client went away ends a cancelled call.
+                    call.done(_code_name(context) if context.is_active() else "CANCELLED")
                 finally:
                     gauge.dec()
 
@@ -176,6 +177,8 @@ class AioMetricsInterceptor(grpc.aio.ServerInterceptor):
                     if hasattr(items, "__aiter__"):
                         async for item in items:
                             yield item
+                    elif inspect.isawaitable(items):  # a coroutine that sends with context.write()
+                        await items
                     else:
                         for item in items:
                             yield item
@@ -183,7 +186,7 @@ class AioMetricsInterceptor(grpc.aio.ServerInterceptor):
                     call.done(_aio_failed_code(context, exc))
                     raise
                 else:
-                    call.done(_code_name(context))
+                    call.done("CANCELLED" if context.cancelled() else _code_name(context))
                 finally:
                     gauge.dec()
 
