@@ -12,6 +12,9 @@ from zquant.backtest.v1 import (
     strategy_pb2,
     strategy_pb2_grpc,
     strategy_rest_pb2,
+    sweep_pb2,
+    sweep_pb2_grpc,
+    sweep_rest_pb2,
     task_pb2,
     task_pb2_grpc,
     task_rest_pb2,
@@ -31,6 +34,9 @@ from task_svc.result_views import ResultViews
 from task_svc.servicer import TaskServicer
 from task_svc.strategies import Strategies
 from task_svc.strategy_servicer import StrategyServicer
+from task_svc.sweep_runner import SweepRunner
+from task_svc.sweep_servicer import SweepServicer
+from task_svc.sweeps import Sweeps
 from task_svc.tasks import Tasks
 
 log = logging.getLogger("zquant.task")
@@ -70,6 +76,8 @@ class TaskApp:
         self.views = ResultViews(self.sessions, engine_client)
         self.dispatcher = Dispatcher(self.sessions, engine_client, self.bus, self.publisher, settings)
         self._metrics = telemetry.watch_tasks(self.sessions)  # tasks by status, queue depth
+        self.sweeps = Sweeps(self.sessions, engine_client, self.tasks, settings)
+        self.sweep_runner = SweepRunner(self.sessions, engine_client, settings)
         self.server: RunningServer | None = None
 
     @property
@@ -80,10 +88,15 @@ class TaskApp:
     def _register(self, server: grpc.Server) -> list[str]:
         tasks = TaskServicer(self.tasks, self.bus, self.settings, self.views)
         strategies = StrategyServicer(self.strategies)
+        sweeps = SweepServicer(self.sweeps)
         task_pb2_grpc.add_TaskServiceServicer_to_server(tasks, server)
         strategy_pb2_grpc.add_StrategyServiceServicer_to_server(strategies, server)
+        sweep_pb2_grpc.add_SweepServiceServicer_to_server(sweeps, server)
         return [task_pb2.DESCRIPTOR.services_by_name["TaskService"].full_name,
                 strategy_pb2.DESCRIPTOR.services_by_name["StrategyService"].full_name,
+                sweep_pb2.DESCRIPTOR.services_by_name["SweepService"].full_name,
+                rest.register_rest_service(server, sweep_rest_pb2.DESCRIPTOR.services_by_name["SweepRestService"],
+                                           sweeps),
                 rest.register_rest_service(server, task_rest_pb2.DESCRIPTOR.services_by_name["TaskRestService"], tasks),
                 rest.register_rest_service(
                     server, strategy_rest_pb2.DESCRIPTOR.services_by_name["StrategyRestService"], strategies)]
@@ -103,6 +116,7 @@ class TaskApp:
         if self.listener is not None:
             self.listener.start()
         self.dispatcher.start()
+        self.sweep_runner.start()
         self.check_ready()
 
     def start(self) -> TaskApp:
@@ -124,6 +138,7 @@ class TaskApp:
 
     def _wind_down(self, grace: float) -> None:
         self.bus.close()
+        self.sweep_runner.stop(grace)
         self.dispatcher.stop(grace)
 
     def _close(self) -> None:

@@ -15,6 +15,10 @@
 | ZQ_TASK_ENGINE_TIMEOUT | 15 | deadline of ValidateStrategy / ListSymbols calls |
 | ZQ_TASK_GRPC_WORKERS | 64 | server threads (every open watch stream holds one) |
 | ZQ_TASK_REPLICA_ID | host-pid | names this replica in lease_owner |
+| ZQ_SWEEP_MAX_TRIALS | 1000 | trials one sweep may have (beyond → 429) |
+| ZQ_SWEEP_MAX_ACTIVE_PER_USER | 3 | PENDING+RUNNING sweeps one user may have (beyond → 429) |
+| ZQ_SWEEP_WORKERS | = ZQ_TASK_WORKERS | trial batches (engine calls) one replica runs at once |
+| ZQ_SWEEP_BATCH_TRIALS | 25 | trials per engine call at most |
 | ZQ_ENGINE_TOKEN or ZQ_ENGINE_API_KEY + ZQ_ENGINE_API_SECRET | — | credentials task_svc presents to engine_svc |
 """
 
@@ -46,6 +50,10 @@ class TaskSettings:
     engine_timeout: float = 15.0
     grpc_workers: int = 64
     replica_id: str = field(default_factory=_default_replica_id)
+    sweep_max_trials: int = 1000
+    sweep_max_active_per_user: int = 3
+    sweep_workers: int = 2
+    sweep_batch_trials: int = 25
 
     @classmethod
     def from_env(cls) -> TaskSettings:
@@ -63,6 +71,10 @@ class TaskSettings:
             engine_timeout=env_float("ZQ_TASK_ENGINE_TIMEOUT", 15.0),
             grpc_workers=env_int("ZQ_TASK_GRPC_WORKERS", 64),
             replica_id=env_str("ZQ_TASK_REPLICA_ID", _default_replica_id()),
+            sweep_max_trials=max(1, env_int("ZQ_SWEEP_MAX_TRIALS", 1000)),
+            sweep_max_active_per_user=max(1, env_int("ZQ_SWEEP_MAX_ACTIVE_PER_USER", 3)),
+            sweep_workers=max(1, env_int("ZQ_SWEEP_WORKERS", max(1, env_int("ZQ_TASK_WORKERS", 2)))),
+            sweep_batch_trials=min(1000, max(1, env_int("ZQ_SWEEP_BATCH_TRIALS", 25))),
         )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import grpc
 from zquant.engine.v1 import engine_pb2, engine_pb2_grpc
@@ -44,6 +44,14 @@ class EngineRun(Protocol):
     def cancel(self) -> None: ...
 
 
+class TrialsRun(Protocol):
+    """One running batch of trials: iterate its events; cancel() kills the engine's worker."""
+
+    def events(self) -> Iterator[engine_pb2.RunTrialsEvent]: ...
+
+    def cancel(self) -> None: ...
+
+
 class EngineClient(Protocol):
     def validate_strategy(self, code: str) -> list[CodeProblem]: ...
 
@@ -52,6 +60,10 @@ class EngineClient(Protocol):
     def run_backtest(self, request: engine_pb2.RunBacktestRequest) -> EngineRun: ...
 
     def daily_bars(self, symbol: str, start: str, end: str) -> engine_pb2.GetDailyBarsResponse: ...
+
+    def run_trials(self, request: engine_pb2.RunTrialsRequest) -> TrialsRun: ...
+
+    def fingerprint(self, config: dict[str, Any]) -> tuple[str, str, list[str]]: ...
 
     def close(self) -> None: ...
 
@@ -127,6 +139,20 @@ class GrpcEngineClient:
         # No deadline: the engine enforces the wall-clock limit and reports TIME_LIMIT.
         call = self._stub.RunBacktest(request, metadata=tuple(self._metadata()))
         return _GrpcRun(call)  # type: ignore[arg-type]
+
+    def run_trials(self, request: engine_pb2.RunTrialsRequest) -> TrialsRun:
+        call = self._stub.RunTrials(request, metadata=tuple(self._metadata()))
+        return _GrpcRun(call)  # type: ignore[arg-type,return-value]
+
+    def fingerprint(self, config: dict[str, Any]) -> tuple[str, str, list[str]]:
+        """(engine version, market data hash, trading days) of what ``config`` would run on."""
+        try:
+            reply = self._stub.GetDataFingerprint(
+                engine_pb2.GetDataFingerprintRequest(config=engine_pb2.BacktestConfig(**config)),
+                timeout=self._timeout, metadata=tuple(self._metadata()))
+        except grpc.RpcError as exc:
+            raise self._unary_error(exc) from None
+        return reply.engine_version, reply.data_hash, list(reply.dates)
 
     def close(self) -> None:
         self._channel.close()

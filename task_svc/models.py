@@ -26,6 +26,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -158,3 +159,113 @@ class Result(TaskBase):
     engine_version: Mapped[str] = mapped_column(String(64), nullable=False, default="")
     data_hash: Mapped[str] = mapped_column(String(128), nullable=False, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+
+
+# ---------------------------------------------------------------------------- sweeps
+
+class SweepStatus(StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+SWEEP_ACTIVE = frozenset({SweepStatus.PENDING, SweepStatus.RUNNING})
+
+
+class TrialStatus(StrEnum):
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    DONE = "DONE"
+    FAILED = "FAILED"
+    CACHED = "CACHED"
+    SKIPPED = "SKIPPED"
+
+
+TRIAL_FINISHED = frozenset({TrialStatus.DONE, TrialStatus.FAILED, TrialStatus.CACHED, TrialStatus.SKIPPED})
+TRIAL_WITH_RESULT = frozenset({TrialStatus.DONE, TrialStatus.CACHED})
+
+
+class Sweep(TaskBase):
+    """One parameter search. ``spec_json`` is the normalised request (what the planner reads);
+    the trials are its rows in ``backtest_sweep_trials`` — the whole state of the search, so any
+    replica continues it."""
+
+    __tablename__ = "backtest_sweeps"
+    __table_args__ = (
+        CheckConstraint("status IN ('PENDING','RUNNING','COMPLETED','FAILED','CANCELLED')", name="ck_sweeps_status"),
+        Index("ix_sweeps_user_created", "user_id", "created_at", "id"),
+        Index("ix_sweeps_status", "status", "created_at", "id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    strategy_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    strategy_name: Mapped[str] = mapped_column(String(200), nullable=False)
+    strategy_code: Mapped[str] = mapped_column(Text, nullable=False)
+    config_json: Mapped[str] = mapped_column(Text, nullable=False)
+    params_json: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
+    spec_json: Mapped[str] = mapped_column(Text, nullable=False)  # space, method, constraints, objective …
+    request_json: Mapped[str] = mapped_column(Text, nullable=False)  # the request as submitted (echoed back)
+    method: Mapped[str] = mapped_column(String(16), nullable=False)
+    max_trials: Mapped[int] = mapped_column(Integer, nullable=False)
+    max_parallel: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default=SweepStatus.PENDING.value)
+    error_message: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    # Planner generations created so far; the next one is made by whoever wins the conditional
+    # UPDATE generation = g → g + 1 (one replica per generation).
+    generations: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    engine_version: Mapped[str] = mapped_column(String(64), nullable=False, default="")
+    data_hash: Mapped[str] = mapped_column(String(128), nullable=False, default="")
+    folds_json: Mapped[str] = mapped_column(Text, nullable=False, default="[]")
+    not_before: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class SweepTrial(TaskBase):
+    """One parameter set of a sweep. Claimed in batches like tasks are claimed (lease_owner is the
+    batch's run token; every runner write is conditional on it, so a trial is counted once)."""
+
+    __tablename__ = "backtest_sweep_trials"
+    __table_args__ = (
+        CheckConstraint("status IN ('QUEUED','RUNNING','DONE','FAILED','CACHED','SKIPPED')", name="ck_trials_status"),
+        UniqueConstraint("sweep_id", "number", name="uq_trials_sweep_number"),
+        Index("ix_trials_sweep_status", "sweep_id", "status", "number"),
+        Index("ix_trials_status_lease", "status", "lease_expires_at"),
+        Index("ix_trials_user_key", "user_id", "cache_key", "status"),
+        Index("ix_trials_lease_owner", "lease_owner"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    sweep_id: Mapped[int] = mapped_column(Integer, ForeignKey("backtest_sweeps.id", ondelete="CASCADE"), nullable=False)
+    user_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    number: Mapped[int] = mapped_column(Integer, nullable=False)  # from 1, in the order trials were planned
+    # The planner's number of the trial within its search (a fold's in-sample trials are one
+    # search); -1 for an out-of-sample run.
+    seq: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    fold: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    phase: Mapped[str] = mapped_column(String(16), nullable=False, default="FULL")
+    start_date: Mapped[str] = mapped_column(String(10), nullable=False)
+    end_date: Mapped[str] = mapped_column(String(10), nullable=False)
+    params_json: Mapped[str] = mapped_column(Text, nullable=False)  # the swept parameters only
+    # sha256 of (strategy code, normalised config with this trial's dates, params, data hash,
+    # engine version): a DONE trial with the same key in any of the user's sweeps is reused.
+    cache_key: Mapped[str] = mapped_column(String(64), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default=TrialStatus.QUEUED.value)
+    metrics_json: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    nav_json: Mapped[str] = mapped_column(Text, nullable=False, default="")  # {"dates": [...], "nav": [...]}
+    objective: Mapped[float | None] = mapped_column(Double, nullable=True)
+    trades: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    error_message: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    seconds: Mapped[float] = mapped_column(Double, nullable=False, default=0.0)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)

@@ -101,6 +101,15 @@ class ProcessSandbox:
         telemetry.WORKER_START_SECONDS.observe(outcome.timings.get("start_s", 0.0))
         return outcome.result, outcome.logs
 
+    def run_trials(
+        self, panel: Panel, code: str, config: dict[str, Any], params: list[dict[str, Any]], *,
+        on_progress: ProgressFn, cancel: threading.Event
+    ) -> tuple[list[Any], str, float]:
+        outcome = sandbox_api.run_trials_in_sandbox(
+            panel, code, config, params, limits=self.limits, on_progress=on_progress, cancel=cancel,
+            spares=self._pool())
+        return list(outcome.result), outcome.logs, outcome.max_rss_mb
+
     def close(self) -> None:
         """Stop the spare workers (the service's shutdown)."""
         with self._lock:

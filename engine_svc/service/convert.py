@@ -9,7 +9,15 @@ from typing import Any
 from google.protobuf import json_format, struct_pb2
 from zquant.engine.v1 import engine_pb2
 
-from engine_svc.service.runner import Progress, RunFailure, RunRequest
+from engine_svc.service.runner import (
+    Fingerprint,
+    Progress,
+    RunFailure,
+    RunRequest,
+    TrialData,
+    TrialsRequest,
+    TrialsSuccess,
+)
 
 # proto3 `optional` scalars of BacktestConfig: copied only when set, so unset → engine default.
 _OPTIONAL_CONFIG_FIELDS = (
@@ -73,6 +81,45 @@ def run_request_from_proto(msg: engine_pb2.RunBacktestRequest) -> RunRequest:
         params=params_from_proto(msg.params),
         reference=msg.reference,
     )
+
+
+def trials_request_from_proto(msg: engine_pb2.RunTrialsRequest) -> TrialsRequest:
+    return TrialsRequest(
+        strategy_code=msg.strategy_code,
+        config=config_from_proto(msg.config),
+        params=[params_from_proto(p) for p in msg.params],
+        reference=msg.reference,
+    )
+
+
+def _engine_error(f: RunFailure) -> engine_pb2.EngineError:
+    return engine_pb2.EngineError(kind=engine_pb2.EngineError.Kind.Value(f.kind), message=f.message, line=f.line,
+                                  logs=f.logs)
+
+
+def trials_progress_event(p: Progress) -> engine_pb2.RunTrialsEvent:
+    return engine_pb2.RunTrialsEvent(progress=engine_pb2.Progress(fraction=p.fraction, current_date=p.date))
+
+
+def trial_event(t: TrialData) -> engine_pb2.RunTrialsEvent:
+    if t.failure is not None:
+        return engine_pb2.RunTrialsEvent(trial=engine_pb2.TrialResult(index=t.index, failure=_engine_error(t.failure)))
+    return engine_pb2.RunTrialsEvent(trial=engine_pb2.TrialResult(
+        index=t.index, dates=t.dates, nav=t.nav, metrics=metrics_to_proto(t.metrics), orders=t.orders,
+        trades=t.trades, mismatch_days=t.mismatch_days))
+
+
+def trials_done_event(s: TrialsSuccess) -> engine_pb2.RunTrialsEvent:
+    return engine_pb2.RunTrialsEvent(done=engine_pb2.TrialsDone(
+        engine_version=s.engine_version, data_hash=s.data_hash, seconds=s.seconds, worker_max_rss_mb=s.max_rss_mb))
+
+
+def trials_error_event(f: RunFailure) -> engine_pb2.RunTrialsEvent:
+    return engine_pb2.RunTrialsEvent(error=_engine_error(f))
+
+
+def fingerprint_to_proto(f: Fingerprint) -> engine_pb2.DataFingerprint:
+    return engine_pb2.DataFingerprint(engine_version=f.engine_version, data_hash=f.data_hash, dates=f.dates)
 
 
 # ---- events -------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from engine_svc.data.bars import panel_bars
 from engine_svc.engine import ENGINE_VERSION
 from engine_svc.engine.config import BacktestConfig, ConfigError
 from engine_svc.engine.panel import Panel
+from engine_svc.engine.session import day_rows
 from engine_svc.metrics import compute_metrics, round_trips
 from engine_svc.sandbox.errors import SandboxError
 from engine_svc.service import telemetry
@@ -43,6 +44,7 @@ VALIDATE_WAIT_SECONDS = 30.0  # a validation waiting longer than this for a work
 SHUTDOWN_MESSAGE = "engine shutting down; the run was cancelled"
 CANCELLED_MESSAGE = "backtest was cancelled"
 MALFORMED_RESULT_MESSAGE = "strategy process returned a malformed result"
+MAX_TRIALS_PER_CALL = 1000  # engine_svc.engine.trials.MAX_TRIALS
 
 # SandboxError.kind → EngineError.Kind name (the proto enum), one per row of sandbox.md's table.
 KIND_BY_SANDBOX_KIND: dict[str, str] = {
@@ -97,6 +99,44 @@ class RunFailure:
 RunEvent = Progress | RunSuccess | RunFailure
 
 
+@dataclass(frozen=True)
+class TrialsRequest:
+    strategy_code: str
+    config: dict[str, Any]
+    params: list[dict[str, Any]]
+    reference: str = ""
+
+
+@dataclass(frozen=True)
+class TrialData:
+    """One trial's lean result (metrics computed here, in the trusted service) or its failure."""
+
+    index: int
+    failure: RunFailure | None = None
+    dates: list[str] = field(default_factory=list)
+    nav: list[float] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    orders: int = 0
+    trades: int = 0
+    mismatch_days: int = 0
+
+
+@dataclass(frozen=True)
+class TrialsSuccess:
+    trials: list[TrialData]
+    engine_version: str
+    data_hash: str
+    seconds: float
+    max_rss_mb: float = 0.0
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    engine_version: str
+    data_hash: str
+    dates: list[str]
+
+
 @dataclass
 class PreparedRun:
     """A validated, admitted run: holds its place in the slot queue until executed or released."""
@@ -105,6 +145,7 @@ class PreparedRun:
     config: BacktestConfig
     panel: Panel
     ticket: Ticket
+    trials: list[dict[str, Any]] = field(default_factory=list)  # RunTrials: one entry per trial
 
     def release(self) -> None:
         self.ticket.release()
@@ -139,6 +180,14 @@ class Sandbox(Protocol):
         self, panel: Panel, code: str, config: dict[str, Any], *, on_progress: ProgressFn, cancel: threading.Event
     ) -> tuple[dict[str, Any], str]:
         """(engine result dict, captured worker output) or raises SandboxError."""
+        ...
+
+    def run_trials(
+        self, panel: Panel, code: str, config: dict[str, Any], params: list[dict[str, Any]], *,
+        on_progress: ProgressFn, cancel: threading.Event
+    ) -> tuple[list[Any], str, float]:
+        """(one ``TrialOutcome`` per parameter set, captured worker output, worker peak RSS in MB)
+        or raises SandboxError for a failure of the whole batch."""
         ...
 
     def validate(self, code: str) -> list[dict[str, Any]]: ...
@@ -280,6 +329,73 @@ class EngineCore:
             )
         except UnknownSymbols as exc:
             raise unknown_symbols_error(exc.symbols, config) from None
+
+    # -- RunTrials ------------------------------------------------------------------------------
+
+    def prepare_trials(self, request: TrialsRequest) -> PreparedRun:
+        """As ``prepare`` for a batch of parameter sets (the same admission: one slot per batch)."""
+        _check_code(request.strategy_code)
+        if not 1 <= len(request.params) <= MAX_TRIALS_PER_CALL:
+            raise InvalidArgument.field("params", f"must hold 1 to {MAX_TRIALS_PER_CALL} parameter sets, "
+                                                  f"got {len(request.params)}")
+        config = build_config(request.config, {})
+        ticket = self._admit()
+        try:
+            panel = self._load_panel(config)
+        except BaseException:
+            ticket.release()
+            raise
+        run = RunRequest(request.strategy_code, request.config, {}, request.reference)
+        return PreparedRun(run, config, panel, ticket, list(request.params))
+
+    def execute_trials(
+        self, prepared: PreparedRun, on_event: Callable[[RunEvent], None], cancel: threading.Event
+    ) -> TrialsSuccess | RunFailure:
+        """Run a prepared batch; a failure of the whole batch (limits, worker killed, cancelled)
+        is a RunFailure, a trial whose strategy raised is that trial's ``failure``."""
+        run = _ActiveRun(prepared.request.reference, cancel)
+        with self._lock:
+            self._active.append(run)
+        try:
+            cfg = prepared.config
+            if len(prepared.panel.dates) == 0:
+                return RunFailure("DATA_ERROR", f"no trading days with market data between {cfg.start_date} "
+                                                f"and {cfg.end_date}")
+            if not prepared.ticket.acquire(cancel):
+                return self._cancelled(run)
+            throttle = _Throttle(on_event, self.progress_interval)
+            started = time.perf_counter()
+            try:
+                outcomes, _logs, rss = self.sandbox.run_trials(
+                    prepared.panel, prepared.request.strategy_code, cfg.to_dict(), prepared.trials,
+                    on_progress=throttle, cancel=run.cancel)
+            except SandboxError as exc:
+                if exc.kind == "cancelled" or run.cancel.is_set():
+                    return self._cancelled(run, logs=exc.logs)
+                return failure_from_sandbox(exc)
+            if run.cancel.is_set():
+                return self._cancelled(run)
+            seconds = time.perf_counter() - started
+            trials = finish_trials(outcomes, cfg, prepared.panel)
+            log.info("trials done", extra={"reference": run.reference, "trials": len(trials),
+                                          "seconds": round(seconds, 3)})
+            return TrialsSuccess(trials, ENGINE_VERSION, prepared.panel.data_hash(), seconds, rss)
+        finally:
+            prepared.ticket.release()
+            with self._lock:
+                self._active.remove(run)
+                self._idle.notify_all()
+
+    def fingerprint(self, config: dict[str, Any]) -> Fingerprint:
+        """Engine version, data hash and trading days of what ``config`` would run on."""
+        cfg = build_config(config, {})
+        panel = self._load_panel(cfg)
+        try:
+            rows = day_rows(panel, cfg.start_date, cfg.end_date)
+        except ValueError:
+            return Fingerprint(ENGINE_VERSION, panel.data_hash(), [])
+        dates = panel.date_strings()
+        return Fingerprint(ENGINE_VERSION, panel.data_hash(), [dates[i] for i in rows])
 
     # -- ValidateStrategy ----------------------------------------------------------------------
 
@@ -484,6 +600,35 @@ def finish_result(result: Any, worker_logs: str, config: BacktestConfig, data_ha
         text = f"{text}\n{worker_logs}" if text else worker_logs
     return RunSuccess({**result, "engine_version": ENGINE_VERSION, "data_hash": data_hash, "metrics": metrics,
                        "round_trips": trips, "logs": _cap(text)})
+
+
+def finish_trials(outcomes: list[Any], config: BacktestConfig, panel: Panel) -> list[TrialData]:
+    """Each trial's metrics from its ledger's NAV and fills, computed here like a single run's."""
+    bench = panel.benchmark
+    bench_close: list[float | None] | None = None
+    if bench is not None:
+        rows = day_rows(panel, config.start_date, config.end_date)
+        bench_close = [None if c != c else float(c) for c in bench.close[rows.start:rows.stop]]
+    out: list[TrialData] = []
+    for k, o in enumerate(outcomes):
+        if o.failure is not None:
+            kind = KIND_BY_SANDBOX_KIND.get(str(o.failure.get("kind")), "STRATEGY_ERROR")
+            out.append(TrialData(k, RunFailure(kind, str(o.failure.get("message", "")),
+                                               int(o.failure.get("line") or 0))))
+            continue
+        if not o.nav:
+            out.append(TrialData(k, RunFailure("NO_RESULT", "the trial produced no daily records")))
+            continue
+        try:
+            metrics = compute_metrics(o.as_result(config.initial_capital, bench_close),
+                                      annualization=config.annualization, risk_free_rate=config.risk_free_rate)
+        except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
+            log.warning("malformed trial result", extra={"error": f"{type(exc).__name__}: {exc}"})
+            out.append(TrialData(k, RunFailure("NO_RESULT", MALFORMED_RESULT_MESSAGE)))
+            continue
+        out.append(TrialData(k, None, list(o.dates), [float(v) for v in o.nav], metrics, int(o.orders),
+                             len(o.trades), int(o.mismatch_days)))
+    return out
 
 
 def _cap(text: str) -> str:

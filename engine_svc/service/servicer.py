@@ -25,6 +25,7 @@ from engine_svc.service.runner import (
     RunEvent,
     RunFailure,
     RunSuccess,
+    TrialsSuccess,
 )
 from services import rest
 from services.server import MAX_MESSAGE_BYTES
@@ -72,6 +73,51 @@ class EngineServicer(engine_pb2_grpc.EngineServiceServicer):
         finally:
             # GeneratorExit (the stream was dropped) or an error: make sure the worker dies.
             cancel.set()
+
+    def RunTrials(
+        self, request: engine_pb2.RunTrialsRequest, context: grpc.ServicerContext
+    ) -> Iterator[engine_pb2.RunTrialsEvent]:
+        # Same shape as RunBacktest: the batch runs on its own thread, this one relays events and
+        # notices the call going away (the sweep cancelled, its runner killed) at once.
+        prepared = self.core.prepare_trials(convert.trials_request_from_proto(request))
+        cancel = threading.Event()
+        if not context.add_callback(cancel.set):
+            prepared.release()
+            return
+        events: queue.Queue[RunEvent | TrialsSuccess] = queue.Queue()
+
+        def work() -> None:
+            try:
+                terminal: RunEvent | TrialsSuccess = self.core.execute_trials(prepared, events.put, cancel)
+            except Exception:
+                log.exception("trials failed inside the engine service",
+                              extra={"reference": prepared.request.reference})
+                terminal = RunFailure("INTERNAL", "internal error in the engine service")
+            events.put(terminal)
+
+        thread = threading.Thread(target=work, name=f"trials-{request.reference or 'run'}", daemon=True)
+        thread.start()
+        try:
+            while True:
+                event = events.get()
+                if isinstance(event, Progress):
+                    yield convert.trials_progress_event(event)
+                    continue
+                if isinstance(event, TrialsSuccess):
+                    for trial in event.trials:
+                        yield convert.trial_event(trial)
+                    yield convert.trials_done_event(event)
+                    return
+                assert isinstance(event, RunFailure)
+                yield convert.trials_error_event(event)
+                return
+        finally:
+            cancel.set()
+
+    def GetDataFingerprint(
+        self, request: engine_pb2.GetDataFingerprintRequest, context: grpc.ServicerContext
+    ) -> engine_pb2.DataFingerprint:
+        return convert.fingerprint_to_proto(self.core.fingerprint(convert.config_from_proto(request.config)))
 
     @staticmethod
     def _terminal(event: RunEvent) -> engine_pb2.RunBacktestEvent:
