@@ -36,6 +36,11 @@ from typing import Any
 
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session, sessionmaker
+
+from services.db import transaction
+from services.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, Unavailable
+from services.paging import page_window, parse_page
+from services.principal import Principal
 from sweeplib.errors import SweepInputError
 from sweeplib.metrics import METRICS
 from sweeplib.overfit import deflated_sharpe, nav_returns, per_period_sharpe
@@ -43,11 +48,6 @@ from sweeplib.planner import TrialRecord, grid_points, plan_generation, random_p
 from sweeplib.ranking import TrialResult, leaderboard, objective_value, search_value
 from sweeplib.spec import SweepSpec, parse_spec
 from sweeplib.walkforward import Segment, make_folds, stitch
-
-from services.db import transaction
-from services.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, Unavailable
-from services.paging import page_window, parse_page
-from services.principal import Principal
 from task_svc.config import TaskSettings
 from task_svc.engine_client import EngineClient, EngineRejected, EngineUnavailable
 from task_svc.models import (

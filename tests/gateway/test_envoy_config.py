@@ -72,6 +72,18 @@ REST_EXTRAS = {
     ("GET", "/backtest/tasks/{task_id}/logs"): "TaskRestService.GetLogs",
     ("GET", "/backtest/tasks/{task_id}/bars"): "TaskRestService.GetBars",
     ("GET", "/backtest/tasks/{task_id}/report"): "TaskRestService.GetReport",
+    # Parameter sweeps
+    ("POST", "/backtest/sweeps"): "SweepRestService.CreateSweep",
+    ("POST", "/backtest/sweeps:estimate"): "SweepRestService.EstimateSweep",
+    ("GET", "/backtest/sweeps"): "SweepRestService.ListSweeps",
+    ("GET", "/backtest/sweeps/{sweep_id}"): "SweepRestService.GetSweep",
+    ("GET", "/backtest/sweeps/{sweep_id}/trials"): "SweepRestService.ListTrials",
+    ("GET", "/backtest/sweeps/{sweep_id}/heatmap"): "SweepRestService.GetHeatmap",
+    ("GET", "/backtest/sweeps/{sweep_id}/folds"): "SweepRestService.GetFolds",
+    ("GET", "/backtest/sweeps/{sweep_id}/watch"): "SweepRestService.WatchSweep",
+    ("POST", "/backtest/sweeps/{sweep_id}/cancel"): "SweepRestService.CancelSweep",
+    ("DELETE", "/backtest/sweeps/{sweep_id}"): "SweepRestService.DeleteSweep",
+    ("POST", "/backtest/sweeps/{sweep_id}/trials/{trial_number}:promote"): "SweepRestService.PromoteTrial",
 }
 # Typed RPCs for other services only: no REST binding, and blocked at the gateway.
 INTERNAL_RPCS = {
@@ -80,12 +92,16 @@ INTERNAL_RPCS = {
     "zquant.engine.v1.EngineService/RunBacktest",
     "zquant.engine.v1.EngineService/ValidateStrategy",
     "zquant.engine.v1.EngineService/GetDailyBars",
+    "zquant.engine.v1.EngineService/RunTrials",
+    "zquant.engine.v1.EngineService/GetDataFingerprint",
 }
-STREAMING_ROUTES = {"zquant.backtest.v1.TaskRestService/WatchTask", "zquant.backtest.v1.TaskRestService/WatchTasks"}
+STREAMING_ROUTES = {"zquant.backtest.v1.TaskRestService/WatchTask", "zquant.backtest.v1.TaskRestService/WatchTasks",
+                    "zquant.backtest.v1.SweepRestService/WatchSweep"}
 CLUSTER_OF_REST_SERVICE = {
     "zquant.auth.v1.AuthRestService": "auth",
     "zquant.backtest.v1.TaskRestService": "task",
     "zquant.backtest.v1.StrategyRestService": "task",
+    "zquant.backtest.v1.SweepRestService": "task",
     "zquant.engine.v1.EngineRestService": "engine",
 }
 
