@@ -4,6 +4,10 @@
     python -m engine_svc run STRATEGY.py --start 2012-01-04 --end 2016-12-30 \\
         --symbols 600036.SH,000002.SZ [--benchmark 000001.SH] [--capital 1000000] \\
         [--params '{"window": 20}'] [--config CONFIG.json] [--json RESULT.json] [--html REPORT.html]
+    python -m engine_svc sweep STRATEGY.py --start … --end … --symbols … \\
+        --param short_window=3:12:1 --param long_window=20:60:5 --constraint 'short_window < long_window' \\
+        --objective sharpe_ratio [--method grid|random|tpe --trials N --seed S] [--json SWEEP.json]
+                                      # a parameter sweep in-process (engine_svc/sweep_cli.py)
 
 The database is ``ZQ_ENGINE_DATABASE_URL`` (default: ``engine.db`` in ``ZQ_DATA_DIR``).
 ``--config`` is a JSON object of BacktestConfig fields; command-line flags override it.
@@ -51,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--lang", choices=("en", "zh-CN"), default="en", help="language of the HTML report")
     run.add_argument("--database-url", help="override ZQ_ENGINE_DATABASE_URL")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    from engine_svc.sweep_cli import add_parser as add_sweep_parser
+
+    add_sweep_parser(sub)
     # ---- `serve`: the gRPC service (engine_svc/serve.py, configured by environment only) ----
     sub.add_parser("serve", help="run the engine gRPC service (ZQ_ENGINE_ADDR, see engine_svc/serve.py)")
     return parser
@@ -229,6 +236,10 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command == "run":
             return cmd_run(args)
+        if args.command == "sweep":
+            from engine_svc.sweep_cli import cmd_sweep
+
+            return cmd_sweep(args, build_config, load_market, UsageError)
         if args.command == "serve":  # the gRPC service; imported here so `run` stays light
             from engine_svc.serve import main as serve_main
 
