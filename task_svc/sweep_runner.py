@@ -17,7 +17,9 @@ FIFO slot queue of the engine and get the next free slot, so a large sweep canno
 Between sweeps, the one with the fewest running batches is served first (``TrialQueue``).
 
 Engine unreachable, busy or shutting down → the batch is released (QUEUED again, attempt not
-charged) and the sweep backs off briefly; a batch the engine fails as a whole (limits, worker
+charged) for any replica to take, and this replica stops claiming for a back-off that doubles
+while its engine keeps refusing (a replica whose engine died must not keep taking batches from
+the replicas whose engines work); a batch the engine fails as a whole (limits, worker
 crash) fails its trials with the engine's message.
 """
 
@@ -46,7 +48,8 @@ from task_svc.sweeps import plan, search_spec, trial_config, trial_params
 log = logging.getLogger("zquant.task.sweeps")
 
 GUARD_SECONDS = 0.25
-RETRY_SECONDS = 1.0
+RETRY_SECONDS = 0.5
+MAX_RETRY_SECONDS = 10.0
 IDLE_CHECK_SECONDS = 2.0
 METRIC_FIELDS = tuple(f.name for f in engine_pb2.Metrics.DESCRIPTOR.fields)
 
@@ -92,6 +95,8 @@ class SweepRunner:
         self._loop_thread = threading.Thread(target=self._loop, name="sweep-dispatch", daemon=True)
         self._workers: list[threading.Thread] = []
         self._last_idle_check = 0.0
+        self._backoff = 0.0
+        self._paused_until = 0.0
 
     def start(self) -> None:
         self._loop_thread.start()
@@ -137,9 +142,12 @@ class SweepRunner:
                         touched = sorted(set(touched) | set(TrialQueue(session).idle_active_sweeps()))
                 for sweep_id in touched:
                     self._plan(sweep_id)
-                while not self._stopping.is_set() and self.running() < self.settings.sweep_workers:
+                while (not self._stopping.is_set() and self.running() < self.settings.sweep_workers
+                       and time.monotonic() >= self._paused_until):
                     if not self._claim():
                         break
+                if time.monotonic() < self._paused_until:
+                    wait = min(wait, max(0.01, self._paused_until - time.monotonic()))
                 with self.sessions() as session:
                     due = TrialQueue(session).next_wakeup(utcnow())
                 if due is not None:
@@ -233,6 +241,7 @@ class SweepRunner:
                 if kind == "trial":
                     results[event.trial.index] = event.trial
                 elif kind == "done":
+                    self._backoff = 0.0
                     per_trial = (time.monotonic() - started) / max(1, len(trials))
                     self._store(run, trials, results, per_trial, spec)
                     return
@@ -291,9 +300,10 @@ class SweepRunner:
                 queue.finish(trial.id, run.batch.owner, {"status": "FAILED", "error_message": message[:20000]})
 
     def _release(self, run: _BatchRun) -> None:
+        self._backoff = min(MAX_RETRY_SECONDS, max(RETRY_SECONDS, self._backoff * 2))
+        self._paused_until = time.monotonic() + self._backoff
         with transaction(self.sessions) as session:
-            TrialQueue(session).release(run.batch.owner, run.batch.sweep_id,
-                                        utcnow() + timedelta(seconds=RETRY_SECONDS))
+            TrialQueue(session).release(run.batch.owner, run.batch.sweep_id, None)
 
     def _after_stop(self, run: _BatchRun) -> None:
         if run.reason == "shutdown":  # hand the batch to another replica at once
