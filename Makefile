@@ -1,7 +1,7 @@
 # The front door. `make up` brings up the whole stack locally; `make test` is what CI runs.
 #
 #   make up       venv + deps (when pyproject changed) + stubs, then admin user, sample data,
-#                 services and the Envoy REST gateway (python -m services.devstack up)
+#                 services and the Envoy REST gateway (python -m devstack up)
 #   make down     stop exactly what `make up` started (pid files in $ZQ_DATA_DIR/run)
 #   make status   state and health of every process
 #   make test     pytest over tests/ (fails if nothing is collected); npm ci for the web client test
@@ -39,13 +39,13 @@ export PYTHONPATH := $(CURDIR)/services/stubs:$(CURDIR)$(if $(PYTHONPATH),:$(PYT
 .PHONY: up down status test proto lint bench clean install node-deps web
 
 up: proto web
-	$(PY) -m services.devstack up
+	$(PY) -m devstack up
 
 down:
-	@if [ -x $(PY) ]; then $(PY) -m services.devstack down; else echo "no $(VENV): nothing was started"; fi
+	@if [ -x $(PY) ]; then $(PY) -m devstack down; else echo "no $(VENV): nothing was started"; fi
 
 status:
-	$(PY) -m services.devstack status
+	$(PY) -m devstack status
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)

@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchstats import summary_ms  # noqa: E402  (bench/ is sys.path[0] when run as a script)
 
-from services import devstack  # noqa: E402  (repo on sys.path first when run as a script)
+import devstack  # noqa: E402  (repo on sys.path first when run as a script)
 
 Call = Callable[[], None]
 

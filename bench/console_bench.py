@@ -3,7 +3,7 @@
     .venv/bin/python bench/console_bench.py                    # 5 runs per case
     .venv/bin/python bench/console_bench.py --runs 9 --json out.json
 
-Starts the stack as `make up` does (services/devstack.py) in a temporary ZQ_DATA_DIR, with Envoy
+Starts the stack as `make up` does (devstack/) in a temporary ZQ_DATA_DIR, with Envoy
 serving the built console (`make web` first): a synthetic market (`generate-synthetic --symbols
 300 --days 2500 --seed 1`, SQLite), then two backtests of the dual-MA template through the API:
   small  10 symbols × 5 years (1 250 trading days), benchmark 000300.SH;
@@ -52,7 +52,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from services import devstack  # noqa: E402
+import devstack  # noqa: E402
 from services.console_routes import CONSOLE_DIST  # noqa: E402
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]

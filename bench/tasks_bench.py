@@ -4,7 +4,7 @@
     .venv/bin/python bench/tasks_bench.py --pg                  # a fresh PostgreSQL database
     .venv/bin/python bench/tasks_bench.py --tasks 50 --submitters 2 --json out.json
 
-Starts the whole stack as `make up` does (services/devstack.py), in a temporary ZQ_DATA_DIR:
+Starts the whole stack as `make up` does (devstack/), in a temporary ZQ_DATA_DIR:
 synthetic market data (`python -m engine_svc.data generate-synthetic`, default 20 symbols ×
 300 days), the admin (`python -m auth_svc create-admin`), task_svc's engine credentials
 (`devstack.service_credentials`), auth_svc, engine_svc (ZQ_ENGINE_SLOTS=2), task_svc
@@ -70,7 +70,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchstats import summary_ms  # noqa: E402  (bench/ is sys.path[0] when run as a script)
 
-from services import devstack  # noqa: E402  (repo on sys.path first when run as a script)
+import devstack  # noqa: E402  (repo on sys.path first when run as a script)
 
 STRATEGY = """
 from zquant.backtest.strategy import BaseStrategy

@@ -65,7 +65,7 @@ sys.path.insert(0, str(ROOT))
 from benchstats import summary_ms  # noqa: E402  (bench/ is sys.path[0] when run as a script)
 from sqlalchemy.orm import Session  # noqa: E402
 
-from services import devstack  # noqa: E402  (repo on sys.path first when run as a script)
+import devstack  # noqa: E402  (repo on sys.path first when run as a script)
 from services.migrations import upgrade  # noqa: E402
 from services.paging import Page  # noqa: E402
 from task_svc.models import utcnow  # noqa: E402

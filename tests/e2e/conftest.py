@@ -1,6 +1,6 @@
 """Fixtures for end-to-end tests through the real Envoy gateway.
 
-Building blocks, all from services/devstack.py so tests start processes exactly as `make up`:
+Building blocks, all from devstack/ so tests start processes exactly as `make up`:
 
 - ``start_gateway(auth_addr=..., task_addr=..., engine_addr=...)``: Envoy rendered from
   deploy/envoy.yaml into a tmp dir, on free ports, pointing at the given upstreams; an upstream
@@ -28,7 +28,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from services import devstack
+import devstack
 
 
 @dataclass

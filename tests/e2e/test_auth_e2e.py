@@ -21,8 +21,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from zquant.auth.v1 import auth_pb2, auth_pb2_grpc
 
+import devstack
 from auth_svc.keys import KeyRing
-from services import devstack
 from services.db import make_engine, make_session_factory
 from tests.pgtools import temporary_database
 

@@ -24,8 +24,8 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
+import devstack
 from backtest_report.views import refusal_category
-from services import devstack
 from services.console_routes import CONSOLE_DIST
 from tests.e2e.realstack import start_real_stack
 

@@ -1,4 +1,4 @@
-"""services/devstack.py: pid files, idempotent start, stop, and the `up/status/down` CLI."""
+"""devstack/: pid files, idempotent start, stop, and the `up/status/down` CLI."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services import devstack
+import devstack
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(600)", "zq-devstack-test"]
 SIGNATURE = ("zq-devstack-test",)
@@ -89,7 +89,7 @@ def test_wait_grpc_serving_reports_the_log_tail_when_the_process_dies(tmp_path):
 
 def run_cli(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "services.devstack", command, "--timeout", "60"],
+        [sys.executable, "-m", "devstack", command, "--timeout", "60"],
         cwd=devstack.ROOT,
         env=env,
         capture_output=True,
@@ -131,6 +131,6 @@ def test_cli_up_is_idempotent_and_down_stops_everything(stack_env, envoy_binary)
     assert down.returncode == 0, down.stdout + down.stderr
     assert list((directory / "run").glob("*.pid")) == []
     for pid in pids.values():
-        assert devstack._proc_cmdline(int(pid)) is None, f"pid {pid} still running after down"
+        assert devstack.proc_cmdline(int(pid)) is None, f"pid {pid} still running after down"
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{gateway}/healthz", timeout=2)

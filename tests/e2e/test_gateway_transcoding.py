@@ -22,7 +22,8 @@ from grpc_status import rpc_status
 from zquant.auth.v1 import auth_pb2, auth_pb2_grpc, auth_rest_pb2
 from zquant.backtest.v1 import task_pb2, task_pb2_grpc, task_rest_pb2
 
-from services import devstack, rest
+import devstack
+from services import rest
 
 pytestmark = pytest.mark.envoy
 
@@ -370,7 +371,7 @@ def test_two_gateways_side_by_side(start_gateway, auth_stack):
 def test_envoy_stop_removes_pid_file_and_process(start_gateway):
     gateway = start_gateway()
     pid_path = gateway.handle.pid_path
-    assert devstack._read_pid(pid_path) == gateway.handle.pid
+    assert devstack.read_pid(pid_path) == gateway.handle.pid
     gateway.handle.stop(grace=5)
     assert not gateway.handle.alive()
     assert not pid_path.exists()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from services import devstack
+import devstack
 from tests.e2e.realstack import start_real_stack
 
 pytestmark = [pytest.mark.envoy, pytest.mark.slow]

@@ -30,7 +30,7 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from services import devstack
+import devstack
 from tests.pgtools import temporary_database
 
 pytestmark = [

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+import devstack
 from protos import openapi
-from services import devstack
 from tests.gateway.test_envoy_config import REST_EXTRAS, REST_TABLE
 
 
