@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextvars
 from dataclasses import dataclass
 
-from services.errors import PermissionDenied, Unauthenticated
+from services.errors import Unauthenticated
 
 
 @dataclass(frozen=True)
@@ -62,11 +62,4 @@ def current_principal() -> Principal:
     principal = _principal.get()
     if principal is None:
         raise Unauthenticated("credentials required")
-    return principal
-
-
-def require_admin() -> Principal:
-    principal = current_principal()
-    if not principal.is_admin:
-        raise PermissionDenied("administrator rights required")
     return principal

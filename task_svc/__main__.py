@@ -19,8 +19,9 @@ def main() -> None:
     server_settings = ServerSettings.from_env("task")
     configure_logging("task_svc", server_settings.log_level)
     settings = TaskSettings.from_env()
-    engine = GrpcEngineClient(service_addr("engine"), metadata=engine_credentials, timeout=settings.engine_timeout)
-    app = TaskApp(server_settings, settings, RemoteAuthenticator(service_addr("auth")), engine)
+    engine_client = GrpcEngineClient(service_addr("engine"), metadata=engine_credentials,
+                                     timeout=settings.engine_timeout)
+    app = TaskApp(server_settings, settings, RemoteAuthenticator(service_addr("auth")), engine_client)
     serve_until_signal(app.start_server(), app.begin)
 
 

@@ -143,11 +143,11 @@ class EventBus:
 class Publisher:
     """Call publish() only after the transaction that made the change has committed."""
 
-    def __init__(self, bus: EventBus, engine: Engine, origin: str) -> None:
+    def __init__(self, bus: EventBus, db: Engine, origin: str) -> None:
         self.bus = bus
-        self.engine = engine
+        self.db = db
         self.origin = origin
-        self.notify = is_postgres(engine)
+        self.notify = is_postgres(db)
 
     def publish(self, hints: Iterable[TaskHint]) -> None:
         stamped = [TaskHint(h.task_id, h.user_id, h.status, h.kind, h.progress, self.origin) for h in hints]
@@ -157,7 +157,7 @@ class Publisher:
             self.bus.publish(hint)
         if self.notify:
             try:
-                with self.engine.begin() as conn:
+                with self.db.begin() as conn:
                     for hint in stamped:
                         conn.execute(text("SELECT pg_notify(:ch, :payload)"),
                                      {"ch": CHANNEL, "payload": hint.to_json()})
@@ -170,11 +170,11 @@ class Publisher:
 class PgListener:
     """LISTENs on CHANNEL with its own connection and forwards foreign hints to the bus."""
 
-    def __init__(self, bus: EventBus, engine: Engine, origin: str) -> None:
+    def __init__(self, bus: EventBus, db: Engine, origin: str) -> None:
         self.bus = bus
         self.origin = origin
         # psycopg wants a libpq URL, not SQLAlchemy's "postgresql+psycopg://".
-        self.conninfo = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self.conninfo = db.url.set(drivername="postgresql").render_as_string(hide_password=False)
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name="task-pg-listener", daemon=True)

@@ -38,6 +38,11 @@ def utcnow() -> datetime:
 
 
 class TaskStatus(StrEnum):
+    """PENDING → RUNNING (a replica claims it) → COMPLETED | FAILED; PENDING or RUNNING →
+    CANCELLED; RUNNING → PENDING again when its lease expires or the engine is unavailable (at
+    most ZQ_TASK_MAX_ATTEMPTS runs). The terminal three never change. Each transition is one
+    UPDATE in repository.py conditional on the current status, which is what enforces it."""
+
     PENDING = "PENDING"
     RUNNING = "RUNNING"
     COMPLETED = "COMPLETED"

@@ -35,20 +35,6 @@ from task_svc.models import Result, Strategy, Task, TaskStatus, utcnow
 from task_svc.repository import RESULT_ORDER, TASK_ORDER, StrategyRepository, TaskRepository
 from task_svc.strategies import check_code_locally, validate_code_on_engine
 
-ALLOWED_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
-    TaskStatus.PENDING: frozenset({TaskStatus.RUNNING, TaskStatus.CANCELLED}),
-    TaskStatus.RUNNING: frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED,
-                                   TaskStatus.PENDING}),
-    TaskStatus.COMPLETED: frozenset(),
-    TaskStatus.FAILED: frozenset(),
-    TaskStatus.CANCELLED: frozenset(),
-}
-
-
-def can_transition(old: TaskStatus, new: TaskStatus) -> bool:
-    return new in ALLOWED_TRANSITIONS[old]
-
-
 CANCELLED_MESSAGE = "cancelled by the user"
 MAX_SYMBOLS = 1000
 MAX_PARAMS_BYTES = 256 * 1024

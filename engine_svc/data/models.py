@@ -126,17 +126,3 @@ class DataVersion(MarketBase):
 _basic_columns = tuple(c.name for c in DailyBasic.__table__.columns if c.name not in ("symbol", "trade_date"))
 if _basic_columns != DAILY_BASIC_FIELDS:
     raise RuntimeError("daily_basic columns must match engine_svc.engine.panel.DAILY_BASIC_FIELDS")
-
-BAR_COLUMNS: tuple[str, ...] = (
-    "open",
-    "high",
-    "low",
-    "close",
-    "pre_close",
-    "volume",
-    "amount",
-    "adj_factor",
-    "up_limit",
-    "down_limit",
-)
-INDEX_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "pre_close", "volume", "amount")

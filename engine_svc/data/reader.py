@@ -25,7 +25,6 @@ from sqlalchemy import Connection
 
 _EPOCH_JD = 2440587.5  # Julian day of 1970-01-01T00:00
 _PG_HEADER = 19  # 11-byte signature + int32 flags + int32 extension length
-_PG_TRAILER = 2  # int16 -1
 
 
 @dataclass

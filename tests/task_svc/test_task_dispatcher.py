@@ -13,7 +13,6 @@ from zquant.backtest.v1 import task_pb2
 from services.db import transaction
 from task_svc.models import Task, utcnow
 from task_svc.repository import QueueRepository
-from task_svc.tasks import ALLOWED_TRANSITIONS, can_transition
 
 S = task_pb2.Task
 ALICE = "user:1"
@@ -27,16 +26,6 @@ def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):  # type
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
-
-
-def test_state_machine_table() -> None:
-    from task_svc.models import TaskStatus as T
-
-    assert can_transition(T.PENDING, T.RUNNING) and can_transition(T.PENDING, T.CANCELLED)
-    assert not can_transition(T.PENDING, T.COMPLETED)
-    assert can_transition(T.RUNNING, T.PENDING)  # lease expiry / engine unavailable retry
-    for terminal in (T.COMPLETED, T.FAILED, T.CANCELLED):
-        assert ALLOWED_TRANSITIONS[terminal] == frozenset()
 
 
 def test_claims_in_creation_order_with_bounded_concurrency(make_app, connect, engine_server) -> None:
