@@ -29,7 +29,7 @@ from sqlalchemy import Engine
 from engine_svc.data.db import ensure_schema, get_engine
 from engine_svc.sandbox.limits import SandboxLimits
 from engine_svc.service.adapters import ProcessSandbox, SqlMarketData
-from engine_svc.service.runner import EngineCore
+from engine_svc.service.core import EngineCore
 from engine_svc.service.servicer import register
 from engine_svc.service.slots import SlotPool
 from services.auth_client import RemoteAuthenticator

@@ -17,11 +17,12 @@ from engine_svc.data import loader
 from engine_svc.data.codes import board_of
 from engine_svc.data.db import read_data_version
 from engine_svc.engine.panel import Panel
+from engine_svc.engine.session import ProgressFn
 from engine_svc.sandbox import api as sandbox_api
 from engine_svc.sandbox.launcher import SparePool
 from engine_svc.sandbox.limits import SandboxLimits
 from engine_svc.service import telemetry
-from engine_svc.service.runner import ProgressFn, UnknownSymbols
+from engine_svc.service.core import UnknownSymbols
 from services.migrations import alembic_config
 
 SERVICE = "engine"

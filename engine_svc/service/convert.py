@@ -9,11 +9,11 @@ from typing import Any
 from google.protobuf import json_format, struct_pb2
 from zquant.engine.v1 import engine_pb2
 
-from engine_svc.service.runner import (
+from engine_svc.service.core import (
+    BacktestSpec,
     Fingerprint,
     Progress,
     RunFailure,
-    RunRequest,
     TrialData,
     TrialsRequest,
     TrialsSuccess,
@@ -74,8 +74,8 @@ def _ints(value: Any) -> Any:
     return value
 
 
-def run_request_from_proto(msg: engine_pb2.RunBacktestRequest) -> RunRequest:
-    return RunRequest(
+def spec_from_proto(msg: engine_pb2.RunBacktestRequest) -> BacktestSpec:
+    return BacktestSpec(
         strategy_code=msg.strategy_code,
         config=config_from_proto(msg.config),
         params=params_from_proto(msg.params),

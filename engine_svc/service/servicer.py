@@ -18,7 +18,7 @@ import grpc
 from zquant.engine.v1 import engine_pb2, engine_pb2_grpc, engine_rest_pb2
 
 from engine_svc.service import convert
-from engine_svc.service.runner import (
+from engine_svc.service.core import (
     MALFORMED_RESULT_MESSAGE,
     EngineCore,
     Progress,
@@ -44,7 +44,7 @@ class EngineServicer(engine_pb2_grpc.EngineServiceServicer):
     ) -> Iterator[engine_pb2.RunBacktestEvent]:
         # Anything raised before the first yield becomes the call's status (INVALID_ARGUMENT,
         # RESOURCE_EXHAUSTED, UNAVAILABLE) through the shared error interceptor.
-        prepared = self.core.prepare(convert.run_request_from_proto(request))
+        prepared = self.core.prepare(convert.spec_from_proto(request))
         cancel = threading.Event()
         if not context.add_callback(cancel.set):  # already terminated
             prepared.release()
@@ -56,7 +56,7 @@ class EngineServicer(engine_pb2_grpc.EngineServiceServicer):
                 terminal: RunEvent = self.core.execute(prepared, events.put, cancel)
             except Exception:
                 log.exception("backtest failed inside the engine service",
-                              extra={"reference": prepared.request.reference})
+                              extra={"reference": prepared.spec.reference})
                 terminal = RunFailure("INTERNAL", "internal error in the engine service")
             events.put(terminal)
 
@@ -91,7 +91,7 @@ class EngineServicer(engine_pb2_grpc.EngineServiceServicer):
                 terminal: RunEvent | TrialsSuccess = self.core.execute_trials(prepared, events.put, cancel)
             except Exception:
                 log.exception("trials failed inside the engine service",
-                              extra={"reference": prepared.request.reference})
+                              extra={"reference": prepared.spec.reference})
                 terminal = RunFailure("INTERNAL", "internal error in the engine service")
             events.put(terminal)
 

@@ -22,7 +22,7 @@ from engine_svc.data.db import dispose_all, ensure_schema, get_engine
 from engine_svc.data.synthetic_db import write_synthetic
 from engine_svc.sandbox.limits import SandboxLimits
 from engine_svc.serve import build_core, start_server
-from engine_svc.service.runner import EngineCore
+from engine_svc.service.core import EngineCore
 from services.config import ServerSettings
 from services.errors import Unauthenticated
 from services.principal import Credentials, Principal

@@ -12,7 +12,7 @@ from engine_svc.engine import ENGINE_VERSION
 from engine_svc.engine.config import BacktestConfig
 from engine_svc.sandbox.errors import SandboxError
 from engine_svc.service import convert
-from engine_svc.service.runner import (
+from engine_svc.service.core import (
     MALFORMED_RESULT_MESSAGE,
     Progress,
     RunFailure,

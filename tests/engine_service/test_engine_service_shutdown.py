@@ -13,7 +13,7 @@ from google.protobuf import struct_pb2
 from grpc_health.v1 import health_pb2
 from zquant.engine.v1 import engine_pb2
 
-from engine_svc.service.runner import SHUTDOWN_MESSAGE
+from engine_svc.service.core import SHUTDOWN_MESSAGE
 
 Kind = engine_pb2.EngineError.Kind
 

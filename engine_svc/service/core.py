@@ -8,7 +8,7 @@ value — a strategy that raises is the strategy author's problem, not an RPC fa
 
 A run goes through two steps so that cheap rejections happen before anything is streamed:
 
-    prepared = core.prepare(request)   # config → INVALID_ARGUMENT, admission → RESOURCE_EXHAUSTED,
+    prepared = core.prepare(spec)      # config → INVALID_ARGUMENT, admission → RESOURCE_EXHAUSTED,
                                        # panel load → INVALID_ARGUMENT for unknown symbols
     outcome = core.execute(prepared, on_event, cancel)   # waits for a slot, runs the worker,
                                        # computes metrics; emits Progress, returns the terminal event
@@ -28,7 +28,7 @@ from engine_svc.data.bars import panel_bars
 from engine_svc.engine import ENGINE_VERSION
 from engine_svc.engine.config import BacktestConfig, ConfigError
 from engine_svc.engine.panel import Panel
-from engine_svc.engine.session import day_rows
+from engine_svc.engine.session import ProgressFn, day_rows
 from engine_svc.metrics import compute_metrics, round_trips
 from engine_svc.sandbox.errors import SandboxError
 from engine_svc.service import telemetry
@@ -68,7 +68,9 @@ KIND_BY_SANDBOX_KIND: dict[str, str] = {
 
 
 @dataclass(frozen=True)
-class RunRequest:
+class BacktestSpec:
+    """One backtest to run, as the servicer received it (``convert.spec_from_proto``)."""
+
     strategy_code: str
     config: dict[str, Any]  # BacktestConfig keyword arguments; absent keys take its defaults
     params: dict[str, Any] = field(default_factory=dict)
@@ -141,7 +143,7 @@ class Fingerprint:
 class PreparedRun:
     """A validated, admitted run: holds its place in the slot queue until executed or released."""
 
-    request: RunRequest
+    spec: BacktestSpec
     config: BacktestConfig
     panel: Panel
     ticket: Ticket
@@ -170,9 +172,6 @@ class MarketData(Protocol):
     def list_symbols(self) -> list[dict[str, Any]]: ...
 
     def check_ready(self) -> None: ...
-
-
-ProgressFn = Callable[[float, str, float], None]
 
 
 class Sandbox(Protocol):
@@ -236,18 +235,18 @@ class EngineCore:
 
     # -- RunBacktest ---------------------------------------------------------------------------
 
-    def prepare(self, request: RunRequest) -> PreparedRun:
+    def prepare(self, spec: BacktestSpec) -> PreparedRun:
         """Validate, admit and load market data; raises InvalidArgument / ResourceExhausted /
         Unavailable. The caller must ``execute`` or ``release`` the returned run."""
-        _check_code(request.strategy_code)
-        config = build_config(request.config, request.params)
+        _check_code(spec.strategy_code)
+        config = build_config(spec.config, spec.params)
         ticket = self._admit()
         try:
             panel = self._load_panel(config)
         except BaseException:
             ticket.release()
             raise
-        return PreparedRun(request, config, panel, ticket)
+        return PreparedRun(spec, config, panel, ticket)
 
     def execute(
         self, prepared: PreparedRun, on_event: Callable[[RunEvent], None], cancel: threading.Event
@@ -256,7 +255,7 @@ class EngineCore:
 
         ``cancel`` (set by the caller's cancellation, deadline or shutdown) kills the worker.
         Never raises for anything the strategy does."""
-        run = _ActiveRun(prepared.request.reference, cancel)
+        run = _ActiveRun(prepared.spec.reference, cancel)
         with self._lock:
             self._active.append(run)
         try:
@@ -288,7 +287,7 @@ class EngineCore:
         throttle = _Throttle(on_event, self.progress_interval)
         try:
             result, worker_logs = self.sandbox.run(
-                prepared.panel, prepared.request.strategy_code, prepared.config.to_dict(),
+                prepared.panel, prepared.spec.strategy_code, prepared.config.to_dict(),
                 on_progress=throttle, cancel=run.cancel,
             )
         except SandboxError as exc:
@@ -345,15 +344,15 @@ class EngineCore:
         except BaseException:
             ticket.release()
             raise
-        run = RunRequest(request.strategy_code, request.config, {}, request.reference)
-        return PreparedRun(run, config, panel, ticket, list(request.params))
+        spec = BacktestSpec(request.strategy_code, request.config, {}, request.reference)
+        return PreparedRun(spec, config, panel, ticket, list(request.params))
 
     def execute_trials(
         self, prepared: PreparedRun, on_event: Callable[[RunEvent], None], cancel: threading.Event
     ) -> TrialsSuccess | RunFailure:
         """Run a prepared batch; a failure of the whole batch (limits, worker killed, cancelled)
         is a RunFailure, a trial whose strategy raised is that trial's ``failure``."""
-        run = _ActiveRun(prepared.request.reference, cancel)
+        run = _ActiveRun(prepared.spec.reference, cancel)
         with self._lock:
             self._active.append(run)
         try:
@@ -367,7 +366,7 @@ class EngineCore:
             started = time.perf_counter()
             try:
                 outcomes, _logs, rss = self.sandbox.run_trials(
-                    prepared.panel, prepared.request.strategy_code, cfg.to_dict(), prepared.trials,
+                    prepared.panel, prepared.spec.strategy_code, cfg.to_dict(), prepared.trials,
                     on_progress=throttle, cancel=run.cancel)
             except SandboxError as exc:
                 if exc.kind == "cancelled" or run.cancel.is_set():
