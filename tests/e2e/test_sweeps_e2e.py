@@ -27,7 +27,7 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from services import devstack
+import devstack
 from tests.e2e.test_task_replicas_e2e import Market, parallel, sandbox_workers, service_env, wait_for
 from tests.pgtools import temporary_database
 
