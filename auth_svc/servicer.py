@@ -69,9 +69,20 @@ def _peer_ip(peer: str) -> str:
     return ""  # unix sockets etc.: no client address
 
 
+def _trusted(ip: str, trusted_proxies: frozenset[str]) -> bool:
+    """An address, or a network in CIDR form (Kubernetes: the gateway pods' addresses change)."""
+    if ip in trusted_proxies:
+        return True
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(p, strict=False) for p in trusted_proxies if "/" in p)
+
+
 def client_ip(context: grpc.ServicerContext, trusted_proxies: frozenset[str]) -> str:
     ip = _peer_ip(context.peer() or "")
-    if ip in trusted_proxies:
+    if _trusted(ip, trusted_proxies):
         forwarded = [v for k, v in context.invocation_metadata() or () if k == "x-forwarded-for"]
         if forwarded and isinstance(forwarded[-1], str):
             last = forwarded[-1].split(",")[-1].strip()

@@ -47,6 +47,16 @@ def test_client_ip(peer: str, xff: str, ip: str) -> None:
     assert client_ip(FakeContext(peer, md), TRUSTED) == ip  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(("peer", "ip"), [
+    ("ipv4:10.42.3.7:1", "198.51.100.1"),  # a gateway pod in the trusted pod network
+    ("ipv4:10.43.0.1:1", "10.43.0.1"),  # outside it: its XFF is not believed
+    ("ipv6:[fd00::5]:1", "198.51.100.1"),
+])
+def test_client_ip_trusts_networks_in_cidr_form(peer: str, ip: str) -> None:
+    trusted = frozenset({"10.42.0.0/16", "fd00::/64"})
+    assert client_ip(FakeContext(peer, (("x-forwarded-for", "198.51.100.1"),)), trusted) == ip  # type: ignore[arg-type]
+
+
 def test_readiness_needs_migrations_and_a_signing_key(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'auth.db'}"
     bare = create_app(url, FAST, migrate=False)
