@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, and_, case, delete, func, or_, select, update
+from sqlalchemy.orm import Session, defer
 
 from services.paging import Page, count_rows, ordered
 from task_svc.models import SWEEP_ACTIVE, Sweep, SweepStatus, SweepTrial, TrialStatus, utcnow
@@ -50,9 +50,25 @@ class SweepRepository:
         return int(self.session.scalar(select(func.count()).select_from(Sweep).where(
             Sweep.user_id == self.user_id, Sweep.status.in_(_ACTIVE))) or 0)
 
-    def trials(self, sweep_id: int) -> list[SweepTrial]:
-        return list(self.session.scalars(select(SweepTrial).where(
-            SweepTrial.sweep_id == sweep_id, SweepTrial.user_id == self.user_id).order_by(SweepTrial.number)))
+    def trials(self, sweep_id: int, *, with_nav: bool = False) -> list[SweepTrial]:
+        """The sweep's trials in number order; the NAV series (the bulk of a row) only on request."""
+        stmt = select(SweepTrial).where(SweepTrial.sweep_id == sweep_id, SweepTrial.user_id == self.user_id)
+        if not with_nav:
+            stmt = stmt.options(defer(SweepTrial.nav_json, raiseload=True))
+        return list(self.session.scalars(stmt.order_by(SweepTrial.number)))
+
+    def nav(self, trial_id: int) -> str:
+        return self.session.scalar(select(SweepTrial.nav_json).where(
+            SweepTrial.id == trial_id, SweepTrial.user_id == self.user_id)) or ""
+
+    def change_mark(self, sweep_id: int) -> tuple[Any, ...]:
+        """Changes whenever a trial of the sweep changes status or the sweep does (a cheap poll)."""
+        row = self.session.execute(
+            select(Sweep.status, func.count(SweepTrial.id), func.max(SweepTrial.finished_at),
+                   func.sum(case((SweepTrial.status == TrialStatus.RUNNING.value, 1), else_=0)))
+            .outerjoin(SweepTrial, SweepTrial.sweep_id == Sweep.id)
+            .where(Sweep.id == sweep_id, Sweep.user_id == self.user_id).group_by(Sweep.status)).first()
+        return tuple(row) if row is not None else ()
 
     def trial(self, sweep_id: int, number: int) -> SweepTrial | None:
         return self.session.scalar(select(SweepTrial).where(

@@ -30,12 +30,12 @@ import statistics
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, text, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, defer, sessionmaker
 
 from services.db import transaction
 from services.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, Unavailable
@@ -373,17 +373,24 @@ class Sweeps:
             raise NotFound(f"sweep {sweep_id} not found")
         return sweep
 
-    def _load(self, user_id: int, sweep_id: int) -> tuple[Sweep, list[SweepTrial]]:
+    def _load(self, user_id: int, sweep_id: int, *, with_nav: bool = False) -> tuple[Sweep, list[SweepTrial]]:
         with self.sessions() as session:
             repo = SweepRepository(session, user_id)
             sweep = repo.get(sweep_id)
             if sweep is None:
                 raise NotFound(f"sweep {sweep_id} not found")
-            return sweep, repo.trials(sweep_id)
+            return sweep, repo.trials(sweep_id, with_nav=with_nav)
+
+    def _summarize(self, sweep: Sweep, trials: Sequence[SweepTrial]) -> SweepView:
+        def nav(trial: SweepTrial) -> str:
+            with self.sessions() as session:
+                return SweepRepository(session, sweep.user_id).nav(trial.id)
+
+        return summarize(sweep, trials, nav)
 
     def view(self, who: Principal, sweep_id: int) -> SweepView:
         sweep, trials = self._load(who.user_id, sweep_id)
-        return summarize(sweep, trials)
+        return self._summarize(sweep, trials)
 
     def list_sweeps(self, who: Principal, skip: int, limit: int, order_by: str,
                     order: str) -> tuple[list[SweepView], int]:
@@ -391,7 +398,8 @@ class Sweeps:
         with self.sessions() as session:
             repo = SweepRepository(session, who.user_id)
             sweeps, total = repo.list_page(page)
-            return [summarize(s, repo.trials(s.id)) for s in sweeps], total
+            rows = [(s, repo.trials(s.id)) for s in sweeps]
+        return [self._summarize(s, t) for s, t in rows], total
 
     def trials(self, who: Principal, sweep_id: int, skip: int, limit: int, order_by: str, order: str,
                status: str | None) -> tuple[list[TrialView], int]:
@@ -471,7 +479,7 @@ class Sweeps:
         return xs, ys, out, metric, agg
 
     def folds(self, who: Principal, sweep_id: int) -> FoldsView:
-        sweep, rows = self._load(who.user_id, sweep_id)
+        sweep, rows = self._load(who.user_id, sweep_id, with_nav=True)
         spec = search_spec(json.loads(sweep.spec_json), 10**9)
         return folds_view(sweep, spec, rows)
 
@@ -520,22 +528,30 @@ class Sweeps:
         """SNAPSHOT, then PROGRESS / TRIAL / BEST as the trial rows change (read every
         ``interval`` seconds, so a trial finished on any replica shows), then STATUS (terminal)."""
         sweep, rows = self._load(user_id, sweep_id)
-        view = summarize(sweep, rows)
+        view = self._summarize(sweep, rows)
         yield WatchEvent("SNAPSHOT", view, terminal=sweep.status not in {s.value for s in SWEEP_ACTIVE})
         if sweep.status not in {s.value for s in SWEEP_ACTIVE}:
             return
         seen = {t.id for t in rows if t.finished_at is not None or t.status == TrialStatus.CACHED.value}
         counts = view.counts
         best = view.best.row.number if view.best else 0
+        mark: tuple[Any, ...] = ()
         while is_active():
             time.sleep(interval)
+            with self.sessions() as session:
+                now_mark = SweepRepository(session, user_id).change_mark(sweep_id)
+            if not now_mark:  # deleted
+                yield WatchEvent("STATUS", view, terminal=True)
+                return
+            if now_mark == mark:
+                continue
+            mark = now_mark
             try:
                 sweep, rows = self._load(user_id, sweep_id)
             except NotFound:
-                view = replace(view, sweep=view.sweep)
                 yield WatchEvent("STATUS", view, terminal=True)
                 return
-            view = summarize(sweep, rows)
+            view = self._summarize(sweep, rows)
             finished = [t for t in rows if t.id not in seen and t.status in
                         (TrialStatus.DONE.value, TrialStatus.FAILED.value, TrialStatus.CACHED.value)]
             by_number = {}
@@ -568,7 +584,11 @@ def _groups(views: Sequence[TrialView]) -> dict[tuple[int, str], list[TrialView]
 
 # ---------------------------------------------------------------------------- summaries
 
-def summarize(sweep: Sweep, trials: Sequence[SweepTrial], now: datetime | None = None) -> SweepView:
+def summarize(sweep: Sweep, trials: Sequence[SweepTrial], nav_of: Callable[[SweepTrial], str],
+              now: datetime | None = None) -> SweepView:
+    """Counts, the best ranked trial (of the latest fold with one), its deflated Sharpe ratio
+    (sweeplib.overfit, from its NAV — ``nav_of`` loads it — and the search's Sharpe ratios),
+    elapsed time and ETA."""
     counts = Counts()
     tally = Counter(t.status for t in trials)
     counts.queued, counts.running = tally[TrialStatus.QUEUED.value], tally[TrialStatus.RUNNING.value]
@@ -592,7 +612,7 @@ def summarize(sweep: Sweep, trials: Sequence[SweepTrial], now: datetime | None =
         annual = int(config.get("annualization") or 252)
         sharpes = [per_period_sharpe(s, annual) for v in evaluated
                    if (s := _finite((v.metrics or {}).get("sharpe_ratio"))) is not None]
-        nav = _loads(best.row.nav_json, {}).get("nav") or []
+        nav = _loads(nav_of(best.row), {}).get("nav") or []
         if nav and len(sharpes) >= 2:
             rf_daily = float(config.get("risk_free_rate") or 0.0) / annual
             found = deflated_sharpe(nav_returns(nav, float(config["initial_capital"])), sharpes,
@@ -652,7 +672,8 @@ def plan(session: Session, sweep: Sweep, spec: SweepSpec | None = None) -> bool:
     if sweep.status not in {s.value for s in SWEEP_ACTIVE}:
         return False
     spec = spec or search_spec(json.loads(sweep.spec_json), 10**9)
-    trials = list(session.scalars(select(SweepTrial).where(SweepTrial.sweep_id == sweep.id)))
+    trials = list(session.scalars(select(SweepTrial).where(SweepTrial.sweep_id == sweep.id)
+                                  .options(defer(SweepTrial.nav_json, raiseload=True))))
     folds = json.loads(sweep.folds_json)
     phase = _search_phase(spec)
     now = utcnow()

@@ -67,6 +67,30 @@ def test_the_readme_sessions_run_as_written(tmp_path: Path, module_gateway_facto
         assert [t["id"] for t in listed] == [1] and "x-total-count: 1" in shell.stdout.lower()
         assert cancel["code"] == 9  # cancelling a finished task: FAILED_PRECONDITION
 
+        # The sweep section, after the session's login lines; its grid narrowed to 3 × 2 points
+        # (the README's 100 points take ~20 s of CPU).
+        login = curl[:curl.index('H="authorization')]
+        login += curl[curl.index('H="authorization'):].split("\n", 1)[0] + "\n"
+        sweep = _block("## Parameter sweeps", "bash").replace('"max": 12', '"max": 5').replace('"max": 65', '"max": 25')
+        script = (login + sweep).replace("G=http://127.0.0.1:8080/api/v1", f"G={stack.gateway.url}/api/v1") \
+            .replace("<password>", PASSWORD)
+        shell = subprocess.run(["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True,
+                               timeout=300, cwd=tmp_path)
+        assert shell.returncode == 0, shell.stderr
+        estimate, created, *rest = _json_values(shell.stdout)
+        assert estimate["trials"] == 6 and estimate["cached"] == 0 and estimate["seconds"] > 0
+        assert created["id"] == 1 and created["status"] in ("pending", "running") and created["trials_total"] == 6
+        events = [v for v in rest if isinstance(v, dict) and "kind" in v]
+        assert events[0]["kind"] == "snapshot" and events[-1]["terminal"] is True
+        assert sorted(e["trial"]["number"] for e in events if e["kind"] == "trial") == [1, 2, 3, 4, 5, 6]
+        sweep_row, trials, heatmap, promoted, cancel = rest[len(events):]
+        assert sweep_row["status"] == "completed" and sweep_row["done"] == 6 and sweep_row["best"]["rank"] == 1
+        returns = [t["metrics"]["total_return"] for t in trials]
+        assert returns == sorted(returns, reverse=True) and "x-total-count: 6" in shell.stdout.lower()
+        assert heatmap["x_values"] == [3, 4, 5] and heatmap["y_values"] == [20, 25] and len(heatmap["values"]) == 6
+        assert promoted["status"] == "pending" and promoted["params"]["long_window"] == 20
+        assert cancel["code"] == 9  # a finished sweep cannot be cancelled
+
         code = python.replace("127.0.0.1:50051", stack.env["ZQ_AUTH_ADDR"]) \
             .replace("127.0.0.1:50052", stack.env["ZQ_TASK_ADDR"]).replace("<password>", PASSWORD)
         run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180,
