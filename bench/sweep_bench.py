@@ -38,6 +38,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -197,6 +198,8 @@ def main() -> int:
     ap.add_argument("--json", dest="json_out")
     args = ap.parse_args()
     cores = os.cpu_count() or 1
+    # SIGTERM (a timeout) unwinds like Ctrl-C, so the services started below are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
 
     data_dir = Path(tempfile.mkdtemp(prefix="zq_sweep_bench_"))
     password = secrets.token_urlsafe(16)

@@ -47,7 +47,10 @@ def test_the_readme_sessions_run_as_written(tmp_path: Path, module_gateway_facto
     curl = _block("## A complete session by curl", "bash")
     python = _block("## The same by gRPC", "python")
     with ExitStack() as cleanup:
-        stack = start_real_stack(cleanup, tmp_path / "stack", module_gateway_factory, admin_password=PASSWORD)
+        # The sessions run real 5-year backtests (the sweep: six of them on ten stocks) on a shared
+        # machine: a generous worker time limit, so only a wrong answer fails the test.
+        stack = start_real_stack(cleanup, tmp_path / "stack", module_gateway_factory, admin_password=PASSWORD,
+                                 extra_env={"ZQ_SANDBOX_MAX_SECONDS": "120"})
         script = curl.replace("G=http://127.0.0.1:8080/api/v1", f"G={stack.gateway.url}/api/v1") \
             .replace("<password>", PASSWORD)
         shell = subprocess.run(["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True,
