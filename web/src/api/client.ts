@@ -3,9 +3,10 @@
 
 import { request, send, session } from "./http";
 import type {
-  ApiKey, BacktestConfig, BarSeries, DailyPortfolio, EquitySeries, ExRights, ListQuery,
-  NewApiKey, Order, OrderSummary, Page, RoundTrip, RunRequest, Strategy, SymbolInfo, Task,
-  TaskStatus, TokenPair, Trade, User,
+  ApiKey, BacktestConfig, BarSeries, DailyPortfolio, EquitySeries, ExRights, Heatmap, ListQuery,
+  NewApiKey, Order, OrderSummary, Page, RoundTrip, RunRequest, Strategy, Sweep, SweepEstimate, SweepFolds,
+  SweepMethod, SweepRequest, SweepStatus, SymbolInfo, Task, TaskStatus, TokenPair, Trade, Trial, TrialPhase,
+  TrialStatus, User, ValidationKind,
 } from "./types";
 
 /** A task as the console uses it: status names in lower case, whatever the server sends. */
@@ -169,3 +170,59 @@ export const CONFIG_DEFAULTS: Required<Omit<BacktestConfig, "start_date" | "end_
   risk_free_rate: 0,
 };
 
+
+// ---- parameter sweeps -------------------------------------------------------------------------------
+
+const lower = <T extends string>(x: unknown): T => String(x ?? "").toLowerCase() as T;
+
+export function normalizeTrial(raw: Trial): Trial {
+  return { ...raw, status: lower<TrialStatus>(raw.status), phase: lower<TrialPhase>(raw.phase), params: raw.params ?? {} };
+}
+
+/** A sweep as the console uses it: enum names in lower case, whatever the server sends. */
+export function normalizeSweep(raw: Sweep): Sweep {
+  return {
+    ...raw, status: lower<SweepStatus>(raw.status), method: lower<SweepMethod>(raw.method),
+    best: raw.best ? normalizeTrial(raw.best) : null,
+    validation: raw.validation ? { ...raw.validation, kind: lower<ValidationKind>(raw.validation.kind) } : null,
+    constraints: raw.constraints ?? [], result_constraints: raw.result_constraints ?? [], space: raw.space ?? {},
+  };
+}
+
+const sweepBody = (req: SweepRequest) => ({
+  ...req, method: req.method.toUpperCase(),
+  validation: { ...req.validation, kind: req.validation.kind.toUpperCase() },
+});
+
+export const createSweep = async (req: SweepRequest): Promise<Sweep> =>
+  normalizeSweep(await request<Sweep>("/backtest/sweeps", { method: "POST", body: sweepBody(req) }));
+export const estimateSweep = (req: SweepRequest): Promise<SweepEstimate> =>
+  request<SweepEstimate>("/backtest/sweeps:estimate", { method: "POST", body: sweepBody(req) });
+export async function listSweeps(q: ListQuery): Promise<Page<Sweep>> {
+  const p = await page<Sweep>(await send("/backtest/sweeps", { query: { ...q } }), "sweeps");
+  return { items: p.items.map(normalizeSweep), total: p.total };
+}
+export const getSweep = async (id: number): Promise<Sweep> =>
+  normalizeSweep(await request<Sweep>(`/backtest/sweeps/${id}`));
+export interface TrialQuery extends ListQuery {
+  status?: TrialStatus | "";
+}
+export async function listTrials(id: number, q: TrialQuery): Promise<Page<Trial>> {
+  const p = await page<Trial>(await send(`/backtest/sweeps/${id}/trials`, {
+    query: { ...q, status: q.status ? q.status.toUpperCase() : undefined },
+  }), "trials");
+  return { items: p.items.map(normalizeTrial), total: p.total };
+}
+export const getHeatmap = (id: number, x: string, y: string, metric: string, agg: "max" | "mean"): Promise<Heatmap> =>
+  request<Heatmap>(`/backtest/sweeps/${id}/heatmap`, { query: { x, y, metric, agg } });
+export const getFolds = async (id: number): Promise<SweepFolds> => {
+  const f = await request<SweepFolds>(`/backtest/sweeps/${id}/folds`);
+  return { ...f, kind: lower<ValidationKind>(f.kind), folds: f.folds ?? [], stitched_dates: f.stitched_dates ?? [],
+    stitched_nav: f.stitched_nav ?? [] };
+};
+export const cancelSweep = async (id: number): Promise<Sweep> =>
+  normalizeSweep(await request<Sweep>(`/backtest/sweeps/${id}/cancel`, { method: "POST", body: {} }));
+export const deleteSweep = (id: number): Promise<void> =>
+  request<void>(`/backtest/sweeps/${id}`, { method: "DELETE" });
+export const promoteTrial = async (id: number, number: number): Promise<Task> =>
+  normalizeTask(await request<Task>(`/backtest/sweeps/${id}/trials/${number}:promote`, { method: "POST", body: {} }));

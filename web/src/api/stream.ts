@@ -2,16 +2,16 @@
 // header). The stream reconnects with exponential back-off and jitter after a network error or
 // an end; a fresh SNAPSHOT after each reconnect brings the page up to date.
 
-import { normalizeTask } from "./client";
+import { normalizeSweep, normalizeTask, normalizeTrial } from "./client";
 import { ApiError, send } from "./http";
-import type { TaskEvent } from "./types";
+import type { Sweep, SweepEvent, TaskEvent, Trial } from "./types";
 
 export interface WatchHandle {
   close(): void;
 }
 
-export interface WatchOptions {
-  onEvent(event: TaskEvent): void;
+export interface WatchOptions<E = TaskEvent> {
+  onEvent(event: E): void;
   /** Connection state for a small indicator: true while a stream is open. */
   onState?(connected: boolean): void;
   /** Stop after a terminal event (WatchTask) instead of reconnecting. */
@@ -50,7 +50,25 @@ async function* ndjson(body: ReadableStream<Uint8Array>): AsyncGenerator<unknown
   }
 }
 
-function watch(path: string, opts: WatchOptions): WatchHandle {
+/** A task event line, or null for a line that is not one (an error object ending a stream). */
+function taskEvent(raw: unknown): TaskEvent | null {
+  const ev = raw as TaskEvent & { error?: unknown };
+  if (!ev.task) return null;
+  return { kind: String(ev.kind).toLowerCase() as TaskEvent["kind"], task: normalizeTask(ev.task), terminal: Boolean(ev.terminal) };
+}
+
+/** A sweep event line (WatchSweep), or null. */
+export function sweepEvent(raw: unknown): SweepEvent | null {
+  const ev = raw as { kind?: unknown; sweep?: Sweep; trial?: Trial | null; terminal?: unknown };
+  if (!ev.sweep) return null;
+  return {
+    kind: String(ev.kind).toLowerCase() as SweepEvent["kind"], sweep: normalizeSweep(ev.sweep),
+    trial: ev.trial ? normalizeTrial(ev.trial) : null, terminal: Boolean(ev.terminal),
+  };
+}
+
+function watch<E extends { terminal: boolean }>(path: string, parse: (raw: unknown) => E | null,
+                                                opts: WatchOptions<E>): WatchHandle {
   const abort = new AbortController();
   let closed = false;
   (async () => {
@@ -61,12 +79,9 @@ function watch(path: string, opts: WatchOptions): WatchHandle {
         if (!res.body) throw new ApiError(0, "network");
         opts.onState?.(true);
         for await (const raw of ndjson(res.body)) {
-          const ev = raw as TaskEvent & { error?: unknown };
-          if (!ev.task) continue; // an error object at the end of a stream: reconnect below
+          const event = parse(raw);
+          if (!event) continue; // an error object at the end of a stream: reconnect below
           attempt = 0;
-          const event: TaskEvent = {
-            kind: String(ev.kind).toLowerCase() as TaskEvent["kind"], task: normalizeTask(ev.task), terminal: Boolean(ev.terminal),
-          };
           opts.onEvent(event);
           if (event.terminal && opts.stopOnTerminal) {
             closed = true;
@@ -95,6 +110,8 @@ function watch(path: string, opts: WatchOptions): WatchHandle {
   };
 }
 
-export const watchTasks = (opts: WatchOptions): WatchHandle => watch("/backtest/watch", opts);
+export const watchTasks = (opts: WatchOptions): WatchHandle => watch("/backtest/watch", taskEvent, opts);
 export const watchTask = (id: number, opts: WatchOptions): WatchHandle =>
-  watch(`/backtest/tasks/${id}/watch`, { stopOnTerminal: true, ...opts });
+  watch(`/backtest/tasks/${id}/watch`, taskEvent, { stopOnTerminal: true, ...opts });
+export const watchSweep = (id: number, opts: WatchOptions<SweepEvent>): WatchHandle =>
+  watch(`/backtest/sweeps/${id}/watch`, sweepEvent, { stopOnTerminal: true, ...opts });

@@ -262,3 +262,157 @@ export interface ListQuery {
   order_by?: string;
   order?: "asc" | "desc";
 }
+
+// ---- parameter sweeps (SweepService, protos/zquant/backtest/v1/sweep.proto) ------------------------
+
+export type SweepMethod = "grid" | "random" | "tpe";
+export type SweepStatus = "pending" | "running" | "completed" | "failed" | "cancelled";
+export const SWEEP_TERMINAL: ReadonlySet<SweepStatus> = new Set(["completed", "failed", "cancelled"]);
+export type TrialStatus = "queued" | "running" | "done" | "failed" | "cached" | "skipped";
+export type TrialPhase = "full" | "in_sample" | "out_of_sample";
+export type ValidationKind = "none" | "holdout" | "walk_forward";
+export type ParamValue = number | string | boolean;
+
+/** One parameter's range: values, or min/max with a step (grid) or log (random/TPE). */
+export interface ParamSpace {
+  values?: ParamValue[];
+  min?: number | null;
+  max?: number | null;
+  step?: number | null;
+  log?: boolean;
+  type?: string;
+}
+
+export interface SweepObjective {
+  metric: string;
+  direction: "maximize" | "minimize" | string;
+}
+
+export interface SweepValidation {
+  kind: ValidationKind;
+  in_sample_end?: string;
+  train_days?: number;
+  test_days?: number;
+  step_days?: number;
+  anchored?: boolean;
+}
+
+export interface SweepRequest {
+  strategy_id?: number;
+  strategy_code?: string;
+  strategy_name?: string;
+  config: BacktestConfig;
+  params: Record<string, unknown>;
+  space: Record<string, ParamSpace>;
+  method: SweepMethod;
+  max_trials?: number;
+  seed?: number;
+  constraints: string[];
+  objective: SweepObjective;
+  result_constraints: string[];
+  validation: SweepValidation;
+  max_parallel?: number;
+  target?: number | null;
+}
+
+export interface Trial {
+  number: number;
+  sweep_id: number;
+  params: Record<string, unknown>;
+  status: TrialStatus;
+  metrics: Record<string, number | null> | null;
+  objective: number | null;
+  ranked: boolean;
+  rank: number;
+  fold: number;
+  phase: TrialPhase;
+  start_date: string;
+  end_date: string;
+  error_message: string;
+  seconds: number;
+  trades: number;
+}
+
+export interface Sweep {
+  id: number;
+  status: SweepStatus;
+  strategy_id: number;
+  strategy_name: string;
+  method: SweepMethod;
+  config: BacktestConfig;
+  params: Record<string, unknown>;
+  space: Record<string, ParamSpace>;
+  constraints: string[];
+  objective: SweepObjective | null;
+  result_constraints: string[];
+  validation: SweepValidation | null;
+  max_trials: number;
+  max_parallel: number;
+  seed: number | string;
+  target: number | null;
+  trials_total: number;
+  queued: number;
+  running: number;
+  done: number;
+  failed: number;
+  cached: number;
+  skipped: number;
+  best: Trial | null;
+  trials_evaluated: number;
+  deflated_sharpe: number | null;
+  elapsed_seconds: number;
+  eta_seconds: number | null;
+  error_message: string;
+  created_at?: string | null;
+  completed_at?: string | null;
+}
+
+export interface SweepEstimate {
+  trials: number;
+  cached: number;
+  seconds: number;
+  basis: string;
+}
+
+export interface Heatmap {
+  sweep_id: number;
+  x: string;
+  y: string;
+  metric: string;
+  agg: string;
+  x_values: ParamValue[];
+  y_values: ParamValue[];
+  /** Row-major: values[iy * x_values.length + ix]; null where no trial has a value. */
+  values: Array<number | null>;
+}
+
+export interface SweepFold {
+  index: number;
+  train_start: string;
+  train_end: string;
+  test_start: string;
+  test_end: string;
+  best_trial: number;
+  best_params: Record<string, unknown> | null;
+  in_sample_sharpe: number | null;
+  out_of_sample_sharpe: number | null;
+  out_of_sample_trial: number;
+  out_of_sample_return: number | null;
+}
+
+export interface SweepFolds {
+  sweep_id: number;
+  kind: ValidationKind;
+  folds: SweepFold[];
+  stitched_dates: string[];
+  stitched_nav: number[];
+  stitched_return: number | null;
+  stitched_sharpe: number | null;
+}
+
+export interface SweepEvent {
+  kind: "snapshot" | "progress" | "trial" | "best" | "status";
+  sweep: Sweep;
+  trial: Trial | null;
+  terminal: boolean;
+}

@@ -1,15 +1,16 @@
 // ECharts, modular: only the charts and components the console draws, SVG renderer (crisp when
 // printed, and tests can read the drawn DOM).
-import { BarChart, CandlestickChart, HeatmapChart, LineChart, ScatterChart } from "echarts/charts";
+import { BarChart, CandlestickChart, HeatmapChart, LineChart, ParallelChart, ScatterChart } from "echarts/charts";
 import {
   DataZoomInsideComponent, DataZoomSliderComponent, GridComponent, LegendPlainComponent, MarkAreaComponent,
-  TooltipComponent, VisualMapContinuousComponent,
+  ParallelComponent, TooltipComponent, VisualMapContinuousComponent,
 } from "echarts/components";
 import * as echarts from "echarts/core";
 import { SVGRenderer } from "echarts/renderers";
 
 echarts.use([
-  LineChart, BarChart, HeatmapChart, CandlestickChart, ScatterChart, GridComponent, TooltipComponent,
+  LineChart, BarChart, HeatmapChart, CandlestickChart, ScatterChart, ParallelChart, ParallelComponent,
+  GridComponent, TooltipComponent,
   LegendPlainComponent, DataZoomInsideComponent, DataZoomSliderComponent, VisualMapContinuousComponent,
   MarkAreaComponent, SVGRenderer,
 ]);
