@@ -1,7 +1,9 @@
-"""`python -m auth_svc [serve|create-admin|rotate-keys]`.
+"""`python -m auth_svc [serve|migrate|create-admin|rotate-keys|service-key]`.
 
 - serve (default): migrate, make sure a signing key exists, serve on ZQ_AUTH_ADDR until
   SIGTERM/SIGINT (graceful shutdown).
+- migrate: apply auth_svc's pending migrations to ZQ_AUTH_DATABASE_URL and exit (deployments
+  run it as a Job before the replicas start; replicas migrate too, under the same lock).
 - create-admin: migrate, then create the admin ZQ_ADMIN_USERNAME (default "admin"). With
   ZQ_ADMIN_PASSWORD set, that password is (re)applied (and the account re-enabled as admin);
   unset and the admin missing: a strong password is generated and printed ONCE on stdout as
@@ -24,7 +26,9 @@ import sys
 from pathlib import Path
 
 from auth_svc.app import SERVICE, create_app, start_server
+from services import migrations
 from services.config import ServerSettings, env_str
+from services.db import make_engine
 from services.errors import InvalidArgument, PermissionDenied
 from services.logs import configure_logging
 from services.server import serve_until_signal
@@ -35,13 +39,20 @@ log = logging.getLogger("zquant.auth")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m auth_svc", description="zquant auth service")
     parser.add_argument("command", nargs="?", default="serve",
-                        choices=["serve", "create-admin", "rotate-keys", "service-key"])
+                        choices=["serve", "migrate", "create-admin", "rotate-keys", "service-key"])
     parser.add_argument("args", nargs="*", help="service-key: NAME FILE")
     args = parser.parse_args(argv)
     if args.command == "service-key" and len(args.args) != 2:
         parser.error("service-key needs NAME FILE")
     settings = ServerSettings.from_env(SERVICE)
     configure_logging(SERVICE, settings.log_level)
+    if args.command == "migrate":
+        db = make_engine(settings.database_url)
+        try:
+            migrations.upgrade(SERVICE, db)
+        finally:
+            db.dispose()
+        return 0
     app = create_app(settings.database_url)
     try:
         if args.command == "create-admin":

@@ -1,6 +1,7 @@
 """Command line of the engine: ``run`` a backtest locally, or ``serve`` the gRPC service.
 
     python -m engine_svc serve        # the engine service (engine_svc/serve.py, env-configured)
+    python -m engine_svc migrate      # apply the market-data migrations to ZQ_ENGINE_DATABASE_URL, exit
     python -m engine_svc run STRATEGY.py --start 2012-01-04 --end 2016-12-30 \\
         --symbols 600036.SH,000002.SZ [--benchmark 000001.SH] [--capital 1000000] \\
         [--params '{"window": 20}'] [--config CONFIG.json] [--json RESULT.json] [--html REPORT.html]
@@ -60,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_sweep_parser(sub)
     # ---- `serve`: the gRPC service (engine_svc/serve.py, configured by environment only) ----
     sub.add_parser("serve", help="run the engine gRPC service (ZQ_ENGINE_ADDR, see engine_svc/serve.py)")
+    sub.add_parser("migrate", help="apply the market-data migrations to ZQ_ENGINE_DATABASE_URL and exit "
+                                   "(a deployment's migration Job; the service also migrates at start)")
     return parser
 
 
@@ -231,6 +234,22 @@ def write_html_report(path: Path, name: str, code: str, config: Any, result: dic
         raise UsageError(f"cannot write {path}: {exc.strerror}") from None
 
 
+def cmd_migrate() -> int:
+    from services import migrations
+    from services.config import ServerSettings
+    from services.db import make_engine
+    from services.logs import configure_logging
+
+    settings = ServerSettings.from_env("engine")
+    configure_logging("engine", settings.log_level)
+    db = make_engine(settings.database_url)
+    try:
+        migrations.upgrade("engine", db)
+    finally:
+        db.dispose()
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -244,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
             from engine_svc.serve import main as serve_main
 
             return serve_main()
+        if args.command == "migrate":
+            return cmd_migrate()
         raise UsageError(f"unknown command {args.command}")
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,17 +1,26 @@
-"""Run a service's Alembic migrations programmatically (services migrate at start).
+"""Run a service's Alembic migrations: at start-up and as ``python -m <svc> migrate``.
 
 Each service keeps its scripts in ``<svc>/migrations`` and its own version table
 (``alembic_version_<svc>``), so several services may share one PostgreSQL database without
 their migration histories colliding.
+
+On PostgreSQL an upgrade holds a session-level advisory lock per service: replicas starting
+together, or a migration Job racing a rolling update, migrate one at a time; the ones that
+waited find the schema at head and do nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
+
+# pg_advisory_lock keys, one per service (task's predates this module: old replicas still take it).
+MIGRATION_LOCK_KEYS = {"task": 73210001, "auth": 73210002, "engine": 73210003}
 
 
 def alembic_config(service: str, url: str) -> Config:
@@ -23,9 +32,26 @@ def alembic_config(service: str, url: str) -> Config:
     return cfg
 
 
+@contextmanager
+def migration_lock(service: str, engine: Engine) -> Iterator[None]:
+    """Held while ``service`` migrates ``engine``'s database (PostgreSQL; a no-op elsewhere)."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    key = MIGRATION_LOCK_KEYS[service]
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+        conn.commit()  # the lock is the session's; no transaction stays open while others wait
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            conn.commit()
+
+
 def upgrade(service: str, engine: Engine, revision: str = "head") -> None:
-    """Apply pending migrations on ``engine`` (the connection is shared with env.py)."""
+    """Apply pending migrations on ``engine`` under the service's migration lock."""
     cfg = alembic_config(service, engine.url.render_as_string(hide_password=False))
-    with engine.begin() as connection:
+    with migration_lock(service, engine), engine.begin() as connection:
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)

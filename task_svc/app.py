@@ -7,7 +7,7 @@ import dataclasses
 import logging
 
 import grpc
-from sqlalchemy import Engine, text
+from sqlalchemy import text
 from zquant.backtest.v1 import (
     strategy_pb2,
     strategy_pb2_grpc,
@@ -41,22 +41,6 @@ from task_svc.tasks import Tasks
 
 log = logging.getLogger("zquant.task")
 
-_MIGRATION_LOCK = 73210001  # pg_advisory_lock key: replicas starting together migrate one at a time
-
-
-def migrate(engine: Engine) -> None:
-    if is_postgres(engine):
-        with engine.connect() as conn:
-            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK})
-            try:
-                migrations.upgrade("task", engine)
-            finally:
-                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK})
-                conn.commit()
-    else:
-        migrations.upgrade("task", engine)
-
-
 class TaskApp:
     def __init__(self, server_settings: ServerSettings, settings: TaskSettings,
                  authenticator: Authenticator | None, engine_client: EngineClient) -> None:
@@ -66,7 +50,7 @@ class TaskApp:
         self.authenticator = authenticator
         self.engine_client = engine_client
         self.db = make_engine(server_settings.database_url)
-        migrate(self.db)
+        migrations.upgrade("task", self.db)
         self.sessions = make_session_factory(self.db)
         self.bus = EventBus()
         self.publisher = Publisher(self.bus, self.db, settings.replica_id)
