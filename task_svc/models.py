@@ -4,7 +4,7 @@ Times are naive UTC everywhere (``utcnow()``): SQLite has no time zones, and one
 both databases keeps comparisons (lease expiry, not_before) identical.
 
 Table names carry a ``backtest_`` prefix because several services may share one PostgreSQL
-database (each owns its tables; see ARCHITECTURE.md "one owner per table").
+database (each owns its tables; see docs/architecture.md, "Services and what they own").
 
 ``user_id`` columns are plain integers, not foreign keys: users live in auth_svc's database.
 User id 0 is the *system* owner of the seeded templates (no real user has id 0).

@@ -1,6 +1,6 @@
 """WatchTask / WatchTasks: what a watcher is told, and when.
 
-Rules (ARCHITECTURE.md "status is data"):
+Rules (docs/architecture.md, "Task states": status is data, committed before it is published):
 - subscribe FIRST, then read the snapshot: a change committed between the two is still seen
   (its hint is already queued), so the terminal state is never missed;
 - hints only trigger a re-read of the row; the row is what is sent (a hint may be stale,

@@ -1,7 +1,8 @@
 """What a backtest is asked to do: the engine-side view of the task's config.
 
-Field names and defaults follow the zquant RunBacktest config (see rest-api.md); validation
-of ranges happens here so the CLI, the engine service and the task service share one rule set.
+Field names and defaults follow the zquant RunBacktest config (docs/engine.md, "Configuration");
+validation of ranges happens here so the CLI, the engine service and the task service share one
+rule set.
 """
 
 from __future__ import annotations

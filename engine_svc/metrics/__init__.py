@@ -1,4 +1,4 @@
-"""Backtest metrics from the daily NAV series and the fills (design: engine.md, "Metrics").
+"""Backtest metrics from the daily NAV series and the fills (docs/engine.md, "Metrics").
 
 Public API::
 

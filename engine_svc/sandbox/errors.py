@@ -1,7 +1,8 @@
 """Every way a sandboxed run can end badly, as one exception with a machine kind and a user message.
 
-The messages are what a user reads in a task's ``error_message`` (see design/sandbox.md), so they
-name the limit that was hit and never leak parent-side details (paths, pids, env).
+The messages are what a user reads in a task's ``error_message`` (docs/sandbox.md, "Limits and
+failures"), so they name the limit that was hit and never leak parent-side details (paths, pids,
+env).
 """
 
 from __future__ import annotations

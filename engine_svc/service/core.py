@@ -46,7 +46,7 @@ CANCELLED_MESSAGE = "backtest was cancelled"
 MALFORMED_RESULT_MESSAGE = "strategy process returned a malformed result"
 MAX_TRIALS_PER_CALL = 1000  # engine_svc.engine.trials.MAX_TRIALS
 
-# SandboxError.kind → EngineError.Kind name (the proto enum), one per row of sandbox.md's table.
+# SandboxError.kind → EngineError.Kind name (the proto enum), one per row of docs/sandbox.md "Limits and failures".
 KIND_BY_SANDBOX_KIND: dict[str, str] = {
     "strategy_error": "STRATEGY_ERROR",
     "syntax_error": "INVALID_STRATEGY",

@@ -1,7 +1,7 @@
 """The template strategies shipped with task_svc, and the strategy framework.
 
 Each template is a plain ``.py`` file in this directory, written in the zquant strategy API
-(engine.md). They are *never imported* by task_svc — strategy code only runs inside engine_svc's
+(docs/engine.md). They are *never imported* by task_svc — strategy code only runs inside engine_svc's
 sandbox — only read as text: the 0002 data migration seeds them into ``backtest_strategies``
 (owned by the system user id 0) and GetStrategyFramework returns ``framework.py``.
 """

@@ -2,8 +2,8 @@
 
 - deploy/envoy.yaml renders for any ports and passes `envoy --mode validate` (which also loads
   the descriptor set, so it catches annotations Envoy cannot transcode).
-- The google.api.http rules in deploy/envoy.pb are exactly the REST table of
-  design/rest-api.md: a changed path, verb or RPC name breaks zquant compatibility.
+- The google.api.http rules in deploy/envoy.pb are exactly the REST table below (the original
+  zquant API's paths): a changed path, verb or RPC name breaks zquant compatibility.
 - Routes, blocked internal RPCs and the transcoder's service list follow the descriptor.
 """
 
@@ -22,7 +22,7 @@ import devstack
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "deploy" / "envoy.yaml"
 
-# The REST table (design/rest-api.md "Paths", with zquant's PUT for updates): (verb, path under
+# The REST table (the original zquant paths, with zquant's PUT for updates): (verb, path under
 # /api/v1) → the REST binding (docs/rest-conventions.md), whose typed twin has the same name.
 REST_TABLE = {
     ("POST", "/auth/login"): "AuthRestService.Login",
@@ -58,7 +58,7 @@ REST_TABLE = {
     ("DELETE", "/backtest/strategies/{strategy_id}"): "StrategyRestService.DeleteStrategy",
     ("GET", "/backtest/data/symbols"): "EngineRestService.ListSymbols",
 }
-# In the protos but not (yet) in rest-api.md's table; listed so that any other addition fails.
+# Paths beyond the original zquant API; listed so that any other addition fails.
 REST_EXTRAS = {
     ("GET", "/backtest/watch"): "TaskRestService.WatchTasks",  # all of the caller's tasks
     # Light views of a result for the console (issue 11).

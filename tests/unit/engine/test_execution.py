@@ -1,4 +1,4 @@
-"""Execution model (engine.md): every expected fill and cash figure is hand-computed in comments.
+"""Execution model (docs/engine.md): every expected fill and cash figure is hand-computed in comments.
 
 Defaults from conftest.run_code: capital 100 000, zero costs, adjust_type none.
 """
