@@ -356,3 +356,58 @@ def test_watch_streams_trials_best_and_the_end(sweep_app, real_engine) -> None:
     assert not math.isnan(events[-1].sweep.elapsed_seconds)
     json.dumps(kinds)
     channel.close()
+
+
+def test_max_parallel_tpe_determinism_and_single_tasks_not_starved(sweep_app, real_engine, db_url) -> None:
+    from sqlalchemy import create_engine, text
+    from tasksvc_helpers import Api
+
+    channel = grpc.insecure_channel(f"127.0.0.1:{sweep_app.port}")
+    api = SweepApi(channel, "user:6")
+    db = create_engine(db_url)
+    # A sweep that can take every engine slot (16 points, 4 per engine call, no max_parallel), and a
+    # single task submitted right after it: the task waits in the engine's FIFO slot queue behind
+    # the two batches already running, not behind the whole sweep.
+    wide = request(real_engine, params={"pause": 0.002},
+                   space=space(short_window={"values": [3, 4, 5, 6]}, long_window={"values": [10, 12, 16, 20]}))
+    sweep = api.CreateSweep(wide)
+    task = Api(channel, "user:6").tasks.RunBacktest(task_pb2.RunBacktestRequest(
+        strategy_code=DUAL_MA, params=struct_pb2.Struct(fields={
+            "short_window": struct_pb2.Value(number_value=3), "long_window": struct_pb2.Value(number_value=10)}),
+        config=wide.config))
+    tasks = Api(channel, "user:6")
+    wait_status(tasks, task.id, task_pb2.Task.COMPLETED, timeout=90)
+    at_task_end = api.GetSweep(sweep_pb2.GetSweepRequest(sweep_id=sweep.id))
+    assert at_task_end.status == S.RUNNING and at_task_end.queued + at_task_end.running > 0, at_task_end
+    assert wait_sweep(api, sweep.id, S.COMPLETED).done == 16
+
+    # max_parallel = 1: never more than one engine call of the sweep at a time
+    narrow = request(real_engine, max_parallel=1, params={"pause": 0.003},
+                     space=space(short_window={"values": [3, 4, 5, 6]}, long_window={"values": [10, 20]}))
+    sweep = api.CreateSweep(narrow)
+    batches_seen: set[int] = set()
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        with db.connect() as conn:
+            batches_seen.add(int(conn.execute(text(
+                "SELECT COUNT(DISTINCT lease_owner) FROM backtest_sweep_trials WHERE sweep_id = :s AND status = "
+                "'RUNNING'"), {"s": sweep.id}).scalar_one()))
+        if api.GetSweep(sweep_pb2.GetSweepRequest(sweep_id=sweep.id)).status == S.COMPLETED:
+            break
+        time.sleep(0.05)
+    db.dispose()
+    assert max(batches_seen) == 1, batches_seen
+    done = api.GetSweep(sweep_pb2.GetSweepRequest(sweep_id=sweep.id))
+    assert done.status == S.COMPLETED and done.done == 8
+    assert all(t.attempts == 1 for t in all_trials(api, sweep.id))
+
+    # TPE: generations of max_parallel points; the same seed plans the same trials and best
+    tpe = dict(method=sweep_pb2.TPE, seed=3, max_trials=6, max_parallel=3,
+               space=space(short_window={"min": 2, "max": 9, "step": 1}, long_window={"min": 10, "max": 40}))
+    first = wait_sweep(api, api.CreateSweep(request(real_engine, **tpe)).id, S.COMPLETED)
+    second = wait_sweep(api, api.CreateSweep(request(real_engine, **tpe)).id, S.COMPLETED)
+    p1 = [dict(t.params) for t in all_trials(api, first.id, order_by="number", order="asc")]
+    p2 = [dict(t.params) for t in all_trials(api, second.id, order_by="number", order="asc")]
+    assert len(p1) == 6 and p1 == p2 and second.cached == 6 and second.best.number == first.best.number
+    assert all(p["short_window"] < p["long_window"] for p in p1)
+    channel.close()
