@@ -12,6 +12,7 @@ Nothing here commits: callers own the transaction (``services.db.transaction``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -146,7 +147,8 @@ class TrialQueue:
             select(func.count(func.distinct(SweepTrial.lease_owner))).where(
                 SweepTrial.sweep_id == sweep_id, SweepTrial.status == TrialStatus.RUNNING.value)) or 0)
 
-    def claim_batch(self, owner: str, lease_until: datetime, now: datetime, max_trials: int) -> Batch | None:
+    def claim_batch(self, owner: str, lease_until: datetime, now: datetime,
+                    size_of: Callable[[Sweep, str, str], int]) -> Batch | None:
         """Up to ``max_trials`` QUEUED trials of one sweep, one fold and phase (they share dates, so
         they share one engine call): QUEUED → RUNNING under ``owner``.
 
@@ -175,12 +177,14 @@ class TrialQueue:
             if max_parallel and self._running_batches(sweep_id) >= max_parallel:
                 continue
             head = self.session.execute(
-                select(SweepTrial.fold, SweepTrial.phase).where(
+                select(SweepTrial.fold, SweepTrial.phase, SweepTrial.start_date, SweepTrial.end_date).where(
                     SweepTrial.sweep_id == sweep_id, SweepTrial.status == TrialStatus.QUEUED.value)
                 .order_by(SweepTrial.number).limit(1)).first()
             if head is None:
                 continue
-            size = max(1, min(max_trials, int(n_queued)))
+            sweep = self.session.get(Sweep, sweep_id)
+            assert sweep is not None
+            size = max(1, min(size_of(sweep, head[2], head[3]), int(n_queued)))
             ids_stmt = (select(SweepTrial.id).where(
                 SweepTrial.sweep_id == sweep_id, SweepTrial.status == TrialStatus.QUEUED.value,
                 SweepTrial.fold == head[0], SweepTrial.phase == head[1]).order_by(SweepTrial.number).limit(size))
@@ -196,8 +200,6 @@ class TrialQueue:
                 .returning(SweepTrial.id).execution_options(synchronize_session=False)))
             if not claimed:
                 continue
-            sweep = self.session.get(Sweep, sweep_id)
-            assert sweep is not None
             if sweep.status == SweepStatus.PENDING.value:
                 sweep.status = SweepStatus.RUNNING.value
                 sweep.started_at = now

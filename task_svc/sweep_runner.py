@@ -30,7 +30,7 @@ import logging
 import threading
 import time
 import uuid
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import grpc
 from google.protobuf import struct_pb2
@@ -51,6 +51,7 @@ GUARD_SECONDS = 0.25
 RETRY_SECONDS = 0.5
 MAX_RETRY_SECONDS = 10.0
 IDLE_CHECK_SECONDS = 2.0
+BATCH_SYMBOL_DAYS = 25 * 10 * 1225
 METRIC_FIELDS = tuple(f.name for f in engine_pb2.Metrics.DESCRIPTOR.fields)
 
 
@@ -159,8 +160,7 @@ class SweepRunner:
     def _claim(self) -> bool:
         owner = f"{self.settings.replica_id}:{uuid.uuid4().hex[:12]}"
         with transaction(self.sessions) as session:
-            batch = TrialQueue(session).claim_batch(owner, self._lease_until(), utcnow(),
-                                                    self.settings.sweep_batch_trials)
+            batch = TrialQueue(session).claim_batch(owner, self._lease_until(), utcnow(), self._batch_size)
         if batch is None:
             return False
         run = _BatchRun(batch)
@@ -172,6 +172,14 @@ class SweepRunner:
         self._workers = [w for w in self._workers if w.is_alive()] + [worker]
         worker.start()
         return True
+
+    def _batch_size(self, sweep: Sweep, start: str, end: str) -> int:
+        """Trials per engine call: ZQ_SWEEP_BATCH_TRIALS, fewer for big trials — a batch runs its
+        trials one after another in one worker, under one wall-clock limit, so it is kept near
+        BATCH_SYMBOL_DAYS (25 trials of ten stocks over five years) of work."""
+        symbols = len(json.loads(sweep.config_json).get("symbols") or []) or 1
+        days = max(1, (date.fromisoformat(end) - date.fromisoformat(start)).days * 245 // 365)
+        return max(1, min(self.settings.sweep_batch_trials, BATCH_SYMBOL_DAYS // (symbols * days)))
 
     # ------------------------------------------------------------------ one batch
     def _work(self, run: _BatchRun) -> None:
