@@ -36,6 +36,7 @@ from typing import Any
 
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session, defer, sessionmaker
+from zquant.engine.v1 import engine_pb2
 
 from services.db import transaction
 from services.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, Unavailable
@@ -70,6 +71,8 @@ log = logging.getLogger("zquant.task.sweeps")
 CANCELLED_MESSAGE = "cancelled by the user"
 DEFAULT_OBJECTIVE = {"metric": "sharpe_ratio", "direction": "maximize"}
 FULL, IN_SAMPLE, OUT_OF_SAMPLE = "FULL", "IN_SAMPLE", "OUT_OF_SAMPLE"
+# What RunTrials reports per trial: objectives and result constraints must name one of these.
+ENGINE_METRICS = frozenset(f.name for f in engine_pb2.Metrics.DESCRIPTOR.fields)
 DEFAULT_TRIAL_SECONDS = 0.25  # estimate before any trial has run here (dual-MA, 10 stocks, 5 years)
 
 
@@ -260,6 +263,15 @@ class Sweeps:
             spec = search_spec(inp.search, self.settings.sweep_max_trials)
         except InvalidArgument as exc:
             violations += exc.violations
+        if violations:
+            raise InvalidArgument(violations)
+        per_trial = "is not reported per trial by the engine (zquant.engine.v1.Metrics)"
+        if spec.objective.metric not in ENGINE_METRICS:
+            violations.append(("objective.metric", f"{spec.objective.metric} {per_trial}"))
+        for k, c in enumerate(spec.result_constraints):
+            missing = sorted(c.names - ENGINE_METRICS)
+            if missing:
+                violations.append((f"result_constraints[{k}]", f"{missing[0]} {per_trial}"))
         if violations:
             raise InvalidArgument(violations)
         overlap = sorted(set(spec.space.names) & set(inp.params))

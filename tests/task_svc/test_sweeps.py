@@ -280,6 +280,7 @@ def test_bad_input_names_the_field_and_limits(sweep_app, real_engine) -> None:
         (dict(space=space(short_window={"min": 1, "max": 400, "step": 1},
                           long_window={"min": 1, "max": 400, "step": 1}), max_trials=50), "space"),
         (dict(objective=sweep_pb2.Objective(metric="sharpness")), "objective.metric"),
+        (dict(objective=sweep_pb2.Objective(metric="cvar_95")), "objective.metric"),  # not per trial
         (dict(constraints=["short_window < medium_window"]), "constraints[0]"),
         (dict(constraints=["__import__('os').system('true') < 1"]), "constraints[0]"),
         (dict(constraints=["short_window.bit_length() < 3"]), "constraints[0]"),
