@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from zquant.engine.v1 import engine_pb2
 
 from services.db import transaction
+from services.progress import ProgressGate
 from task_svc import telemetry
 from task_svc.config import TaskSettings
 from task_svc.engine_client import TRANSIENT_CODES, EngineClient, EngineRun
@@ -279,19 +280,16 @@ class Dispatcher:
 
     def _execute(self, run: _Run, task: Task) -> None:
         request = engine_request(task)
-        last_write = 0.0
+        gate = ProgressGate(self.settings.progress_interval)  # each write is what watchers see
         try:
             run.attach(self.engine.run_backtest(request))
             assert run.handle is not None
             for event in run.handle.events():
                 kind = event.WhichOneof("event")
                 if kind == "progress":
-                    now = time.monotonic()
-                    if now - last_write >= self.settings.progress_interval:
-                        last_write = now
-                        if not self._write_progress(run, event.progress):
-                            run.stop(LOST)
-                            return
+                    if gate.admit(event.progress.fraction) and not self._write_progress(run, event.progress):
+                        run.stop(LOST)
+                        return
                 elif kind == "result":
                     self._finish_completed(run, event.result)
                     return

@@ -34,6 +34,7 @@ from engine_svc.sandbox.errors import SandboxError
 from engine_svc.service import telemetry
 from engine_svc.service.slots import SlotPool, SlotsBusy, SlotsClosed, Ticket
 from services.errors import InvalidArgument, NotFound, ResourceExhausted, Unavailable
+from services.progress import ProgressGate
 
 log = logging.getLogger("zquant.engine.service")
 
@@ -637,26 +638,18 @@ def _cap(text: str) -> str:
 
 
 class _Throttle:
-    """Forwards at most one progress event per ``interval`` seconds, and always the final 1.0."""
+    """Forwards a progress event when the ``ProgressGate`` admits it (the final 1.0 always)."""
 
     def __init__(self, emit: Callable[[RunEvent], None], interval: float) -> None:
         self._emit = emit
-        self._interval = interval
-        self._last = float("-inf")
-        self._sent_final = False
-        self._lock = threading.Lock()  # the sandbox may call from its reader thread
+        self._gate = ProgressGate(interval)
 
     def __call__(self, fraction: float, date: str = "", equity: float = 0.0) -> None:
         fraction = min(1.0, max(0.0, float(fraction)))
-        now = time.monotonic()
-        with self._lock:
-            if self._sent_final or (fraction < 1.0 and now - self._last < self._interval):
-                return
-            self._last = now
-            self._sent_final = fraction >= 1.0
-        self._emit(Progress(fraction, str(date), float(equity)))
+        if self._gate.admit(fraction):
+            self._emit(Progress(fraction, str(date), float(equity)))
 
     def final(self, result: dict[str, Any]) -> None:
-        if not self._sent_final:
+        if not self._gate.done:
             last = result["daily"][-1]
             self(1.0, str(last.get("date", "")), float(last.get("total_value") or 0.0))
