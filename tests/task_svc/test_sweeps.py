@@ -157,10 +157,9 @@ def metric(trial: sweep_pb2.Trial, name: str) -> float | None:
 
 
 @pytest.fixture
-def sweep_app(make_app, real_engine, db_url):  # type: ignore[no-untyped-def]
-    app = make_app(engine_addr=real_engine["addr"], engine_token=SERVICE_TOKEN, sweep_batch_trials=4,
-                   engine_timeout=20.0)
-    yield app
+def sweep_tables(db_url):  # type: ignore[no-untyped-def]
+    """Empties the sweep tables after the test (make_app empties the task tables)."""
+    yield
     from sqlalchemy import create_engine, text
 
     db = create_engine(db_url)
@@ -168,6 +167,12 @@ def sweep_app(make_app, real_engine, db_url):  # type: ignore[no-untyped-def]
         conn.execute(text("DELETE FROM backtest_sweep_trials"))
         conn.execute(text("DELETE FROM backtest_sweeps"))
     db.dispose()
+
+
+@pytest.fixture
+def sweep_app(make_app, real_engine, sweep_tables):  # type: ignore[no-untyped-def]
+    return make_app(engine_addr=real_engine["addr"], engine_token=SERVICE_TOKEN, sweep_batch_trials=4,
+                    engine_timeout=20.0)
 
 
 def test_grid_sweep_runs_every_point_ranks_and_reuses_results(sweep_app, real_engine) -> None:
@@ -359,9 +364,14 @@ def test_watch_streams_trials_best_and_the_end(sweep_app, real_engine) -> None:
     channel.close()
 
 
-def test_max_parallel_tpe_determinism_and_single_tasks_not_starved(sweep_app, real_engine, db_url) -> None:
+def test_max_parallel_tpe_determinism_and_single_tasks_not_starved(make_app, sweep_tables, real_engine,
+                                                                   db_url) -> None:
     from sqlalchemy import create_engine, text
     from tasksvc_helpers import Api
+
+    # One active task per user at most: a sweep's trials must not count against it.
+    sweep_app = make_app(engine_addr=real_engine["addr"], engine_token=SERVICE_TOKEN, sweep_batch_trials=4,
+                         engine_timeout=20.0, max_active_per_user=1)
 
     channel = grpc.insecure_channel(f"127.0.0.1:{sweep_app.port}")
     api = SweepApi(channel, "user:6")
