@@ -51,6 +51,9 @@ class User(AuthBase):
     is_admin: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    # Bumped by a password change or a disable: access tokens carry the epoch they were issued
+    # in ("ep") and older ones are refused, so a reset ends sessions at once, not at token expiry.
+    token_epoch: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
 
 
 class RefreshToken(AuthBase):
@@ -82,6 +85,9 @@ class ApiKey(AuthBase):
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A service key (a service's own credential, or marked by an administrator): its principal
+    # may call engine_svc's run and validate RPCs.
+    is_service: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
 
 
 class SigningKey(AuthBase):

@@ -99,10 +99,11 @@ class ApiKeyView:
     created_at: datetime
     last_used_at: datetime | None
     expires_at: datetime | None
+    is_service: bool = False
 
     @classmethod
     def of(cls, k: ApiKey) -> ApiKeyView:
-        return cls(k.id, k.key, k.name, k.created_at, k.last_used_at, k.expires_at)
+        return cls(k.id, k.key, k.name, k.created_at, k.last_used_at, k.expires_at, bool(k.is_service))
 
 
 @dataclass(frozen=True)
@@ -263,16 +264,17 @@ class AuthService:
         return token
 
     def _pair(self, user: User, refresh_token: str) -> TokenPair:
-        return TokenPair(self.issue_access_token(user.id, user.username, user.is_admin), refresh_token,
+        return TokenPair(self.issue_access_token(user.id, user.username, user.is_admin, user.token_epoch),
+                         refresh_token,
                          self.settings.access_ttl_seconds, self.settings.refresh_ttl_seconds)
 
-    def issue_access_token(self, user_id: int, username: str, is_admin: bool) -> str:
+    def issue_access_token(self, user_id: int, username: str, is_admin: bool, epoch: int = 0) -> str:
         key = self.keys.current()
         now = int(time.time())
         claims = {
             "iss": self.settings.issuer, "aud": self.settings.audience, "sub": str(user_id),
             "name": username, "adm": is_admin, "typ": "access", "jti": uuid.uuid4().hex,
-            "iat": now, "nbf": now, "exp": now + self.settings.access_ttl_seconds,
+            "iat": now, "nbf": now, "exp": now + self.settings.access_ttl_seconds, "ep": epoch,
         }
         return jwt.encode(claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid})
 
@@ -297,6 +299,8 @@ class AuthService:
             raise Unauthenticated("invalid access token")
         if not user.is_active:
             raise PermissionDenied("account disabled")
+        if claims.epoch < user.token_epoch:
+            raise Unauthenticated("access token revoked (password changed or account disabled): log in again")
         # Name and admin flag from the database, not the token: a demotion applies at once.
         return Principal(user.id, user.username, user.is_admin, "jwt")
 
@@ -323,7 +327,7 @@ class AuthService:
         if row.last_used_at is None or row.last_used_at < stale_before:
             with transaction(self._sf) as session:
                 repo.touch_api_key(session, row.id, now, stale_before)
-        return Principal(user.id, user.username, user.is_admin, "api_key")
+        return Principal(user.id, user.username, user.is_admin, "api_key", is_service=row.is_service)
 
     # === users ================================================================================
 
@@ -418,9 +422,10 @@ class AuthService:
             if password_hash is not None:
                 user.password_hash = password_hash
             if password_hash is not None or changes.is_active is False:
-                # A new password or a disabled account ends every session (refresh token)
-                # at once; outstanding access tokens of a disabled user are refused per call.
+                # A new password or a disabled account ends every session at once: refresh
+                # tokens are revoked, and access tokens of an earlier epoch are refused.
                 repo.revoke_user_refresh_tokens(session, user_id, now)
+                user.token_epoch += 1
             user.updated_at = now
         log.info("user updated", extra={"user_id": user_id, "by": actor.user_id,
                                         "fields": [k for k, v in vars(changes).items() if v is not None]})
@@ -449,6 +454,7 @@ class AuthService:
                 user.password_hash, user.is_admin, user.is_active = new_hash, True, True
                 user.updated_at = self._now()
                 repo.revoke_user_refresh_tokens(session, user.id, self._now())
+                user.token_epoch += 1
         return None
 
     def ensure_service_key(self, username: str, current_key: str = "", current_secret: str = "") -> NewApiKey | None:
@@ -460,10 +466,16 @@ class AuthService:
             raise InvalidArgument([("username", v)])
         if current_key and current_secret:
             try:
-                if self.authenticate_api_key(current_key, current_secret).username == username:
-                    return None
+                current = self.authenticate_api_key(current_key, current_secret)
             except (Unauthenticated, PermissionDenied):
-                pass  # revoked, expired or from another database: issue a new one
+                current = None  # revoked, expired or from another database: issue a new one
+            if current is not None and current.username == username:
+                if not current.is_service:  # made before service keys existed: it is one
+                    with transaction(self._sf) as session:
+                        row = repo.get_api_key_by_key(session, current_key)
+                        if row is not None:
+                            row.is_service = True
+                return None
         with self._sf() as session:
             existing = repo.get_user_by_username(session, username)
         if existing is None:
@@ -473,7 +485,8 @@ class AuthService:
             if not existing.is_active:
                 raise PermissionDenied(f"service account {username!r} is disabled")
             user_id, is_admin = existing.id, existing.is_admin
-        return self.create_api_key(Principal(user_id, username, is_admin, "service"), "service credential")
+        return self.create_api_key(Principal(user_id, username, is_admin, "service"), "service credential",
+                                   is_service=True)
 
     # === API keys =============================================================================
 
@@ -481,7 +494,8 @@ class AuthService:
         with self._sf() as session:
             return [ApiKeyView.of(k) for k in repo.list_active_api_keys(session, actor.user_id, self._now())]
 
-    def create_api_key(self, actor: Principal, name: str, expires_in_days: int = 0) -> NewApiKey:
+    def create_api_key(self, actor: Principal, name: str, expires_in_days: int = 0, *,
+                       is_service: bool = False) -> NewApiKey:
         violations: list[tuple[str, str]] = []
         if len(name) > 100:
             violations.append(("name", "at most 100 characters"))
@@ -499,7 +513,7 @@ class AuthService:
                     f"at most {self.settings.max_api_keys_per_user} active API keys; revoke one first")
             row = repo.add_api_key(session, ApiKey(
                 user_id=actor.user_id, key="zqk_" + secrets.token_urlsafe(18), secret_hash=sha256_hex(secret),
-                name=name, created_at=now,
+                name=name, created_at=now, is_service=is_service,
                 expires_at=now + timedelta(days=expires_in_days) if expires_in_days else None))
         log.info("api key created", extra={"user_id": actor.user_id, "key_id": row.id})
         return NewApiKey(ApiKeyView.of(row), secret)
@@ -511,6 +525,20 @@ class AuthService:
                 raise NotFound(f"API key {key_id} not found")
             row.revoked_at = self._now()
         log.info("api key revoked", extra={"user_id": actor.user_id, "key_id": key_id})
+
+    def set_api_key_service(self, actor: Principal, user_id: int, key_id: int, is_service: bool) -> ApiKeyView:
+        """Admin: mark a user's key as a service key (it may then call engine_svc's run and
+        validate RPCs directly), or unmark it. Takes effect within ZQ_AUTH_CACHE_SECONDS."""
+        _require_admin(actor)
+        with transaction(self._sf) as session:
+            row = repo.get_user_api_key(session, user_id, key_id)
+            if row is None or row.revoked_at is not None:
+                raise NotFound(f"API key {key_id} of user {user_id} not found")
+            row.is_service = is_service
+            view = ApiKeyView.of(row)
+        log.info("api key service flag set", extra={"user_id": user_id, "key_id": key_id,
+                                                    "is_service": is_service, "by": actor.user_id})
+        return view
 
     # === housekeeping =========================================================================
 

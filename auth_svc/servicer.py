@@ -50,7 +50,8 @@ def _user(u: UserView) -> auth_pb2.User:
 
 def _api_key(k: ApiKeyView) -> auth_pb2.ApiKey:
     return auth_pb2.ApiKey(id=k.id, access_key=k.key, name=k.name, created_at=_ts(k.created_at),
-                           last_used_at=_ts(k.last_used_at), expires_at=_ts(k.expires_at), is_active=True)
+                           last_used_at=_ts(k.last_used_at), expires_at=_ts(k.expires_at), is_active=True,
+                           is_service=k.is_service)
 
 
 def _pair(p: TokenPair) -> auth_pb2.TokenPair:
@@ -177,7 +178,12 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         else:
             p = self.svc.authenticate_api_key(request.api_key, request.api_secret)
         return auth_pb2.Principal(user_id=p.user_id, username=p.username, is_admin=p.is_admin,
-                                  auth_method=p.auth_method)
+                                  auth_method=p.auth_method, is_service=p.is_service)
+
+    def SetApiKeyService(self, request: auth_pb2.SetApiKeyServiceRequest,
+                         context: grpc.ServicerContext) -> auth_pb2.ApiKey:
+        return _api_key(self.svc.set_api_key_service(current_principal(), request.user_id, request.key_id,
+                                                     request.is_service))
 
     def GetSigningKeys(self, request: auth_pb2.GetSigningKeysRequest,
                        context: grpc.ServicerContext) -> auth_pb2.GetSigningKeysResponse:

@@ -83,15 +83,18 @@ class RemoteAuthenticator:
     def _jwt(self, token: str) -> Principal:
         self._ensure_keys()
         claims = verify_access_token(token, self._key_for_kid, issuer=self._issuer, audience=self._audience)
-        cached = self._cached(self._users, claims.user_id)
+        # Per user and token epoch: a token from before a password change never rides on the
+        # answer cached for a newer one.
+        cache_key = (claims.user_id, claims.epoch)
+        cached = self._cached(self._users, cache_key)
         if cached is not None:
             return cached
         try:
             principal = self._call(auth_pb2.AuthenticateRequest(access_token=token))
         except PermissionDenied as exc:
-            self._store(self._users, claims.user_id, _Entry(self._clock() + self.cache_seconds, error=exc))
+            self._store(self._users, cache_key, _Entry(self._clock() + self.cache_seconds, error=exc))
             raise
-        self._store(self._users, claims.user_id, _Entry(self._clock() + self.cache_seconds, principal))
+        self._store(self._users, cache_key, _Entry(self._clock() + self.cache_seconds, principal))
         return principal
 
     def _api_key(self, key: str, secret: str) -> Principal:
@@ -182,4 +185,5 @@ class RemoteAuthenticator:
             if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.INVALID_ARGUMENT):
                 raise Unauthenticated(details or "invalid credentials") from None
             raise Unavailable("authentication service unavailable") from None
-        return Principal(user_id=p.user_id, username=p.username, is_admin=p.is_admin, auth_method=p.auth_method)
+        return Principal(user_id=p.user_id, username=p.username, is_admin=p.is_admin, auth_method=p.auth_method,
+                         is_service=p.is_service)

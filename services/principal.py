@@ -14,6 +14,9 @@ class Principal:
     username: str
     is_admin: bool
     auth_method: str  # "jwt" or "api_key"
+    # Authenticated with a service key (task_svc's own, or an API key an admin marked): may call
+    # engine_svc's run and validate RPCs. Never true for a user's JWT.
+    is_service: bool = False
 
 
 @dataclass(frozen=True)
@@ -62,4 +65,13 @@ def current_principal() -> Principal:
     principal = _principal.get()
     if principal is None:
         raise Unauthenticated("credentials required")
+    return principal
+
+
+def require_service() -> Principal:
+    """For RPCs that only other services may call (engine_svc's run and validate RPCs)."""
+    principal = current_principal()
+    if not principal.is_service:
+        raise PermissionDenied("this RPC is for service principals only: call it with a service key "
+                               "(an API key an administrator marked as a service key)")
     return principal

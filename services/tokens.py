@@ -28,6 +28,9 @@ class AccessClaims:
     is_admin: bool
     jti: str
     expires_at: int
+    # The user's token epoch when it was issued (claim "ep", 0 when absent): auth_svc refuses
+    # tokens from an epoch before the user's last password change or disable.
+    epoch: int = 0
 
 
 def verify_access_token(
@@ -73,6 +76,7 @@ def verify_access_token(
             is_admin=bool(claims.get("adm", False)),
             jti=str(claims["jti"]),
             expires_at=int(claims["exp"]),
+            epoch=int(claims.get("ep", 0)),
         )
     except (TypeError, ValueError):
         raise Unauthenticated("invalid access token") from None

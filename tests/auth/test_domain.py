@@ -405,3 +405,17 @@ def test_concurrent_refresh_with_one_token_has_exactly_one_winner(app: AuthApp) 
         outcomes = list(pool.map(attempt, range(6)))
     assert outcomes.count("ok") <= 1 and outcomes.count("ok") + outcomes.count("denied") == 6, outcomes
     assert outcomes.count("ok") == 1  # the first claim always succeeds
+
+
+def test_a_services_own_key_is_a_service_key_and_an_older_one_is_marked(app: AuthApp) -> None:
+    name = f"svc_{secrets.token_hex(4)}"
+    created = app.service.ensure_service_key(name)
+    assert created is not None and created.key.is_service
+    principal = app.service.authenticate(Credentials(api_key=created.key.key, api_secret=created.secret))
+    assert principal.is_service and principal.username == name
+    # A key made for the account before service keys existed is marked when the service starts.
+    owner = app.service.authenticate(Credentials(api_key=created.key.key, api_secret=created.secret))
+    plain = app.service.create_api_key(Principal(owner.user_id, name, False, "service"), "old credential")
+    assert not app.service.authenticate(Credentials(api_key=plain.key.key, api_secret=plain.secret)).is_service
+    assert app.service.ensure_service_key(name, plain.key.key, plain.secret) is None
+    assert app.service.authenticate(Credentials(api_key=plain.key.key, api_secret=plain.secret)).is_service

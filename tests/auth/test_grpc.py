@@ -107,7 +107,53 @@ def test_disabled_user_is_denied_everywhere(server: AuthServer) -> None:
     server.stub.UpdateUser(pb.UpdateUserRequest(user_id=user.id, is_active=True), metadata=server.admin_md())
     assert code_of(server.stub.Refresh, pb.RefreshRequest(refresh_token=pair.refresh_token)) == \
         grpc.StatusCode.UNAUTHENTICATED
-    assert server.stub.GetMe(pb.GetMeRequest(), metadata=bearer(pair.access_token)).id == user.id
+    # Access tokens issued before the disable stay refused after re-enabling; a new login works.
+    assert code_of(server.stub.GetMe, pb.GetMeRequest(), metadata=bearer(pair.access_token)) == \
+        grpc.StatusCode.UNAUTHENTICATED
+    fresh = server.login(user.username, password)
+    assert server.stub.GetMe(pb.GetMeRequest(), metadata=bearer(fresh.access_token)).id == user.id
+
+
+def test_password_reset_ends_earlier_access_tokens_at_once(server: AuthServer) -> None:
+    user, password = server.new_user()
+    old = server.login(user.username, password)
+    assert server.stub.GetMe(pb.GetMeRequest(), metadata=bearer(old.access_token)).id == user.id
+    server.stub.ResetPassword(pb.ResetPasswordRequest(user_id=user.id, password="a-new-password-1"),
+                              metadata=server.admin_md())
+    unauth = grpc.StatusCode.UNAUTHENTICATED
+    assert code_of(server.stub.GetMe, pb.GetMeRequest(), metadata=bearer(old.access_token)) == unauth
+    assert code_of(server.stub.Authenticate, pb.AuthenticateRequest(access_token=old.access_token)) == unauth
+    new = server.login(user.username, "a-new-password-1")  # same second as the reset: still accepted
+    assert server.stub.GetMe(pb.GetMeRequest(), metadata=bearer(new.access_token)).id == user.id
+    # An e-mail change is no reason to end sessions.
+    server.stub.UpdateUser(pb.UpdateUserRequest(user_id=user.id, email="x@example.com"), metadata=server.admin_md())
+    assert server.stub.GetMe(pb.GetMeRequest(), metadata=bearer(new.access_token)).id == user.id
+
+
+def test_admin_marks_and_unmarks_a_service_key(server: AuthServer) -> None:
+    user, password = server.new_user()
+    pair = server.login(user.username, password)
+    key = server.stub.CreateApiKey(pb.CreateApiKeyRequest(name="batch"), metadata=bearer(pair.access_token))
+    creds = pb.AuthenticateRequest(api_key=key.access_key, api_secret=key.secret_key)
+    assert server.stub.Authenticate(creds).is_service is False
+    # Only administrators mark keys; a user cannot mark their own.
+    assert code_of(server.stub.SetApiKeyService, pb.SetApiKeyServiceRequest(
+        user_id=user.id, key_id=key.id, is_service=True), metadata=bearer(pair.access_token)) == \
+        grpc.StatusCode.PERMISSION_DENIED
+    marked = server.stub.SetApiKeyService(pb.SetApiKeyServiceRequest(user_id=user.id, key_id=key.id, is_service=True),
+                                          metadata=server.admin_md())
+    assert marked.is_service and marked.id == key.id
+    assert server.stub.Authenticate(creds).is_service is True
+    listed = server.stub.ListApiKeys(pb.ListApiKeysRequest(), metadata=bearer(pair.access_token))
+    assert [(k.id, k.is_service) for k in listed.api_keys] == [(key.id, True)]
+    server.stub.SetApiKeyService(pb.SetApiKeyServiceRequest(user_id=user.id, key_id=key.id, is_service=False),
+                                 metadata=server.admin_md())
+    assert server.stub.Authenticate(creds).is_service is False
+    # A JWT is never a service principal; a key of another user is NOT_FOUND.
+    assert server.stub.Authenticate(pb.AuthenticateRequest(access_token=pair.access_token)).is_service is False
+    assert code_of(server.stub.SetApiKeyService, pb.SetApiKeyServiceRequest(
+        user_id=user.id + 1000, key_id=key.id, is_service=True), metadata=server.admin_md()) == \
+        grpc.StatusCode.NOT_FOUND
 
 
 def test_refresh_rotation_reuse_and_logout(server: AuthServer) -> None:

@@ -149,3 +149,30 @@ def test_cache_zero_asks_every_time(server: AuthServer) -> None:
             ra.authenticate(creds)
     finally:
         ra.close()
+
+
+def test_token_from_before_a_password_reset_never_rides_a_newer_cached_answer(
+        server: AuthServer, remote: RemoteAuthenticator) -> None:
+    user, password = server.new_user()
+    old = Credentials(bearer_token=server.login(user.username, password).access_token)
+    assert remote.authenticate(old).user_id == user.id
+    server.stub.ResetPassword(pb.ResetPasswordRequest(user_id=user.id, password="another-password"),
+                              metadata=server.admin_md())
+    new = Credentials(bearer_token=server.login(user.username, "another-password").access_token)
+    assert remote.authenticate(new).user_id == user.id  # cached under the new epoch
+    time.sleep(CACHE + 0.1)  # the old epoch's entry (from before the reset) expires
+    assert remote.authenticate(new).user_id == user.id  # asked again and cached: a fresh positive answer
+    with pytest.raises(Unauthenticated):
+        remote.authenticate(old)
+
+
+def test_service_flag_reaches_the_principal(server: AuthServer, remote: RemoteAuthenticator) -> None:
+    user, password = server.new_user()
+    md = bearer(server.login(user.username, password).access_token)
+    key = server.stub.CreateApiKey(pb.CreateApiKeyRequest(name="svc"), metadata=md)
+    creds = Credentials(api_key=key.access_key, api_secret=key.secret_key)
+    assert remote.authenticate(creds).is_service is False
+    server.stub.SetApiKeyService(pb.SetApiKeyServiceRequest(user_id=user.id, key_id=key.id, is_service=True),
+                                 metadata=server.admin_md())
+    time.sleep(CACHE + 0.1)
+    assert remote.authenticate(creds).is_service is True
