@@ -22,6 +22,7 @@ import sqlalchemy.exc
 from services.errors import DomainError, InvalidArgument, Unavailable, abort_with, internal_status
 from services.logs import new_request_id, request_id_var
 from services.principal import Credentials, Principal, reset_principal, set_principal
+from services.user_json import undecodable_field
 
 log = logging.getLogger("zquant.rpc")
 
@@ -32,7 +33,15 @@ class Authenticator(Protocol):
     def authenticate(self, credentials: Credentials) -> Principal: ...
 
 
-_UNDECODABLE = object()
+class _Undecodable:
+    """Stands in for a request whose bytes did not parse; names the field that broke it."""
+
+    def __init__(self, message_class: Any, data: bytes) -> None:
+        self.message_class, self.data = message_class, data
+
+    def error(self) -> InvalidArgument:
+        field, problem = undecodable_field(self.message_class, self.data)
+        return InvalidArgument.field(field, problem)
 
 
 def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
@@ -43,14 +52,14 @@ def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], A
         try:
             return deserialize(data)
         except Exception:
-            return _UNDECODABLE
+            return _Undecodable(getattr(deserialize, "__self__", None), data)
 
     return run
 
 
 def _check_decoded(request: Any) -> None:
-    if request is _UNDECODABLE:
-        raise InvalidArgument("request is not a valid protobuf message (strings must be UTF-8)")
+    if isinstance(request, _Undecodable):
+        raise request.error()
 
 
 def _wrap(handler: grpc.RpcMethodHandler, wrap_unary: Callable[[Behaviour], Behaviour],

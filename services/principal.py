@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextvars
 from dataclasses import dataclass
 
-from services.errors import Unauthenticated
+from services.errors import PermissionDenied, Unauthenticated
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,7 @@ from task_svc.events import DELETED, EventBus, Publisher, TaskHint
 from task_svc.models import Task, TaskStatus, utcnow
 from task_svc.repository import Changed, QueueRepository
 from task_svc.results import build_result
-from task_svc.tasks import BacktestSettings
+from task_svc.tasks import stored_config
 
 log = logging.getLogger("zquant.task.dispatcher")
 
@@ -88,12 +88,36 @@ class _Run:
 
 
 def engine_request(task: Task) -> engine_pb2.RunBacktestRequest:
-    settings = BacktestSettings.from_json(task.config_json)
     params = struct_pb2.Struct()
     params.update(json.loads(task.params_json or "{}"))
     return engine_pb2.RunBacktestRequest(
         strategy_code=task.strategy_code, params=params, reference=f"task-{task.id}",
-        config=engine_pb2.BacktestConfig(**vars(settings)))
+        config=stored_config(task.config_json))
+
+
+# EngineError.Kind name → TaskFailure.Kind name (what clients read in Task.failure_kind).
+FAILURE_KIND_BY_ENGINE_KIND: dict[str, str] = {
+    "STRATEGY_ERROR": "STRATEGY_ERROR",
+    "INVALID_STRATEGY": "INVALID_STRATEGY",
+    "MEMORY_LIMIT": "MEMORY_LIMIT",
+    "CPU_LIMIT": "TIME_LIMIT",
+    "TIME_LIMIT": "TIME_LIMIT",
+    "KILLED": "WORKER_FAILED",
+    "CRASHED": "WORKER_FAILED",
+    "NO_RESULT": "WORKER_FAILED",
+    "TOO_LARGE": "OUTPUT_LIMIT",
+    "CANCELLED": "CANCELLED",
+    "DATA_ERROR": "INVALID_CONFIG",
+    "INTERNAL": "INTERNAL",
+}
+_LINE_KINDS = frozenset({"STRATEGY_ERROR", "INVALID_STRATEGY"})
+
+
+def failure_of(error: engine_pb2.EngineError) -> tuple[str, int]:
+    """(TaskFailure.Kind name, strategy line or 0) of an engine error event."""
+    kind = FAILURE_KIND_BY_ENGINE_KIND.get(engine_pb2.EngineError.Kind.Name(error.kind)
+                                           if error.kind in engine_pb2.EngineError.Kind.values() else "", "INTERNAL")
+    return kind, (max(0, error.line) if kind in _LINE_KINDS else 0)
 
 
 def engine_error_message(error: engine_pb2.EngineError) -> str:
@@ -266,7 +290,8 @@ class Dispatcher:
         except Exception as exc:
             log.exception("task run crashed", extra={"task_id": run.task_id})
             try:
-                self._finish_failed(run, f"internal error while running the task: {type(exc).__name__}")
+                self._finish_failed(run, f"internal error while running the task: {type(exc).__name__}",
+                                    "INTERNAL")
             except Exception:
                 # Database unreachable: leave the task RUNNING; its lease expires and it is
                 # re-run (or FAILED after max attempts) — never stuck.
@@ -300,14 +325,14 @@ class Dispatcher:
                         # strategy's fault, so run it again elsewhere.
                         self._release(run, engine_retry=True)
                     elif not run.stop_reason:
-                        self._finish_failed(run, engine_error_message(err))
+                        self._finish_failed(run, engine_error_message(err), *failure_of(err))
                     else:
                         self._after_stop(run)
                     return
             if run.stop_reason:
                 self._after_stop(run)
             else:
-                self._finish_failed(run, "the engine ended the run without a result")
+                self._finish_failed(run, "the engine ended the run without a result", "INTERNAL")
         except grpc.RpcError as exc:
             code = exc.code()  # type: ignore[attr-defined]
             if run.stop_reason:
@@ -324,7 +349,8 @@ class Dispatcher:
                 self._release(run, engine_retry=True)
             else:
                 details = exc.details() or code.name  # type: ignore[attr-defined]
-                self._finish_failed(run, f"the engine rejected the run ({code.name}): {details}")
+                kind = "INVALID_CONFIG" if code == grpc.StatusCode.INVALID_ARGUMENT else "INTERNAL"
+                self._finish_failed(run, f"the engine rejected the run ({code.name}): {details}", kind)
 
     def _after_stop(self, run: _Run) -> None:
         if run.stop_reason == SHUTDOWN:
@@ -358,9 +384,9 @@ class Dispatcher:
             log.info("task completed", extra={"task_id": run.task_id})
             self._publish([TaskHint(run.task_id, run.user_id, TaskStatus.COMPLETED.value, "status", 1.0)])
 
-    def _finish_failed(self, run: _Run, message: str) -> None:
+    def _finish_failed(self, run: _Run, message: str, kind: str, line: int = 0) -> None:
         with transaction(self.sessions) as session:
-            ok = QueueRepository(session).fail(run.task_id, run.owner, message[:20000])
+            ok = QueueRepository(session).fail(run.task_id, run.owner, message[:20000], kind, line)
         if ok:
             log.info("task failed", extra={"task_id": run.task_id, "error": message[:200]})
             self._publish([TaskHint(run.task_id, run.user_id, TaskStatus.FAILED.value, "status")])

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import grpc
+from google.protobuf import struct_pb2
 from zquant.engine.v1 import engine_pb2, engine_pb2_grpc
 
 from services.logs import RequestIdClientInterceptor
@@ -55,7 +56,8 @@ class TrialsRun(Protocol):
 class EngineClient(Protocol):
     def validate_strategy(self, code: str) -> list[CodeProblem]: ...
 
-    def missing_symbols(self, symbols: Sequence[str]) -> list[str]: ...
+    def validate_backtest(self, code: str, params: struct_pb2.Struct, config: engine_pb2.BacktestConfig
+                          ) -> tuple[list[tuple[str, str]], engine_pb2.BacktestConfig]: ...
 
     def run_backtest(self, request: engine_pb2.RunBacktestRequest) -> EngineRun: ...
 
@@ -115,14 +117,16 @@ class GrpcEngineClient:
             raise self._unary_error(exc) from None
         return [CodeProblem(p.line, p.column, p.message) for p in resp.problems]
 
-    def missing_symbols(self, symbols: Sequence[str]) -> list[str]:
+    def validate_backtest(self, code: str, params: struct_pb2.Struct, config: engine_pb2.BacktestConfig
+                          ) -> tuple[list[tuple[str, str]], engine_pb2.BacktestConfig]:
+        """(field violations, the normalized config) by the engine's rules; empty code is not checked."""
         try:
-            resp = self._stub.ListSymbols(
-                engine_pb2.ListSymbolsRequest(symbols=list(symbols), include_indexes=True),
+            resp = self._stub.ValidateBacktest(
+                engine_pb2.ValidateBacktestRequest(strategy_code=code, params=params, config=config),
                 timeout=self._timeout, metadata=tuple(self._metadata()))
         except grpc.RpcError as exc:
             raise self._unary_error(exc) from None
-        return list(resp.missing)
+        return [(v.field, v.description) for v in resp.violations], resp.config
 
     def daily_bars(self, symbol: str, start: str, end: str) -> engine_pb2.GetDailyBarsResponse:
         """The symbol's bars over [start, end]; none (an empty reply) when the engine has none."""

@@ -116,6 +116,10 @@ class Task(TaskBase):
     end_date: Mapped[str] = mapped_column(String(10), nullable=False)
     status: Mapped[str] = mapped_column(String(16), nullable=False, default=TaskStatus.PENDING.value)
     error_message: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    # TaskFailure.Kind name of a FAILED or CANCELLED task ("STRATEGY_ERROR", …); "" otherwise.
+    failure_kind: Mapped[str] = mapped_column(String(32), nullable=False, default="")
+    # Strategy line the failure points at; 0 when none.
+    failure_line: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     progress: Mapped[float] = mapped_column(Double, nullable=False, default=0.0)
     equity: Mapped[float] = mapped_column(Double, nullable=False, default=0.0)
     current_date: Mapped[str] = mapped_column(String(10), nullable=False, default="")

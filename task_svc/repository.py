@@ -143,8 +143,8 @@ class TaskRepository:
             update(Task)
             .where(Task.id == task_id, Task.user_id == self.user_id,
                    Task.status.in_([s.value for s in ACTIVE_STATUSES]))
-            .values(status=TaskStatus.CANCELLED.value, error_message=message, updated_at=now,
-                    completed_at=now, lease_owner=None, lease_expires_at=None)
+            .values(status=TaskStatus.CANCELLED.value, error_message=message, failure_kind="CANCELLED",
+                    failure_line=0, updated_at=now, completed_at=now, lease_owner=None, lease_expires_at=None)
             .execution_options(synchronize_session=False)
         )
         return res.rowcount == 1  # type: ignore[attr-defined]
@@ -215,7 +215,8 @@ class QueueRepository:
                         or_(Task.not_before.is_(None), Task.not_before <= now))
         values = dict(status=TaskStatus.RUNNING.value, started_at=now, updated_at=now,
                       lease_owner=owner, lease_expires_at=lease_until, attempts=Task.attempts + 1,
-                      progress=0.0, equity=0.0, current_date="", error_message="")
+                      progress=0.0, equity=0.0, current_date="", error_message="", failure_kind="",
+                      failure_line=0)
         if self.session.get_bind().dialect.name == "postgresql":
             task_id = self.session.scalar(
                 select(Task.id).where(runnable).order_by(Task.created_at, Task.id)
@@ -276,11 +277,14 @@ class QueueRepository:
         self.session.flush()
         return True
 
-    def fail(self, task_id: int, owner: str, message: str) -> bool:
+    def fail(self, task_id: int, owner: str, message: str, kind: str, line: int = 0) -> bool:
+        """RUNNING → FAILED with the message for people and the kind (a TaskFailure.Kind name)
+        and strategy line for programs."""
         now = utcnow()
         res = self.session.execute(
             update(Task).where(self._held(task_id, owner))
-            .values(status=TaskStatus.FAILED.value, error_message=message, updated_at=now,
+            .values(status=TaskStatus.FAILED.value, error_message=message, failure_kind=kind,
+                    failure_line=line, updated_at=now,
                     completed_at=now, lease_owner=None, lease_expires_at=None)
             .execution_options(synchronize_session=False))
         return res.rowcount == 1  # type: ignore[attr-defined]
@@ -307,7 +311,8 @@ class QueueRepository:
             update(Task).where(expired, Task.attempts >= max_attempts)
             .values(status=TaskStatus.FAILED.value, updated_at=now, completed_at=now,
                     lease_owner=None, lease_expires_at=None,
-                    error_message=f"task failed after {max_attempts} attempts: the runner stopped responding")
+                    error_message=f"task failed after {max_attempts} attempts: the runner stopped responding",
+                    failure_kind="ENGINE_UNAVAILABLE", failure_line=0)
             .returning(Task.id, Task.user_id).execution_options(synchronize_session=False)).all()
         changed += [Changed(r[0], r[1], TaskStatus.FAILED.value) for r in failed]
         requeued = self.session.execute(

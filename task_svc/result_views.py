@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from google.protobuf import json_format
 from google.protobuf.message import Message
 from sqlalchemy.orm import Session, sessionmaker
 from zquant.engine.v1 import engine_pb2
@@ -36,7 +37,7 @@ from services.principal import Principal
 from task_svc.engine_client import EngineClient, EngineRejected, EngineUnavailable
 from task_svc.models import Task
 from task_svc.repository import TaskRepository
-from task_svc.tasks import BacktestSettings
+from task_svc.tasks import stored_config
 
 M = TypeVar("M", bound=Message)
 CACHE_RESULTS = 4
@@ -191,7 +192,7 @@ class ResultViews:
         if lang not in ("", "en", "zh-CN"):
             raise InvalidArgument.field("lang", 'must be "en" or "zh-CN"')
         result = self.result(who, task.id)
-        settings = BacktestSettings.from_json(task.config_json)
+        config = stored_config(task.config_json)
         bars: dict[str, list[Bar]] = {}
         for symbol in candle_symbols(result):
             try:
@@ -201,6 +202,7 @@ class ResultViews:
             bars[symbol] = [Bar(b.date, b.open, b.high, b.low, b.close) for b in reply.bars]
         return render_report(result, ReportInput(
             title=f"#{task.id} {task.strategy_name}", strategy_code=task.strategy_code,
-            params=json.loads(task.params_json or "{}"), config=vars(settings), bars=bars,
-            annualization=settings.annualization or 252, risk_free_rate=settings.risk_free_rate or 0.0,
+            params=json.loads(task.params_json or "{}"),
+            config=json_format.MessageToDict(config, preserving_proto_field_name=True), bars=bars,
+            annualization=config.annualization, risk_free_rate=config.risk_free_rate,
             lang=lang or "en"))

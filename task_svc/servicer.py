@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import grpc
 from google.api import httpbody_pb2
-from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from google.protobuf import struct_pb2, timestamp_pb2
 from zquant.backtest.v1 import task_pb2, task_pb2_grpc
 from zquant.engine.v1 import engine_pb2
 
@@ -19,12 +19,8 @@ from task_svc.events import EventBus
 from task_svc.models import Result, Task, TaskStatus
 from task_svc.result_views import ResultViews, RowQuery
 from task_svc.results import final_portfolio, load_result
-from task_svc.tasks import BacktestSettings, ConfigInput, RunRequest, Tasks
+from task_svc.tasks import RunRequest, Tasks, stored_config
 from task_svc.watch import WatchEvent, watch_task, watch_tasks
-
-_OPTIONAL_CONFIG = ("initial_capital", "commission_rate", "min_commission", "tax_rate", "slippage_rate",
-                    "annualization", "risk_free_rate")
-
 
 _EPOCH = datetime(1970, 1, 1)
 
@@ -46,19 +42,7 @@ def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
     return timestamp_pb2.Timestamp(seconds=delta.days * 86400 + delta.seconds, nanos=delta.microseconds * 1000)
 
 
-def config_input(cfg: engine_pb2.BacktestConfig) -> ConfigInput:
-    out = ConfigInput(
-        start_date=cfg.start_date.strip(), end_date=cfg.end_date.strip(), symbols=list(cfg.symbols),
-        frequency=cfg.frequency, adjust_type=cfg.adjust_type, benchmark=cfg.benchmark,
-        use_daily_basic=cfg.use_daily_basic)
-    for name in _OPTIONAL_CONFIG:
-        if cfg.HasField(name):
-            setattr(out, name, getattr(cfg, name))
-    return out
-
-
 def task_to_pb(task: Task) -> task_pb2.Task:
-    settings = BacktestSettings.from_json(task.config_json)
     params = struct_pb2.Struct()
     params.update(json.loads(task.params_json or "{}"))
     return task_pb2.Task(
@@ -67,8 +51,10 @@ def task_to_pb(task: Task) -> task_pb2.Task:
         progress=task.progress, created_at=timestamp(task.created_at), updated_at=timestamp(task.updated_at),
         started_at=timestamp(task.started_at), completed_at=timestamp(task.completed_at),
         start_date=task.start_date, end_date=task.end_date,
-        config=engine_pb2.BacktestConfig(**vars(settings)), params=params, equity=task.equity,
-        current_date=task.current_date, attempts=task.attempts)
+        config=stored_config(task.config_json), params=params, equity=task.equity,
+        current_date=task.current_date, attempts=task.attempts,
+        failure_kind=task_pb2.TaskFailure.Kind.Value(task.failure_kind) if task.failure_kind else 0,
+        failure_line=task.failure_line)
 
 
 def result_to_pb(row: Result, strategy_name: str) -> task_pb2.Result:
@@ -90,12 +76,6 @@ def event_to_pb(event: WatchEvent) -> task_pb2.TaskEvent:
     return task_pb2.TaskEvent(kind=task_pb2.TaskEvent.Kind.Value(event.kind), task=task, terminal=event.terminal)
 
 
-def params_dict(request: task_pb2.RunBacktestRequest) -> dict[str, object]:
-    if not request.HasField("params"):
-        return {}
-    return json_format.MessageToDict(request.params)
-
-
 class TaskServicer(task_pb2_grpc.TaskServiceServicer):
     def __init__(self, tasks: Tasks, bus: EventBus, settings: TaskSettings, views: ResultViews) -> None:
         self.tasks = tasks
@@ -106,8 +86,7 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
     def RunBacktest(self, request: task_pb2.RunBacktestRequest, context: grpc.ServicerContext) -> task_pb2.Task:
         task = self.tasks.submit(current_principal(), RunRequest(
             strategy_id=request.strategy_id, strategy_code=request.strategy_code,
-            strategy_name=request.strategy_name, params=params_dict(request),
-            config=config_input(request.config)))
+            strategy_name=request.strategy_name, params=request.params, config=request.config))
         return task_to_pb(task)
 
     def ListTasks(self, request: task_pb2.ListTasksRequest,

@@ -9,6 +9,7 @@ from typing import Any
 from google.protobuf import json_format, struct_pb2
 from zquant.engine.v1 import engine_pb2
 
+from engine_svc.engine.config import BacktestConfig
 from engine_svc.service.core import (
     BacktestSpec,
     Fingerprint,
@@ -56,6 +57,27 @@ def config_from_proto(msg: engine_pb2.BacktestConfig) -> dict[str, Any]:
         if msg.HasField(name):
             out[name] = getattr(msg, name)
     return out
+
+
+def config_to_proto(cfg: BacktestConfig) -> engine_pb2.BacktestConfig:
+    """A normalized config with every field set (what ValidateBacktest answers, task_svc stores)."""
+    return engine_pb2.BacktestConfig(
+        start_date=cfg.start_date, end_date=cfg.end_date, initial_capital=cfg.initial_capital,
+        symbols=list(cfg.symbols), frequency=cfg.frequency, adjust_type=cfg.adjust_type,
+        commission_rate=cfg.commission_rate, min_commission=cfg.min_commission, tax_rate=cfg.tax_rate,
+        slippage_rate=cfg.slippage_rate, benchmark=cfg.benchmark or "", use_daily_basic=cfg.use_daily_basic,
+        annualization=cfg.annualization, risk_free_rate=cfg.risk_free_rate)
+
+
+def validate_backtest_response(
+    violations: list[tuple[str, str]], cfg: BacktestConfig | None
+) -> engine_pb2.ValidateBacktestResponse:
+    msg = engine_pb2.ValidateBacktestResponse(
+        valid=not violations,
+        violations=[engine_pb2.FieldViolation(field=f, description=d) for f, d in violations])
+    if cfg is not None and not violations:
+        msg.config.CopyFrom(config_to_proto(cfg))
+    return msg
 
 
 def params_from_proto(params: struct_pb2.Struct) -> dict[str, Any]:

@@ -16,6 +16,7 @@ A run goes through two steps so that cheap rejections happen before anything is 
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -26,7 +27,7 @@ from typing import Any, Protocol
 
 from engine_svc.data.bars import panel_bars
 from engine_svc.engine import ENGINE_VERSION
-from engine_svc.engine.config import BacktestConfig, ConfigError
+from engine_svc.engine.config import BacktestConfig, normalize_config, normalized_symbols
 from engine_svc.engine.panel import Panel
 from engine_svc.engine.session import ProgressFn, day_rows
 from engine_svc.metrics import compute_metrics, round_trips
@@ -35,10 +36,12 @@ from engine_svc.service import telemetry
 from engine_svc.service.slots import SlotPool, SlotsBusy, SlotsClosed, Ticket
 from services.errors import InvalidArgument, NotFound, ResourceExhausted, Unavailable
 from services.progress import ProgressGate
+from services.user_json import DEPTH_MESSAGE, MAX_JSON_DEPTH, value_depth
 
 log = logging.getLogger("zquant.engine.service")
 
 MAX_CODE_BYTES = 1024 * 1024  # the contract: strategy code ≤ 1 MB
+MAX_PARAMS_BYTES = 256 * 1024  # params as JSON
 MAX_LOG_CHARS = 1024 * 1024  # logs travel inside the result message; keep them bounded
 PROGRESS_INTERVAL = 0.25  # seconds: the contract promises "a few progress events per second at most"
 VALIDATE_WAIT_SECONDS = 30.0  # a validation waiting longer than this for a worker is refused
@@ -428,6 +431,42 @@ class EngineCore:
         ]
         return sorted(out, key=lambda p: (p["line"], p["column"]))
 
+    # -- ValidateBacktest ----------------------------------------------------------------------
+
+    def validate_backtest(
+        self, code: str, config: dict[str, Any], params: dict[str, Any]
+    ) -> tuple[list[tuple[str, str]], BacktestConfig | None]:
+        """(every violation as (field path, description), the normalized config or None).
+
+        The rules RunBacktest applies, checked without running: the config, its symbols and
+        benchmark against the data's coverage, the params, and the code (in a worker). Empty
+        code is not checked (a library strategy, validated when it was saved)."""
+        cfg, problems = normalize_config(config)
+        violations = [(f"config.{name}", why) for name, why in problems]
+        if not any(name in ("symbols", "benchmark") for name, _ in problems):
+            violations += self._coverage_violations(*normalized_symbols(config))
+        violations += params_violations(params)
+        if code.strip():
+            if len(code.encode("utf-8", "surrogatepass")) > MAX_CODE_BYTES:
+                violations.append(("strategy_code", f"must be at most {MAX_CODE_BYTES} bytes"))
+            else:
+                violations += [("strategy_code", f"line {p['line']}: {p['message']}" if p["line"] else p["message"])
+                               for p in self.validate(code)]
+        return violations, (cfg if not violations else None)
+
+    def _coverage_violations(self, symbols: Sequence[str], benchmark: str | None) -> list[tuple[str, str]]:
+        wanted = [*symbols, *([benchmark] if benchmark else [])]
+        if not wanted:
+            return []
+        missing = set(self.list_symbols(wanted)[1])
+        v: list[tuple[str, str]] = []
+        unknown = [s for s in symbols if s in missing]
+        if unknown:
+            v.append(("config.symbols", f"no market data for: {', '.join(unknown)}"))
+        if benchmark and benchmark in missing:
+            v.append(("config.benchmark", f"no market data for benchmark {benchmark}"))
+        return v
+
     # -- GetDailyBars ---------------------------------------------------------------------------
 
     def daily_bars(self, symbol: str, start: str, end: str) -> list[dict[str, Any]]:
@@ -544,22 +583,26 @@ def _check_code(code: str) -> None:
 
 
 def build_config(config: dict[str, Any], params: dict[str, Any]) -> BacktestConfig:
-    """A validated BacktestConfig; every problem becomes a ``config.<field>`` violation."""
-    symbols = [str(s).strip() for s in config.get("symbols") or ()]
-    seen: set[str] = set()
-    duplicates = [s for s in symbols if s in seen or seen.add(s)]  # type: ignore[func-returns-value]
-    violations: list[tuple[str, str]] = []
-    if duplicates:
-        violations.append(("config.symbols", f"duplicate symbols: {', '.join(sorted(set(duplicates)))}"))
-    try:
-        built = BacktestConfig(**{**config, "symbols": tuple(symbols)}, params=dict(params))
-    except ConfigError as exc:
-        violations.insert(0, (f"config.{exc.field}", exc.message))
-    except TypeError as exc:  # an unknown key: a programming error on the conversion side
-        raise InvalidArgument.field("config", str(exc)) from None
-    if violations:
+    """A validated BacktestConfig (engine_svc.engine.config's rules, the only ones); every
+    problem becomes a ``config.<field>`` violation, a problem with params a ``params`` one."""
+    cfg, problems = normalize_config(config)
+    violations = [(f"config.{name}", why) for name, why in problems] + params_violations(params)
+    if violations or cfg is None:
         raise InvalidArgument(violations)
-    return built
+    return cfg.with_params(params)
+
+
+def params_violations(params: dict[str, Any]) -> list[tuple[str, str]]:
+    """The rules for a run's params: a JSON object, nested at most MAX_JSON_DEPTH deep, ≤ 256 KB."""
+    if value_depth(params) > MAX_JSON_DEPTH:
+        return [("params", DEPTH_MESSAGE)]
+    try:
+        size = len(json.dumps(params, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode())
+    except (TypeError, ValueError):
+        return [("params", "must be JSON (no NaN or Infinity)")]
+    if size > MAX_PARAMS_BYTES:
+        return [("params", f"must be at most {MAX_PARAMS_BYTES // 1024} KB as JSON")]
+    return []
 
 
 def unknown_symbols_error(unknown: Sequence[str], config: BacktestConfig) -> InvalidArgument:

@@ -28,6 +28,7 @@ from engine_svc.service.core import (
     TrialsSuccess,
 )
 from services import rest
+from services.principal import require_service
 from services.server import MAX_MESSAGE_BYTES
 
 log = logging.getLogger("zquant.engine.service")
@@ -42,8 +43,9 @@ class EngineServicer(engine_pb2_grpc.EngineServiceServicer):
     def RunBacktest(
         self, request: engine_pb2.RunBacktestRequest, context: grpc.ServicerContext
     ) -> Iterator[engine_pb2.RunBacktestEvent]:
-        # Anything raised before the first yield becomes the call's status (INVALID_ARGUMENT,
-        # RESOURCE_EXHAUSTED, UNAVAILABLE) through the shared error interceptor.
+        # Anything raised before the first yield becomes the call's status (PERMISSION_DENIED,
+        # INVALID_ARGUMENT, RESOURCE_EXHAUSTED, UNAVAILABLE) through the shared error interceptor.
+        require_service()
         prepared = self.core.prepare(convert.spec_from_proto(request))
         cancel = threading.Event()
         if not context.add_callback(cancel.set):  # already terminated
@@ -79,6 +81,7 @@ class EngineServicer(engine_pb2_grpc.EngineServiceServicer):
     ) -> Iterator[engine_pb2.RunTrialsEvent]:
         # Same shape as RunBacktest: the batch runs on its own thread, this one relays events and
         # notices the call going away (the sweep cancelled, its runner killed) at once.
+        require_service()
         prepared = self.core.prepare_trials(convert.trials_request_from_proto(request))
         cancel = threading.Event()
         if not context.add_callback(cancel.set):
@@ -117,6 +120,7 @@ class EngineServicer(engine_pb2_grpc.EngineServiceServicer):
     def GetDataFingerprint(
         self, request: engine_pb2.GetDataFingerprintRequest, context: grpc.ServicerContext
     ) -> engine_pb2.DataFingerprint:
+        require_service()
         return convert.fingerprint_to_proto(self.core.fingerprint(convert.config_from_proto(request.config)))
 
     @staticmethod
@@ -142,11 +146,21 @@ class EngineServicer(engine_pb2_grpc.EngineServiceServicer):
     def ValidateStrategy(
         self, request: engine_pb2.ValidateStrategyRequest, context: grpc.ServicerContext
     ) -> engine_pb2.ValidateStrategyResponse:
+        require_service()
         return convert.validate_response(self.core.validate(request.strategy_code))
+
+    def ValidateBacktest(
+        self, request: engine_pb2.ValidateBacktestRequest, context: grpc.ServicerContext
+    ) -> engine_pb2.ValidateBacktestResponse:
+        require_service()
+        violations, cfg = self.core.validate_backtest(
+            request.strategy_code, convert.config_from_proto(request.config), convert.params_from_proto(request.params))
+        return convert.validate_backtest_response(violations, cfg)
 
     def GetDailyBars(
         self, request: engine_pb2.GetDailyBarsRequest, context: grpc.ServicerContext
     ) -> engine_pb2.GetDailyBarsResponse:
+        require_service()
         bars = self.core.daily_bars(request.symbol, request.start_date.strip(), request.end_date.strip())
         return engine_pb2.GetDailyBarsResponse(symbol=request.symbol.strip(), bars=[engine_pb2.Bar(**b) for b in bars])
 

@@ -28,8 +28,10 @@ from services.errors import Unauthenticated
 from services.principal import Credentials, Principal
 from services.server import RunningServer
 
-TOKEN = "engine-test-token"  # what FixedTokenAuthenticator accepts
+TOKEN = "engine-test-token"  # what FixedTokenAuthenticator accepts: a service principal
 AUTH = (("authorization", f"Bearer {TOKEN}"),)
+USER_TOKEN = "engine-test-user-token"  # an ordinary user (not a service)
+USER_AUTH = (("authorization", f"Bearer {USER_TOKEN}"),)
 N_SYMBOLS, N_DAYS, SEED = 4, 160, 11
 
 BUY_AND_HOLD = """\
@@ -74,12 +76,15 @@ class Strategy(BaseStrategy):
 
 
 class FixedTokenAuthenticator:
-    """The Authenticator protocol, accepting one bearer token (auth_svc is not under test)."""
+    """The Authenticator protocol, accepting two bearer tokens (auth_svc is not under test): TOKEN
+    is a service principal, USER_TOKEN an ordinary user."""
 
     def authenticate(self, credentials: Credentials) -> Principal:
+        if credentials.bearer_token == USER_TOKEN:
+            return Principal(user_id=2, username="someone", is_admin=False, auth_method="jwt")
         if credentials.bearer_token != TOKEN:
             raise Unauthenticated("invalid token")
-        return Principal(user_id=1, username="tester", is_admin=False, auth_method="jwt")
+        return Principal(user_id=1, username="tester", is_admin=False, auth_method="api_key", is_service=True)
 
 
 @dataclass

@@ -55,10 +55,15 @@ def test_config_from_proto_leaves_unset_optionals_to_the_engine_defaults() -> No
 def test_build_config_maps_errors_to_config_fields() -> None:
     with pytest.raises(InvalidArgument) as info:
         build_config({**CONFIG, "annualization": 0}, {})
-    assert info.value.violations == [("config.annualization", "must be between 1 and 366")]
+    assert info.value.violations == [("config.annualization", "must be between 1 and 366, got 0")]
+    # Spelling is normalized, not refused: duplicates dropped, symbols upper-cased.
+    assert build_config({**CONFIG, "symbols": ["600000.SH", " 600000.sh"]}, {}).symbols == ("600000.SH",)
     with pytest.raises(InvalidArgument) as info:
-        build_config({**CONFIG, "symbols": ["600000.SH", "600000.SH"]}, {})
-    assert info.value.violations == [("config.symbols", "duplicate symbols: 600000.SH")]
+        deep: list = [1]
+        for _ in range(40):
+            deep = [deep]
+        build_config(CONFIG, {"deep": deep})
+    assert [f for f, _ in info.value.violations] == ["params"]
 
 
 def test_params_keep_integers_usable() -> None:

@@ -15,6 +15,7 @@ from engine_service_helpers import (
     BUY_AND_HOLD,
     RAISES_AT_LINE_9,
     SLEEPY,
+    USER_AUTH,
     Harness,
     Market,
     live_descendants,
@@ -110,13 +111,13 @@ def test_invalid_config_is_invalid_argument_with_field_violations(shared_server:
         "config.commission_rate": h.config(sqlite_market, commission_rate=0.5),
         "config.symbols": h.config(sqlite_market, symbols=[]),
         "config.adjust_type": h.config(sqlite_market, adjust_type="sideways"),
-        "config.start_date": engine_pb2.BacktestConfig(symbols=sqlite_market.stocks[:1]),
+        "config.start_date config.end_date": engine_pb2.BacktestConfig(symbols=sqlite_market.stocks[:1]),
     }
-    for field, config in cases.items():
+    for fields, config in cases.items():
         with pytest.raises(grpc.RpcError) as info:
             h.run(engine_pb2.RunBacktestRequest(strategy_code=BUY_AND_HOLD, config=config))
-        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, field
-        assert [f for f, _ in field_violations(info.value)] == [field]
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, fields
+        assert [f for f, _ in field_violations(info.value)] == fields.split()
     with pytest.raises(grpc.RpcError) as info:
         h.run(engine_pb2.RunBacktestRequest(strategy_code="", config=h.config(sqlite_market)))
     assert field_violations(info.value) == [("strategy_code", "is required")]
@@ -346,3 +347,61 @@ def test_validate_empty_code_is_a_problem_not_an_error(shared_server: Harness) -
             engine_pb2.ValidateStrategyRequest(strategy_code="#" * (1024 * 1024 + 1)), metadata=AUTH)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert [f for f, _ in field_violations(info.value)] == ["strategy_code"]
+
+
+def test_run_and_validate_rpcs_are_for_service_principals_only(shared_server: Harness,
+                                                                sqlite_market: Market) -> None:
+    h = shared_server
+    config = h.config(sqlite_market)
+    denied = {
+        "RunBacktest": lambda md: list(h.stub.RunBacktest(
+            engine_pb2.RunBacktestRequest(strategy_code=BUY_AND_HOLD, config=config), metadata=md, timeout=60)),
+        "ValidateStrategy": lambda md: h.stub.ValidateStrategy(
+            engine_pb2.ValidateStrategyRequest(strategy_code=BUY_AND_HOLD), metadata=md, timeout=30),
+        "ValidateBacktest": lambda md: h.stub.ValidateBacktest(
+            engine_pb2.ValidateBacktestRequest(config=config), metadata=md, timeout=30),
+        "GetDailyBars": lambda md: h.stub.GetDailyBars(engine_pb2.GetDailyBarsRequest(
+            symbol=sqlite_market.stocks[0], start_date=config.start_date, end_date=config.end_date),
+            metadata=md, timeout=30),
+    }
+    for name, call in denied.items():
+        with pytest.raises(grpc.RpcError) as info:
+            call(USER_AUTH)
+        assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED, name
+        assert "service principals only" in info.value.details(), name
+        call(AUTH)  # the service principal gets through
+    # What the REST API exposes to users stays open.
+    listed = h.stub.ListSymbols(engine_pb2.ListSymbolsRequest(), metadata=USER_AUTH, timeout=30)
+    assert [s.symbol for s in listed.symbols][:1] == sorted(sqlite_market.stocks)[:1]
+
+
+def test_validate_backtest_reports_every_violation_and_the_normalized_config(shared_server: Harness,
+                                                                             sqlite_market: Market) -> None:
+    h = shared_server
+    ok = h.stub.ValidateBacktest(engine_pb2.ValidateBacktestRequest(
+        strategy_code=BUY_AND_HOLD, params=_params(window=5),
+        config=h.config(sqlite_market, symbols=[sqlite_market.stocks[0].lower(), sqlite_market.stocks[0]])),
+        metadata=AUTH, timeout=30)
+    assert ok.valid and list(ok.violations) == []
+    c = ok.config
+    assert list(c.symbols) == [sqlite_market.stocks[0]] and (c.frequency, c.adjust_type) == ("daily", "qfq")
+    assert (c.initial_capital, c.commission_rate, c.min_commission, c.tax_rate, c.slippage_rate,
+            c.annualization, c.risk_free_rate) == (1_000_000, 0.0003, 5.0, 0.001, 0.001, 252, 0.0)
+    assert all(c.HasField(f) for f in ("initial_capital", "commission_rate", "min_commission", "annualization"))
+
+    deep = struct_pb2.Struct()
+    inner = deep.fields["x"].list_value
+    for _ in range(34):  # deeper than the JSON limit (32), within protobuf's 100 message levels
+        inner = inner.values.add().list_value
+    bad = h.stub.ValidateBacktest(engine_pb2.ValidateBacktestRequest(
+        strategy_code="class Strategy(:\n", params=deep,
+        config=h.config(sqlite_market, min_commission=2_000_000, symbols=["999999.SH"], benchmark="999998.SH")),
+        metadata=AUTH, timeout=30)
+    assert not bad.valid and not bad.HasField("config")
+    assert [(v.field, v.description) for v in bad.violations][:4] == [
+        ("config.min_commission", "must be in [0, 1e+06], got 2e+06"),
+        ("config.symbols", "no market data for: 999999.SH"),
+        ("config.benchmark", "no market data for benchmark 999998.SH"),
+        ("params", "is nested too deeply: JSON may nest at most 32 arrays/objects"),
+    ]
+    assert bad.violations[4].field == "strategy_code" and bad.violations[4].description.startswith("line 1:")

@@ -30,7 +30,7 @@ class _StandInAuth(auth_pb2_grpc.AuthServiceServicer):
     def Authenticate(self, request, context):  # type: ignore[no-untyped-def]
         if (request.api_key, request.api_secret) != ("zk_test", "s3cret"):
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid API key")
-        return auth_pb2.Principal(user_id=7, username="svc", is_admin=False, auth_method="api_key")
+        return auth_pb2.Principal(user_id=7, username="svc", is_admin=False, auth_method="api_key", is_service=True)
 
 
 def _free_port() -> int:

@@ -4,7 +4,8 @@ The fake engine is a real gRPC server built on the generated stubs, so task_svc'
 client, streaming and cancellation are exercised exactly as against engine_svc. Each run is
 scripted by the task's params under the key "fake":
   steps (3), delay (s per step, 0), outcome ("result" | "error" | "hang" | "unavailable"),
-  error_message, error_line, total_return (number or null),
+  error_message, error_line, error_kind (an EngineError.Kind name, STRATEGY_ERROR),
+  total_return (number or null),
   busy_runs (the first N runs are refused with RESOURCE_EXHAUSTED).
 """
 
@@ -22,6 +23,9 @@ import grpc
 from google.protobuf import json_format
 from zquant.engine.v1 import engine_pb2, engine_pb2_grpc
 
+from engine_svc.service import convert
+from engine_svc.service.runner import EngineCore
+from engine_svc.service.slots import SlotPool
 from services.errors import Unauthenticated
 from services.principal import Credentials, Principal
 
@@ -90,8 +94,30 @@ class RunRecord:
     result: engine_pb2.BacktestResult | None = None
 
 
+def _code_problems(code: str) -> list[dict[str, Any]]:
+    try:
+        tree = ast.parse(code)  # parse only: the fake never runs code
+    except SyntaxError as exc:
+        return [{"line": exc.lineno or 0, "column": exc.offset or 0, "message": f"SyntaxError: {exc.msg}"}]
+    if not any(isinstance(n, ast.ClassDef) and n.name == "Strategy" for n in tree.body):
+        return [{"line": 0, "column": 0, "message": "strategy code must define class Strategy"}]
+    return []
+
+
+class _FakeData:
+    def list_symbols(self) -> list[dict[str, Any]]:
+        return [{"symbol": s, "name": "", "first_date": "2011-01-04", "last_date": "2024-12-31", "bars": 3000,
+                 "is_index": s in INDEXES} for s in sorted(STOCKS | INDEXES)]
+
+
+class _FakeSandbox:
+    def validate(self, code: str) -> list[dict[str, Any]]:
+        return _code_problems(code)
+
+
 class FakeEngine(engine_pb2_grpc.EngineServiceServicer):
     def __init__(self) -> None:
+        self.core = EngineCore(_FakeData(), _FakeSandbox(), SlotPool(1, 1))  # type: ignore[arg-type]
         self.lock = threading.Lock()
         self.runs: list[RunRecord] = []
         self.validate_calls = 0
@@ -115,16 +141,15 @@ class FakeEngine(engine_pb2_grpc.EngineServiceServicer):
 
     def ValidateStrategy(self, request, context):  # type: ignore[no-untyped-def]
         self.validate_calls += 1
-        problems = []
-        try:
-            tree = ast.parse(request.strategy_code)  # parse only: the fake never runs code
-        except SyntaxError as exc:
-            problems.append(engine_pb2.CodeProblem(line=exc.lineno or 0, column=exc.offset or 0,
-                                                   message=f"SyntaxError: {exc.msg}"))
-        else:
-            if not any(isinstance(n, ast.ClassDef) and n.name == "Strategy" for n in tree.body):
-                problems.append(engine_pb2.CodeProblem(message="strategy code must define class Strategy"))
+        problems = [engine_pb2.CodeProblem(**p) for p in _code_problems(request.strategy_code)]
         return engine_pb2.ValidateStrategyResponse(valid=not problems, problems=problems)
+
+    def ValidateBacktest(self, request, context):  # type: ignore[no-untyped-def]
+        # The engine's own decision code over fake market data and a parse-only code check.
+        self.validate_calls += 1
+        violations, cfg = self.core.validate_backtest(
+            request.strategy_code, convert.config_from_proto(request.config), convert.params_from_proto(request.params))
+        return convert.validate_backtest_response(violations, cfg)
 
     def ListSymbols(self, request, context):  # type: ignore[no-untyped-def]
         known = STOCKS | (INDEXES if request.include_indexes else set())
@@ -170,7 +195,8 @@ class FakeEngine(engine_pb2_grpc.EngineServiceServicer):
         record.finished = True
         if outcome == "error":
             yield engine_pb2.RunBacktestEvent(error=engine_pb2.EngineError(
-                kind=engine_pb2.EngineError.STRATEGY_ERROR, message=spec.get("error_message", "boom"),
+                kind=engine_pb2.EngineError.Kind.Value(spec.get("error_kind", "STRATEGY_ERROR")),
+                message=spec.get("error_message", "boom"),
                 line=int(spec.get("error_line", 0))))
             return
         record.result = fake_result(request, spec)

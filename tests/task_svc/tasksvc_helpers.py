@@ -11,6 +11,7 @@ from typing import Any
 import grpc
 import pytest
 from zquant.backtest.v1 import strategy_pb2_grpc, task_pb2, task_pb2_grpc
+from zquant.engine.v1 import engine_pb2
 
 from task_svc.app import TaskApp
 
@@ -82,16 +83,16 @@ def wait_status(api: Api, task_id: int, *statuses: int, timeout: float = 10.0) -
 def insert_task(app: TaskApp, *, user_id: int = 1, fake: dict[str, Any] | None = None, **columns: Any) -> int:
     """Writes a task row directly, as another (possibly dead) replica would have left it."""
     from task_svc.models import Task, utcnow
-    from task_svc.tasks import BacktestSettings
+    from task_svc.tasks import config_json
 
-    settings = BacktestSettings(
+    config = engine_pb2.BacktestConfig(
         start_date="2024-01-01", end_date="2024-03-31", initial_capital=1_000_000.0, symbols=["600000.SH"],
         frequency="daily", adjust_type="qfq", commission_rate=0.0003, min_commission=5.0, tax_rate=0.001,
         slippage_rate=0.001, benchmark="", use_daily_basic=False, annualization=252, risk_free_rate=0.0)
     now = utcnow()
     values: dict[str, Any] = dict(
         user_id=user_id, strategy_id=None, strategy_name="inserted", strategy_code=SIMPLE_CODE,
-        params_json=json.dumps({"fake": fake or {}}), config_json=settings.to_json(), start_date="2024-01-01",
+        params_json=json.dumps({"fake": fake or {}}), config_json=config_json(config), start_date="2024-01-01",
         end_date="2024-03-31", status="PENDING", error_message="", progress=0.0, equity=0.0, current_date="",
         attempts=0, retries=0, created_at=now, updated_at=now)
     values.update(columns)

@@ -36,6 +36,8 @@ def test_run_backtest_validation(make_app, connect) -> None:
         "config.adjust_type": {"adjust_type": "xyz"},
         "config.commission_rate": {"commission_rate": 0.1},
         "config.min_commission": {"min_commission": -1},
+        # The engine's upper bound (1e6): it used to pass here and FAIL later in the engine.
+        "config.min_commission ": {"min_commission": 2_000_000},
         "config.tax_rate": {"tax_rate": -0.01},
         "config.slippage_rate": {"slippage_rate": 0.5},
         "config.annualization": {"annualization": 400},
@@ -43,7 +45,17 @@ def test_run_backtest_validation(make_app, connect) -> None:
     }
     for field, config in cases.items():
         err = expect(lambda config=config: run(run_request(config=config)), grpc.StatusCode.INVALID_ARGUMENT)
-        assert field in [f for f, _ in field_violations(err)], (field, field_violations(err))
+        assert field.strip() in [f for f, _ in field_violations(err)], (field, field_violations(err))
+    err = expect(lambda: run(run_request(config={"min_commission": 2_000_000})), grpc.StatusCode.INVALID_ARGUMENT)
+    assert field_violations(err) == [("config.min_commission", "must be in [0, 1e+06], got 2e+06")]
+    # Every problem at once, config and code together.
+    err = expect(lambda: run(run_request(strategy_code="def broken(:\n", config={"tax_rate": 0.5,
+                                                                               "symbols": ["999999.SZ"]})),
+                 grpc.StatusCode.INVALID_ARGUMENT)
+    assert [f for f, _ in field_violations(err)] == ["config.tax_rate", "config.symbols", "strategy_code"]
+    err = expect(lambda: run(run_request(config={"symbols": ["999999.SZ"]}, strategy_code="def broken(:\n")),
+                 grpc.StatusCode.INVALID_ARGUMENT)
+    assert [f for f, _ in field_violations(err)] == ["config.symbols", "strategy_code"]
     expect(lambda: run(run_request(config={"start_date": "2024-02-30"})), grpc.StatusCode.INVALID_ARGUMENT)
 
     err = expect(lambda: run(run_request(config={"symbols": ["600000.SH", "999999.SZ"]})),
