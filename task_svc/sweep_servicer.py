@@ -13,9 +13,9 @@ from zquant.backtest.v1 import sweep_pb2, sweep_pb2_grpc, task_pb2
 from zquant.engine.v1 import engine_pb2
 
 from services.principal import current_principal
-from task_svc.servicer import config_input, task_to_pb, timestamp
+from task_svc.servicer import task_to_pb, timestamp
 from task_svc.sweeps import FoldsView, SweepInput, Sweeps, SweepView, TrialView, WatchEvent, _loads
-from task_svc.tasks import BacktestSettings
+from task_svc.tasks import stored_config
 
 _METHODS = {sweep_pb2.GRID: "grid", sweep_pb2.RANDOM: "random", sweep_pb2.TPE: "tpe"}
 _METHOD_PB = {"GRID": sweep_pb2.GRID, "RANDOM": sweep_pb2.RANDOM, "TPE": sweep_pb2.TPE}
@@ -106,7 +106,7 @@ def sweep_input(request: sweep_pb2.CreateSweepRequest) -> SweepInput:
         search["target"] = request.target
     params = json_format.MessageToDict(request.params) if request.HasField("params") else {}
     return SweepInput(strategy_id=request.strategy_id, strategy_code=request.strategy_code,
-                      strategy_name=request.strategy_name, config=config_input(request.config),
+                      strategy_name=request.strategy_name, config=request.config,
                       params={k: _plain(v, False) for k, v in params.items()}, search=search)
 
 
@@ -145,7 +145,6 @@ def trial_pb(view: TrialView, full_params: dict[str, Any]) -> sweep_pb2.Trial:
 def sweep_pb(view: SweepView, *, with_code: bool = False) -> sweep_pb2.Sweep:
     s = view.sweep
     search = json.loads(s.request_json)
-    settings = BacktestSettings.from_json(s.config_json)
     base = json.loads(s.params_json or "{}")
     objective = search.get("objective") or {}
     validation = search.get("validation") or {}
@@ -153,7 +152,7 @@ def sweep_pb(view: SweepView, *, with_code: bool = False) -> sweep_pb2.Sweep:
     msg = sweep_pb2.Sweep(
         id=s.id, user_id=s.user_id, status=sweep_pb2.Sweep.Status.Value(s.status), strategy_id=s.strategy_id or 0,
         strategy_name=s.strategy_name, method=_METHOD_PB.get(s.method, sweep_pb2.GRID),
-        config=engine_pb2.BacktestConfig(**vars(settings)), params=_struct(base),
+        config=stored_config(s.config_json), params=_struct(base),
         space=space_pb(search.get("space") or {}), constraints=search.get("constraints") or [],
         objective=sweep_pb2.Objective(metric=objective.get("metric", "sharpe_ratio"),
                                       direction=objective.get("direction", "maximize")),

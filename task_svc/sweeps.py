@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from google.protobuf import struct_pb2
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session, defer, sessionmaker
 from zquant.engine.v1 import engine_pb2
@@ -64,7 +65,7 @@ from task_svc.models import (
 )
 from task_svc.repository import StrategyRepository
 from task_svc.sweep_repository import SWEEP_ORDER, SweepRepository
-from task_svc.tasks import BacktestSettings, ConfigInput, RunRequest, Tasks, validate_config
+from task_svc.tasks import RunRequest, Tasks, config_json
 
 log = logging.getLogger("zquant.task.sweeps")
 
@@ -85,7 +86,8 @@ class SweepInput:
     strategy_id: int = 0
     strategy_code: str = ""
     strategy_name: str = ""
-    config: ConfigInput = field(default_factory=ConfigInput)
+    # As submitted; the engine's ValidateBacktest judges it and fills in the defaults.
+    config: engine_pb2.BacktestConfig = field(default_factory=engine_pb2.BacktestConfig)
     params: dict[str, Any] = field(default_factory=dict)
     search: dict[str, Any] = field(default_factory=dict)
 
@@ -246,37 +248,35 @@ class Sweeps:
         self.settings = settings
 
     # ------------------------------------------------------------------ create / estimate
-    def _validate(self, who: Principal, inp: SweepInput) -> tuple[SweepSpec, BacktestSettings, str, str, int | None]:
+    def _validate(self, who: Principal, inp: SweepInput, *, check_code: bool
+                  ) -> tuple[SweepSpec, engine_pb2.BacktestConfig, str, str, int | None]:
+        """Sweep rules here, backtest rules on the engine (ValidateBacktest), all problems in one
+        answer. Code sent now is checked when ``check_code``; library code was checked when saved."""
         code = inp.strategy_code
         violations: list[tuple[str, str]] = []
         if inp.strategy_id <= 0 and not code.strip():
             violations.append(("strategy_id", "strategy_id or strategy_code is required"))
         if len(inp.strategy_name) > 200:
             violations.append(("strategy_name", "must be at most 200 characters"))
-        if len(code.encode("utf-8", "surrogatepass")) > 1024 * 1024:
+        too_big = len(code.encode("utf-8", "surrogatepass")) > 1024 * 1024
+        if too_big:
             violations.append(("strategy_code", "must be at most 1 MB"))
-        try:
-            settings = validate_config(inp.config)
-        except InvalidArgument as exc:
-            violations += exc.violations
+        spec: SweepSpec | None = None
         try:
             spec = search_spec(inp.search, self.settings.sweep_max_trials)
         except InvalidArgument as exc:
             violations += exc.violations
-        if violations:
-            raise InvalidArgument(violations)
-        per_trial = "is not reported per trial by the engine (zquant.engine.v1.Metrics)"
-        if spec.objective.metric not in ENGINE_METRICS:
-            violations.append(("objective.metric", f"{spec.objective.metric} {per_trial}"))
-        for k, c in enumerate(spec.result_constraints):
-            missing = sorted(c.names - ENGINE_METRICS)
-            if missing:
-                violations.append((f"result_constraints[{k}]", f"{missing[0]} {per_trial}"))
-        if violations:
-            raise InvalidArgument(violations)
-        overlap = sorted(set(spec.space.names) & set(inp.params))
-        if overlap:
-            raise InvalidArgument.field("params", f"{overlap[0]} is swept (in space); leave it out of params")
+        if spec is not None:
+            per_trial = "is not reported per trial by the engine (zquant.engine.v1.Metrics)"
+            if spec.objective.metric not in ENGINE_METRICS:
+                violations.append(("objective.metric", f"{spec.objective.metric} {per_trial}"))
+            for k, c in enumerate(spec.result_constraints):
+                missing = sorted(c.names - ENGINE_METRICS)
+                if missing:
+                    violations.append((f"result_constraints[{k}]", f"{missing[0]} {per_trial}"))
+            overlap = sorted(set(spec.space.names) & set(inp.params))
+            if overlap:
+                violations.append(("params", f"{overlap[0]} is swept (in space); leave it out of params"))
         name = inp.strategy_name.strip()
         strategy: Strategy | None = None
         if inp.strategy_id > 0:
@@ -286,18 +286,23 @@ class Sweeps:
                 raise NotFound(f"strategy {inp.strategy_id} not found")
             code = code if code.strip() else strategy.code
             name = name or strategy.name
-        return spec, settings, code, name or "custom", strategy.id if strategy else None
+        params = struct_pb2.Struct()
+        params.update(inp.params)
+        checked = inp.strategy_code if check_code and not too_big else ""
+        config = self.tasks.validate_on_engine(checked, params, inp.config, violations)
+        assert spec is not None  # a bad spec raised above with the engine's violations
+        return spec, config, code, name or "custom", strategy.id if strategy else None
 
-    def _fingerprint(self, settings: BacktestSettings) -> tuple[str, str, list[str]]:
+    def _fingerprint(self, config: engine_pb2.BacktestConfig) -> tuple[str, str, list[str]]:
         try:
-            return self.engine.fingerprint(json.loads(settings.to_json()))
+            return self.engine.fingerprint(json.loads(config_json(config)))
         except EngineUnavailable as exc:
             raise Unavailable(f"market data cannot be checked now, try again later: {exc}") from None
         except EngineRejected as exc:
             # The engine's own INVALID_ARGUMENT (unknown symbols, no data) names the config field.
             raise InvalidArgument.field("config.symbols", str(exc)) from None
 
-    def _folds(self, spec: SweepSpec, dates: list[str], settings: BacktestSettings) -> list[dict[str, Any]]:
+    def _folds(self, spec: SweepSpec, dates: list[str], settings: engine_pb2.BacktestConfig) -> list[dict[str, Any]]:
         if not dates:
             raise InvalidArgument.field("config.start_date", f"no trading days between {settings.start_date} "
                                                              f"and {settings.end_date}")
@@ -312,14 +317,14 @@ class Sweeps:
                  "test_start": f.test_start, "test_end": f.test_end} for f in folds]
 
     def estimate(self, who: Principal, inp: SweepInput) -> Estimate:
-        spec, settings, code, _, _ = self._validate(who, inp)
+        spec, settings, code, _, _ = self._validate(who, inp, check_code=False)
         version, data_hash, dates = self._fingerprint(settings)
         folds = self._folds(spec, dates, settings)
         n_search = spec.trial_count
         trials = n_search * len(folds) + (len(folds) if spec.validation.kind != "none" else 0)
         cached = 0
         if spec.method != "tpe":
-            config = json.loads(settings.to_json())
+            config = json.loads(config_json(settings))
             keys = [cache_key(code, {**config, "start_date": f["train_start"], "end_date": f["train_end"]},
                               {**inp.params, **p}, data_hash, version)
                     for f in folds for p in self._static_points(spec)]
@@ -344,13 +349,9 @@ class Sweeps:
         return []
 
     def create(self, who: Principal, inp: SweepInput) -> Sweep:
-        spec, settings, code, name, strategy_id = self._validate(who, inp)
         with self.sessions() as session:
             self._check_quota(SweepRepository(session, who.user_id))
-        if inp.strategy_code.strip():
-            from task_svc.strategies import validate_code_on_engine
-
-            validate_code_on_engine(self.engine, code, field="strategy_code")
+        spec, settings, code, name, strategy_id = self._validate(who, inp, check_code=True)
         version, data_hash, dates = self._fingerprint(settings)
         folds = self._folds(spec, dates, settings)
         now = utcnow()
@@ -360,7 +361,7 @@ class Sweeps:
                 session.execute(text("SELECT pg_advisory_xact_lock(7322, :u)"), {"u": who.user_id})
             self._check_quota(repo)
             sweep = repo.add(Sweep(
-                strategy_id=strategy_id, strategy_name=name, strategy_code=code, config_json=settings.to_json(),
+                strategy_id=strategy_id, strategy_name=name, strategy_code=code, config_json=config_json(settings),
                 params_json=json.dumps(inp.params, separators=(",", ":"), ensure_ascii=False),
                 spec_json=json.dumps(inp.search, separators=(",", ":"), ensure_ascii=False),
                 request_json=json.dumps(inp.search, separators=(",", ":"), ensure_ascii=False),
@@ -528,11 +529,12 @@ class Sweeps:
                 raise NotFound(f"sweep {sweep_id} has no trial {number}")
             config = trial_config(sweep, trial)
             params = trial_params(sweep, trial)
-        cfg = ConfigInput(**{k: config.get(k) for k in ConfigInput.__dataclass_fields__ if k in config})
+        struct = struct_pb2.Struct()
+        struct.update(params)
         return self.tasks.submit(who, RunRequest(
             strategy_id=0, strategy_code=sweep.strategy_code,
             strategy_name=f"{sweep.strategy_name} · sweep {sweep.id} trial {number}"[:200],
-            params=params, config=cfg))
+            params=struct, config=engine_pb2.BacktestConfig(**config)))
 
     # ------------------------------------------------------------------ watch
     def watch(self, user_id: int, sweep_id: int, *, is_active: Callable[[], bool],

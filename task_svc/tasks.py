@@ -103,7 +103,7 @@ class Tasks:
             self._check_quotas(TaskRepository(session, who.user_id))
 
         # Library code was validated when it was saved: only code sent now is checked again.
-        config = self._validate_on_engine(req.strategy_code, req.params, req.config)
+        config = self.validate_on_engine(req.strategy_code, req.params, req.config)
         params_json = json.dumps(json_format.MessageToDict(req.params), separators=(",", ":"), ensure_ascii=False)
 
         with transaction(self.sessions) as session:
@@ -120,14 +120,18 @@ class Tasks:
         self.publisher.publish([_hint(task)])
         return task
 
-    def _validate_on_engine(self, code: str, params: struct_pb2.Struct,
-                            config: engine_pb2.BacktestConfig) -> engine_pb2.BacktestConfig:
+    def validate_on_engine(self, code: str, params: struct_pb2.Struct, config: engine_pb2.BacktestConfig,
+                           violations: list[tuple[str, str]] | None = None) -> engine_pb2.BacktestConfig:
+        """The engine's normalized config, or INVALID_ARGUMENT with the engine's violations after
+        ``violations`` found here (all problems in one answer); UNAVAILABLE if it can't be asked.
+        Empty ``code`` is not checked."""
         try:
-            violations, normalized = self.engine.validate_backtest(code, params, config)
+            found, normalized = self.engine.validate_backtest(code, params, config)
         except (EngineUnavailable, EngineRejected) as exc:
             raise Unavailable(f"the backtest cannot be validated now, try again later: {exc}") from None
-        if violations:
-            raise InvalidArgument(violations)
+        found = [*(violations or []), *found]
+        if found:
+            raise InvalidArgument(found)
         return normalized
 
     @staticmethod

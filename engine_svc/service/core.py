@@ -436,36 +436,9 @@ class EngineCore:
     def validate_backtest(
         self, code: str, config: dict[str, Any], params: dict[str, Any]
     ) -> tuple[list[tuple[str, str]], BacktestConfig | None]:
-        """(every violation as (field path, description), the normalized config or None).
-
-        The rules RunBacktest applies, checked without running: the config, its symbols and
-        benchmark against the data's coverage, the params, and the code (in a worker). Empty
-        code is not checked (a library strategy, validated when it was saved)."""
-        cfg, problems = normalize_config(config)
-        violations = [(f"config.{name}", why) for name, why in problems]
-        if not any(name in ("symbols", "benchmark") for name, _ in problems):
-            violations += self._coverage_violations(*normalized_symbols(config))
-        violations += params_violations(params)
-        if code.strip():
-            if len(code.encode("utf-8", "surrogatepass")) > MAX_CODE_BYTES:
-                violations.append(("strategy_code", f"must be at most {MAX_CODE_BYTES} bytes"))
-            else:
-                violations += [("strategy_code", f"line {p['line']}: {p['message']}" if p["line"] else p["message"])
-                               for p in self.validate(code)]
-        return violations, (cfg if not violations else None)
-
-    def _coverage_violations(self, symbols: Sequence[str], benchmark: str | None) -> list[tuple[str, str]]:
-        wanted = [*symbols, *([benchmark] if benchmark else [])]
-        if not wanted:
-            return []
-        missing = set(self.list_symbols(wanted)[1])
-        v: list[tuple[str, str]] = []
-        unknown = [s for s in symbols if s in missing]
-        if unknown:
-            v.append(("config.symbols", f"no market data for: {', '.join(unknown)}"))
-        if benchmark and benchmark in missing:
-            v.append(("config.benchmark", f"no market data for benchmark {benchmark}"))
-        return v
+        """``check_backtest`` over this replica's market data and sandboxed code validation."""
+        return check_backtest(code, config, params, missing=lambda wanted: self.list_symbols(wanted)[1],
+                              code_problems=self.validate)
 
     # -- GetDailyBars ---------------------------------------------------------------------------
 
@@ -590,6 +563,37 @@ def build_config(config: dict[str, Any], params: dict[str, Any]) -> BacktestConf
     if violations or cfg is None:
         raise InvalidArgument(violations)
     return cfg.with_params(params)
+
+
+def check_backtest(
+    code: str, config: dict[str, Any], params: dict[str, Any], *,
+    missing: Callable[[list[str]], list[str]], code_problems: Callable[[str], list[dict[str, Any]]],
+) -> tuple[list[tuple[str, str]], BacktestConfig | None]:
+    """(every violation as (field path, description), the normalized config or None).
+
+    The rules RunBacktest applies, checked without running: the config, its symbols and
+    benchmark against the data's coverage (``missing``: the requested symbols without data), the
+    params, and the code (``code_problems``, compiled in a worker). Empty code is not checked (a
+    library strategy, validated when it was saved)."""
+    cfg, problems = normalize_config(config)
+    violations = [(f"config.{name}", why) for name, why in problems]
+    if not any(name in ("symbols", "benchmark") for name, _ in problems):
+        symbols, benchmark = normalized_symbols(config)
+        wanted = [*symbols, *([benchmark] if benchmark else [])]
+        absent = set(missing(wanted)) if wanted else set()
+        unknown = [s for s in symbols if s in absent]
+        if unknown:
+            violations.append(("config.symbols", f"no market data for: {', '.join(unknown)}"))
+        if benchmark and benchmark in absent:
+            violations.append(("config.benchmark", f"no market data for benchmark {benchmark}"))
+    violations += params_violations(params)
+    if code.strip():
+        if len(code.encode("utf-8", "surrogatepass")) > MAX_CODE_BYTES:
+            violations.append(("strategy_code", f"must be at most {MAX_CODE_BYTES} bytes"))
+        else:
+            violations += [("strategy_code", f"line {p['line']}: {p['message']}" if p["line"] else p["message"])
+                           for p in code_problems(code)]
+    return violations, (cfg if not violations else None)
 
 
 def params_violations(params: dict[str, Any]) -> list[tuple[str, str]]:

@@ -24,8 +24,7 @@ from google.protobuf import json_format
 from zquant.engine.v1 import engine_pb2, engine_pb2_grpc
 
 from engine_svc.service import convert
-from engine_svc.service.runner import EngineCore
-from engine_svc.service.slots import SlotPool
+from engine_svc.service.core import check_backtest
 from services.errors import Unauthenticated
 from services.principal import Credentials, Principal
 
@@ -104,20 +103,8 @@ def _code_problems(code: str) -> list[dict[str, Any]]:
     return []
 
 
-class _FakeData:
-    def list_symbols(self) -> list[dict[str, Any]]:
-        return [{"symbol": s, "name": "", "first_date": "2011-01-04", "last_date": "2024-12-31", "bars": 3000,
-                 "is_index": s in INDEXES} for s in sorted(STOCKS | INDEXES)]
-
-
-class _FakeSandbox:
-    def validate(self, code: str) -> list[dict[str, Any]]:
-        return _code_problems(code)
-
-
 class FakeEngine(engine_pb2_grpc.EngineServiceServicer):
     def __init__(self) -> None:
-        self.core = EngineCore(_FakeData(), _FakeSandbox(), SlotPool(1, 1))  # type: ignore[arg-type]
         self.lock = threading.Lock()
         self.runs: list[RunRecord] = []
         self.validate_calls = 0
@@ -147,8 +134,9 @@ class FakeEngine(engine_pb2_grpc.EngineServiceServicer):
     def ValidateBacktest(self, request, context):  # type: ignore[no-untyped-def]
         # The engine's own decision code over fake market data and a parse-only code check.
         self.validate_calls += 1
-        violations, cfg = self.core.validate_backtest(
-            request.strategy_code, convert.config_from_proto(request.config), convert.params_from_proto(request.params))
+        violations, cfg = check_backtest(
+            request.strategy_code, convert.config_from_proto(request.config), convert.params_from_proto(request.params),
+            missing=lambda wanted: [s for s in wanted if s not in STOCKS | INDEXES], code_problems=_code_problems)
         return convert.validate_backtest_response(violations, cfg)
 
     def ListSymbols(self, request, context):  # type: ignore[no-untyped-def]

@@ -109,6 +109,7 @@ def test_expired_lease_is_taken_over_and_rerun(make_app, engine_server) -> None:
     assert rerun.attempts == 2 and len(engine_server.engine.runs_for(dead)) == 1
     failed = wait_for(lambda: (t := db_task(app, exhausted)).status == "FAILED" and t, what="max attempts")
     assert failed.error_message == "task failed after 3 attempts: the runner stopped responding"
+    assert (failed.failure_kind, failed.failure_line) == ("ENGINE_UNAVAILABLE", 0)
     assert engine_server.engine.runs_for(exhausted) == []
     time.sleep(0.5)
     untouched = db_task(app, alive)

@@ -35,7 +35,7 @@ class ServiceTokenAuthenticator:
     def authenticate(self, credentials: Credentials) -> Principal:
         if credentials.bearer_token != SERVICE_TOKEN:
             raise Unauthenticated("invalid token")
-        return Principal(user_id=0, username="task_svc", is_admin=False, auth_method="jwt")
+        return Principal(user_id=0, username="task_svc", is_admin=False, auth_method="api_key", is_service=True)
 
 
 @pytest.fixture(scope="module")

@@ -151,11 +151,25 @@ def test_engine_error_marks_failed_with_message(make_app, connect) -> None:
                                                    "error_message": "KeyError: 'x'\n  strategy line 12, in on_bar"}))
     failed = wait_status(api, task.id, S.FAILED)
     assert failed.error_message == "KeyError: 'x'\n  strategy line 12, in on_bar"
+    assert (failed.failure_kind, failed.failure_line) == (task_pb2.TaskFailure.STRATEGY_ERROR, 12)
     assert failed.completed_at.seconds > 0
     expect(lambda: api.tasks.GetResult(task_pb2.GetResultRequest(task_id=task.id)), grpc.StatusCode.NOT_FOUND)
     t2 = api.tasks.RunBacktest(run_request(fake={"outcome": "error", "error_line": 7,
                                                  "error_message": "time limit exceeded (30 s)"}))
     assert wait_status(api, t2.id, S.FAILED).error_message == "time limit exceeded (30 s) (strategy line 7)"
+    # Each engine kind reaches the task as its client-facing kind; a line only where the strategy is at fault.
+    kinds = {"TIME_LIMIT": "TIME_LIMIT", "CPU_LIMIT": "TIME_LIMIT", "MEMORY_LIMIT": "MEMORY_LIMIT",
+             "TOO_LARGE": "OUTPUT_LIMIT", "CRASHED": "WORKER_FAILED", "INVALID_STRATEGY": "INVALID_STRATEGY",
+             "DATA_ERROR": "INVALID_CONFIG", "INTERNAL": "INTERNAL"}
+    submitted = {engine_kind: api.tasks.RunBacktest(run_request(fake={
+        "outcome": "error", "error_kind": engine_kind, "error_line": 3})).id for engine_kind in kinds}
+    for engine_kind, task_kind in kinds.items():
+        done = wait_status(api, submitted[engine_kind], S.FAILED)
+        assert task_pb2.TaskFailure.Kind.Name(done.failure_kind) == task_kind, engine_kind
+        assert done.failure_line == (3 if task_kind == "INVALID_STRATEGY" else 0), engine_kind
+    # Streams carry them too: the snapshot of a finished task is its terminal event.
+    events = list(api.tasks.WatchTask(task_pb2.WatchTaskRequest(task_id=task.id)))
+    assert (events[-1].task.failure_kind, events[-1].task.failure_line) == (task_pb2.TaskFailure.STRATEGY_ERROR, 12)
 
 
 def test_cancel_pending_running_and_terminal(make_app, connect, engine_server) -> None:
@@ -168,6 +182,7 @@ def test_cancel_pending_running_and_terminal(make_app, connect, engine_server) -
 
     c1 = api.tasks.CancelTask(task_pb2.CancelTaskRequest(task_id=pending.id))
     assert c1.status == S.CANCELLED and c1.error_message == "cancelled by the user"
+    assert c1.failure_kind == task_pb2.TaskFailure.CANCELLED
     c2 = api.tasks.CancelTask(task_pb2.CancelTaskRequest(task_id=running.id))
     assert c2.status == S.CANCELLED
     assert record.cancelled.wait(5), "the engine run was not cancelled"
