@@ -1,7 +1,14 @@
 """The gRPC server bootstrap every service uses.
 
-Thread-pool `grpc.server` (measured faster than grpc.aio for our small unary calls, see
-gateway.md), standard health service (NOT_SERVING until the service's readiness check — DB
+Two flavours with one interface (`set_serving`, `stop`, `wait`, `port`, hooks):
+- `build_server`: thread-pool `grpc.server` (measured faster than grpc.aio for small unary
+  calls) for services whose calls all end quickly (auth_svc, engine_svc);
+- `build_aio_server`: `grpc.aio` on an event loop of its own thread, for a service with
+  long-lived streams (task_svc's watches): a stream waits on the loop and holds no thread, so
+  any number of them cannot starve unary calls. Blocking work (SQL, calls to other services)
+  runs on the loop's default executor, bounded by `max_workers`.
+
+Both serve the standard health service (NOT_SERVING until the service's readiness check — DB
 reachable, migrations applied — has passed), server reflection, and graceful shutdown on
 SIGTERM/SIGINT: health flips to NOT_SERVING, `before_stop` hooks drain the service's own
 work (e.g. engine runs, so each stream can end with an in-band reason), the port stops
@@ -10,6 +17,7 @@ accepting and in-flight calls get the rest of `grace_seconds`, then `on_shutdown
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 import threading
@@ -17,19 +25,26 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent import futures
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from services.config import ServerSettings
-from services.interceptors import Authenticator, ServiceInterceptor
-from services.metrics import MetricsEndpoint, MetricsInterceptor, start_metrics_endpoint
+from services.interceptors import AioServiceInterceptor, Authenticator, ServiceInterceptor
+from services.metrics import AioMetricsInterceptor, MetricsEndpoint, MetricsInterceptor, start_metrics_endpoint
+from services.stream_limits import StreamLimits
 
 log = logging.getLogger("zquant.server")
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # backtest results with years of daily positions are large
 MIN_FINAL_GRACE_SECONDS = 0.5  # after draining, time for the last in-band messages to be sent
+SERVER_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.so_reuseport", 0),  # a second process on the same port must fail, not share it
+]
 
 
 @dataclass
@@ -90,18 +105,12 @@ def build_server(
         futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix=f"{settings.service}-rpc"),
         interceptors=[*([MetricsInterceptor()] if metrics else []),
                       ServiceInterceptor(authenticator, frozenset(public_methods))],
-        options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.so_reuseport", 0),  # a second process on the same port must fail, not share it
-        ],
+        options=SERVER_OPTIONS,
     )
     names = list(register(server))
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
-    )
+    reflection.enable_server_reflection(_health_names(names), server)
     port = server.add_insecure_port(settings.addr)
     if port == 0:
         if metrics is not None:
@@ -116,7 +125,124 @@ def build_server(
     return running
 
 
-def serve_until_signal(running: RunningServer, ready: Callable[[], None]) -> None:
+def _health_names(names: list[str]) -> list[str]:
+    return [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]
+
+
+class AioRunningServer:
+    """A `grpc.aio` server running on an event loop in its own thread, driven from ordinary
+    (blocking) code exactly like `RunningServer`: the tests and `serve_until_signal` use both."""
+
+    def __init__(self, settings: ServerSettings, register: Callable[[grpc.aio.Server], Iterable[str]],
+                 authenticator: Authenticator | None, public_methods: Iterable[str],
+                 stream_limits: StreamLimits | None = None) -> None:
+        self.grace_seconds = settings.grace_seconds
+        self.before_stop: list[Callable[[float], None]] = []
+        self.on_shutdown: list[Callable[[], None]] = []
+        self.service_names: list[str] = []
+        self.port = 0
+        self._settings = settings
+        self._register = register
+        self._interceptor = AioServiceInterceptor(authenticator, frozenset(public_methods), stream_limits)
+        self.metrics: MetricsEndpoint | None = None
+        self._stopped = threading.Event()
+        self._done = threading.Event()
+        self._executor = futures.ThreadPoolExecutor(max_workers=settings.max_workers,
+                                                    thread_name_prefix=f"{settings.service}-blocking")
+        self.loop = asyncio.new_event_loop()
+        self.loop.set_default_executor(self._executor)
+        self._thread = threading.Thread(target=self.loop.run_forever, name=f"{settings.service}-aio", daemon=True)
+
+    def start(self) -> AioRunningServer:
+        self.metrics = start_metrics_endpoint(self._settings.service)
+        self._thread.start()
+        try:
+            self.call(self._start())
+        except BaseException:
+            self._close_loop()
+            if self.metrics is not None:
+                self.metrics.stop()
+            raise
+        if self.metrics is not None:
+            self.on_shutdown.append(self.metrics.stop)
+        log.info("listening", extra={"addr": self._settings.addr, "port": self.port, "services": self.service_names})
+        return self
+
+    async def _start(self) -> None:
+        # Metrics outermost, as on the thread-pool server.
+        self.server = grpc.aio.server(
+            interceptors=[*([AioMetricsInterceptor()] if self.metrics else []), self._interceptor],
+            options=SERVER_OPTIONS)
+        self.service_names = list(self._register(self.server))
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(_health_names(self.service_names), self.server)
+        self.port = self.server.add_insecure_port(self._settings.addr)
+        if self.port == 0:
+            raise RuntimeError(f"cannot listen on {self._settings.addr}")
+        await self._set_serving(False)
+        await self.server.start()
+
+    def call(self, coro: Any) -> Any:
+        """Runs a coroutine on the server's loop and waits for its result (not from the loop)."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    async def _set_serving(self, serving: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ["", *self.service_names]:
+            await self.health.set(name, status)
+
+    def set_serving(self, serving: bool) -> None:
+        self.call(self._set_serving(serving))
+
+    def stop(self, grace: float | None = None) -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        self.set_serving(False)
+        total = self.grace_seconds if grace is None else grace
+        started = time.monotonic()
+        for drain in self.before_stop:
+            try:
+                drain(total)
+            except Exception:
+                log.exception("before_stop hook failed")
+        remaining = max(MIN_FINAL_GRACE_SECONDS if total > 0 else 0.0, total - (time.monotonic() - started))
+        self.call(self.server.stop(remaining))
+        for hook in self.on_shutdown:
+            try:
+                hook()
+            except Exception:
+                log.exception("shutdown hook failed")
+        self._close_loop()
+
+    def _close_loop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+        if not self.loop.is_running():
+            self.loop.close()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._done.set()
+
+    def wait(self) -> None:
+        self._done.wait()
+
+
+def build_aio_server(
+    settings: ServerSettings,
+    *,
+    register: Callable[[grpc.aio.Server], Iterable[str]],
+    authenticator: Authenticator | None,
+    public_methods: Iterable[str] = (),
+    stream_limits: StreamLimits | None = None,
+) -> AioRunningServer:
+    """Creates and starts a grpc.aio server on its own loop thread (health NOT_SERVING); the
+    caller flips it once ready. `settings.max_workers` bounds the threads for blocking work;
+    `stream_limits` bounds the open server streams per user and in total."""
+    return AioRunningServer(settings, register, authenticator, public_methods, stream_limits).start()
+
+
+def serve_until_signal(running: RunningServer | AioRunningServer, ready: Callable[[], None]) -> None:
     """Runs `ready()` (raise to stay NOT_SERVING and exit), flips health to SERVING, then
     blocks until SIGTERM/SIGINT and shuts down gracefully."""
     stop_requested = threading.Event()

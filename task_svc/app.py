@@ -24,7 +24,8 @@ from services import migrations, rest
 from services.config import ServerSettings
 from services.db import is_postgres, make_engine, make_session_factory
 from services.interceptors import Authenticator
-from services.server import RunningServer, build_server
+from services.server import AioRunningServer, build_aio_server
+from services.stream_limits import StreamLimits, StreamLimitSettings
 from task_svc import telemetry
 from task_svc.config import TaskSettings
 from task_svc.dispatcher import Dispatcher
@@ -62,14 +63,19 @@ class TaskApp:
         self._metrics = telemetry.watch_tasks(self.sessions)  # tasks by status, queue depth
         self.sweeps = Sweeps(self.sessions, engine_client, self.tasks, settings)
         self.sweep_runner = SweepRunner(self.sessions, engine_client, settings)
-        self.server: RunningServer | None = None
+        self.server: AioRunningServer | None = None
+        # Every server stream task_svc has is a watch (of tasks or of sweeps, typed or REST):
+        # counted per user.
+        self.watch_limits = StreamLimits(StreamLimitSettings(
+            settings.max_watches_per_user, settings.max_watches,
+            "ZQ_TASK_MAX_WATCHES_PER_USER", "ZQ_TASK_MAX_WATCHES"))
 
     @property
     def port(self) -> int:
         assert self.server is not None
         return self.server.port
 
-    def _register(self, server: grpc.Server) -> list[str]:
+    def _register(self, server: grpc.aio.Server) -> list[str]:
         tasks = TaskServicer(self.tasks, self.bus, self.settings, self.views)
         strategies = StrategyServicer(self.strategies)
         sweeps = SweepServicer(self.sweeps)
@@ -85,12 +91,13 @@ class TaskApp:
                 rest.register_rest_service(
                     server, strategy_rest_pb2.DESCRIPTOR.services_by_name["StrategyRestService"], strategies)]
 
-    def start_server(self) -> RunningServer:
-        """The gRPC server (NOT_SERVING) with this app's shutdown order attached to it:
+    def start_server(self) -> AioRunningServer:
+        """The grpc.aio server (NOT_SERVING) with this app's shutdown order attached to it:
         health NOT_SERVING → watch streams end (bus closed) → the dispatcher stops claiming,
         lets runs finish within the grace and releases the rest → the server drains → close.
         Watches and runs are wound down *before* the drain, so open streams do not hold it."""
-        self.server = build_server(self.server_settings, register=self._register, authenticator=self.authenticator)
+        self.server = build_aio_server(self.server_settings, register=self._register,
+                                       authenticator=self.authenticator, stream_limits=self.watch_limits)
         self.server.before_stop.append(self._wind_down)
         self.server.on_shutdown.append(self._close)
         return self.server

@@ -13,7 +13,9 @@
 | ZQ_TASK_PROGRESS_INTERVAL | 0.5 | min seconds between progress writes per task (≤ 2/s) |
 | ZQ_TASK_WATCH_TICK_SECONDS | 2.0 | watchers re-read the row at least this often (safety net) |
 | ZQ_TASK_ENGINE_TIMEOUT | 15 | deadline of ValidateStrategy / ListSymbols calls |
-| ZQ_TASK_GRPC_WORKERS | 64 | server threads (every open watch stream holds one) |
+| ZQ_TASK_GRPC_WORKERS | 16 | threads for blocking work (SQL, auth and engine calls); watch streams hold none |
+| ZQ_TASK_MAX_WATCHES_PER_USER | 32 | open watch streams (any watch) one user may hold on a replica (beyond → 429) |
+| ZQ_TASK_MAX_WATCHES | 10000 | open watch streams of all users on one replica (beyond → 429) |
 | ZQ_TASK_REPLICA_ID | host-pid | names this replica in lease_owner |
 | ZQ_SWEEP_MAX_TRIALS | 1000 | trials one sweep may have (beyond → 429) |
 | ZQ_SWEEP_MAX_ACTIVE_PER_USER | 3 | PENDING+RUNNING sweeps one user may have (beyond → 429) |
@@ -48,7 +50,9 @@ class TaskSettings:
     progress_interval: float = 0.5
     watch_tick_seconds: float = 2.0
     engine_timeout: float = 15.0
-    grpc_workers: int = 64
+    grpc_workers: int = 16
+    max_watches_per_user: int = 32
+    max_watches: int = 10000
     replica_id: str = field(default_factory=_default_replica_id)
     sweep_max_trials: int = 1000
     sweep_max_active_per_user: int = 3
@@ -69,7 +73,9 @@ class TaskSettings:
             progress_interval=env_float("ZQ_TASK_PROGRESS_INTERVAL", 0.5),
             watch_tick_seconds=env_float("ZQ_TASK_WATCH_TICK_SECONDS", 2.0),
             engine_timeout=env_float("ZQ_TASK_ENGINE_TIMEOUT", 15.0),
-            grpc_workers=env_int("ZQ_TASK_GRPC_WORKERS", 64),
+            grpc_workers=env_int("ZQ_TASK_GRPC_WORKERS", 16),
+            max_watches_per_user=max(1, env_int("ZQ_TASK_MAX_WATCHES_PER_USER", 32)),
+            max_watches=max(1, env_int("ZQ_TASK_MAX_WATCHES", 10000)),
             replica_id=env_str("ZQ_TASK_REPLICA_ID", _default_replica_id()),
             sweep_max_trials=max(1, env_int("ZQ_SWEEP_MAX_TRIALS", 1000)),
             sweep_max_active_per_user=max(1, env_int("ZQ_SWEEP_MAX_ACTIVE_PER_USER", 3)),

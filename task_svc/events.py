@@ -4,7 +4,10 @@ A *hint* says "task X of user U changed" (with its new status). Hints are never 
 subscribers re-read the row before telling anyone anything — so a lost, duplicated or
 reordered hint costs at most a little latency (watchers also re-read on a timer).
 
-- ``EventBus``: in-process pub/sub; every replica publishes its own changes here.
+- ``EventBus``: in-process pub/sub; every replica publishes its own changes here. Publishers
+  are threads (dispatcher, request executor); a subscriber is either a thread (``get``) or a
+  coroutine on the server's event loop (``AsyncSubscription.next``: the hint is handed to the
+  loop, so a waiting watch stream holds no thread).
 - ``Publisher``: after a transaction commits, hands hints to the local bus and, on
   PostgreSQL, sends them with ``pg_notify`` on ``zq_task_events`` for the other replicas.
 - ``PgListener``: a dedicated psycopg connection in a thread that LISTENs on the channel and
@@ -13,6 +16,8 @@ reordered hint costs at most a little latency (watchers also re-read on a timer)
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import queue
@@ -100,6 +105,46 @@ class Subscription:
         self._queue.put(_CLOSED)
 
 
+class AsyncSubscription(Subscription):
+    """A subscription awaited on an asyncio loop; put/wake/shutdown may come from any thread."""
+
+    def __init__(self, bus: EventBus, user_id: int | None, task_id: int | None,
+                 loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(bus, user_id, task_id)
+        self._loop = loop
+        self._items: asyncio.Queue[object] = asyncio.Queue()
+
+    def _deliver(self, item: object) -> None:
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+            self._loop.call_soon_threadsafe(self._items.put_nowait, item)
+
+    def put(self, hint: TaskHint) -> None:
+        self._deliver(hint)
+
+    def wake(self) -> None:
+        self._deliver(None)
+
+    def _shutdown(self) -> None:
+        self._deliver(_CLOSED)
+
+    def get(self, timeout: float) -> TaskHint | None:
+        raise TypeError("an AsyncSubscription is awaited: use next()")
+
+    async def next(self, timeout: float) -> TaskHint | None:
+        """Next hint, or None on timeout/wake. Raises EOFError once the bus is closed."""
+        if self.closed:
+            raise EOFError
+        try:
+            async with asyncio.timeout(timeout):
+                item = await self._items.get()
+        except TimeoutError:
+            return None
+        if item is _CLOSED:
+            self.closed = True
+            raise EOFError
+        return item if isinstance(item, TaskHint) else None
+
+
 class EventBus:
     """In-process fan-out. publish() never blocks (unbounded queues; subscribers drain fast)."""
 
@@ -109,7 +154,15 @@ class EventBus:
         self._closed = False
 
     def subscribe(self, *, user_id: int | None = None, task_id: int | None = None) -> Subscription:
-        sub = Subscription(self, user_id, task_id)
+        return self._add(Subscription(self, user_id, task_id))
+
+    def subscribe_async(self, *, user_id: int | None = None, task_id: int | None = None) -> AsyncSubscription:
+        """A subscription for a coroutine on the running event loop."""
+        sub = AsyncSubscription(self, user_id, task_id, asyncio.get_running_loop())
+        self._add(sub)
+        return sub
+
+    def _add(self, sub: Subscription) -> Subscription:
         with self._lock:
             if self._closed:
                 sub._shutdown()

@@ -1,9 +1,13 @@
-"""TaskService over gRPC: proto ↔ domain only. Rules live in tasks.py, watch.py."""
+"""TaskService over gRPC (grpc.aio): proto ↔ domain only. Rules live in tasks.py, watch.py.
+
+Unary methods are blocking code run on the executor (`@offloaded`); the watch streams are
+async generators on the loop (watch.py), so open streams hold no thread."""
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import grpc
@@ -13,6 +17,7 @@ from zquant.backtest.v1 import task_pb2, task_pb2_grpc
 from zquant.engine.v1 import engine_pb2
 
 from services.errors import InvalidArgument
+from services.offload import offloaded
 from services.principal import current_principal
 from task_svc.config import TaskSettings
 from task_svc.events import EventBus
@@ -83,14 +88,15 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
         self.settings = settings
         self.views = views
 
-    def RunBacktest(self, request: task_pb2.RunBacktestRequest, context: grpc.ServicerContext) -> task_pb2.Task:
+    @offloaded
+    def RunBacktest(self, request: task_pb2.RunBacktestRequest) -> task_pb2.Task:
         task = self.tasks.submit(current_principal(), RunRequest(
             strategy_id=request.strategy_id, strategy_code=request.strategy_code,
             strategy_name=request.strategy_name, params=request.params, config=request.config))
         return task_to_pb(task)
 
-    def ListTasks(self, request: task_pb2.ListTasksRequest,
-                  context: grpc.ServicerContext) -> task_pb2.ListTasksResponse:
+    @offloaded
+    def ListTasks(self, request: task_pb2.ListTasksRequest) -> task_pb2.ListTasksResponse:
         status = None
         if request.status:
             name = task_pb2.Task.Status.Name(request.status) if request.status in task_pb2.Task.Status.values() \
@@ -102,18 +108,20 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
                                             request.order, status, request.search)
         return task_pb2.ListTasksResponse(tasks=[task_to_pb(t) for t in rows], total=total)
 
-    def GetTask(self, request: task_pb2.GetTaskRequest, context: grpc.ServicerContext) -> task_pb2.Task:
+    @offloaded
+    def GetTask(self, request: task_pb2.GetTaskRequest) -> task_pb2.Task:
         task = self.tasks.get(current_principal(), request.task_id)
         msg = task_to_pb(task)
         msg.strategy_code = task.strategy_code
         return msg
 
-    def GetResult(self, request: task_pb2.GetResultRequest, context: grpc.ServicerContext) -> task_pb2.Result:
+    @offloaded
+    def GetResult(self, request: task_pb2.GetResultRequest) -> task_pb2.Result:
         row, task = self.tasks.result(current_principal(), request.task_id)
         return result_to_pb(row, task.strategy_name)
 
-    def GetPerformance(self, request: task_pb2.GetPerformanceRequest,
-                       context: grpc.ServicerContext) -> task_pb2.Performance:
+    @offloaded
+    def GetPerformance(self, request: task_pb2.GetPerformanceRequest) -> task_pb2.Performance:
         row, _ = self.tasks.result(current_principal(), request.task_id)
         result = load_result(row)
         return task_pb2.Performance(
@@ -121,43 +129,43 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
             round_trips=result.round_trips, orders=result.orders, ex_rights=result.ex_rights,
             portfolio=final_portfolio(result))
 
-    def WatchTask(self, request: task_pb2.WatchTaskRequest,
-                  context: grpc.ServicerContext) -> Iterator[task_pb2.TaskEvent]:
+    async def WatchTask(self, request: task_pb2.WatchTaskRequest,
+                        context: grpc.aio.ServicerContext) -> AsyncIterator[task_pb2.TaskEvent]:
         who = current_principal()
-        for event in watch_task(self.tasks, self.bus, who.user_id, request.task_id,
-                                tick=self.settings.watch_tick_seconds,
-                                progress_interval=self.settings.progress_interval,
-                                on_done=context.add_callback, is_active=context.is_active):
+        async for event in watch_task(self.tasks, self.bus, who.user_id, request.task_id,
+                                      tick=self.settings.watch_tick_seconds,
+                                      progress_interval=self.settings.progress_interval):
             yield event_to_pb(event)
 
-    def WatchTasks(self, request: task_pb2.WatchTasksRequest,
-                   context: grpc.ServicerContext) -> Iterator[task_pb2.TaskEvent]:
+    async def WatchTasks(self, request: task_pb2.WatchTasksRequest,
+                         context: grpc.aio.ServicerContext) -> AsyncIterator[task_pb2.TaskEvent]:
         who = current_principal()
         # A dashboard watch may wait minutes for its first event; send the headers now so a
         # REST client sees its 200 at once instead of a silent connection.
-        context.send_initial_metadata(())
-        for event in watch_tasks(self.tasks, self.bus, who.user_id, tick=self.settings.watch_tick_seconds,
-                                 progress_interval=self.settings.progress_interval,
-                                 on_done=context.add_callback, is_active=context.is_active):
+        await context.send_initial_metadata(())
+        async for event in watch_tasks(self.tasks, self.bus, who.user_id, tick=self.settings.watch_tick_seconds,
+                                       progress_interval=self.settings.progress_interval):
             yield event_to_pb(event)
 
-    def CancelTask(self, request: task_pb2.CancelTaskRequest, context: grpc.ServicerContext) -> task_pb2.Task:
+    @offloaded
+    def CancelTask(self, request: task_pb2.CancelTaskRequest) -> task_pb2.Task:
         return task_to_pb(self.tasks.cancel(current_principal(), request.task_id))
 
-    def DeleteTask(self, request: task_pb2.DeleteTaskRequest,
-                   context: grpc.ServicerContext) -> task_pb2.DeleteTaskResponse:
+    @offloaded
+    def DeleteTask(self, request: task_pb2.DeleteTaskRequest) -> task_pb2.DeleteTaskResponse:
         self.tasks.delete(current_principal(), request.task_id)
         return task_pb2.DeleteTaskResponse()
 
-    def ListResults(self, request: task_pb2.ListResultsRequest,
-                    context: grpc.ServicerContext) -> task_pb2.ListResultsResponse:
+    @offloaded
+    def ListResults(self, request: task_pb2.ListResultsRequest) -> task_pb2.ListResultsResponse:
         rows, total = self.tasks.list_results(current_principal(), request.skip, request.limit,
                                               request.order_by, request.order)
         return task_pb2.ListResultsResponse(results=[result_to_pb(r, name) for r, name in rows], total=total)
 
     # ---- light views of a result ------------------------------------------------------------
 
-    def GetEquity(self, request: task_pb2.GetEquityRequest, context: grpc.ServicerContext) -> task_pb2.EquitySeries:
+    @offloaded
+    def GetEquity(self, request: task_pb2.GetEquityRequest) -> task_pb2.EquitySeries:
         result, eq = self.views.equity(current_principal(), request.task_id)
         return task_pb2.EquitySeries(
             task_id=request.task_id, initial_capital=result.initial_capital, benchmark=result.benchmark,
@@ -165,58 +173,63 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
             benchmark_close=eq.benchmark_close, drawdown=eq.drawdown, exposure=eq.exposure,
             metrics=result.metrics, engine_version=result.engine_version, data_hash=result.data_hash)
 
-    def ListOrders(self, request: task_pb2.ListOrdersRequest,
-                   context: grpc.ServicerContext) -> task_pb2.ListOrdersResponse:
+    @offloaded
+    def ListOrders(self, request: task_pb2.ListOrdersRequest) -> task_pb2.ListOrdersResponse:
         rows, total = self.views.orders(current_principal(), request.task_id, RowQuery(
             request.skip, request.limit, request.order_by, request.order, request.symbol, request.side,
             request.status))
         return task_pb2.ListOrdersResponse(orders=rows, total=total)
 
-    def GetOrderSummary(self, request: task_pb2.GetOrderSummaryRequest,
-                        context: grpc.ServicerContext) -> task_pb2.OrderSummary:
+    @offloaded
+    def GetOrderSummary(self, request: task_pb2.GetOrderSummaryRequest) -> task_pb2.OrderSummary:
         s = self.views.order_summary(current_principal(), request.task_id)
         return task_pb2.OrderSummary(
             task_id=request.task_id, total=s.total, filled=s.filled, rejected=s.rejected, expired=s.expired,
             cancelled=s.cancelled,
             refusals=[task_pb2.RefusalCount(category=c, count=n) for c, n in s.refusals], symbols=s.symbols)
 
-    def ListTrades(self, request: task_pb2.ListTradesRequest,
-                   context: grpc.ServicerContext) -> task_pb2.ListTradesResponse:
+    @offloaded
+    def ListTrades(self, request: task_pb2.ListTradesRequest) -> task_pb2.ListTradesResponse:
         rows, total = self.views.trades(current_principal(), request.task_id, RowQuery(
             request.skip, request.limit, request.order_by, request.order, request.symbol, request.side))
         return task_pb2.ListTradesResponse(trades=rows, total=total)
 
-    def ListRoundTrips(self, request: task_pb2.ListRoundTripsRequest,
-                       context: grpc.ServicerContext) -> task_pb2.ListRoundTripsResponse:
+    @offloaded
+    def ListRoundTrips(self, request: task_pb2.ListRoundTripsRequest) -> task_pb2.ListRoundTripsResponse:
         rows, total = self.views.round_trips(current_principal(), request.task_id, RowQuery(
             request.skip, request.limit, request.order_by, request.order, request.symbol))
         return task_pb2.ListRoundTripsResponse(round_trips=rows, total=total)
 
-    def ListExRights(self, request: task_pb2.ListExRightsRequest,
-                     context: grpc.ServicerContext) -> task_pb2.ListExRightsResponse:
+    @offloaded
+    def ListExRights(self, request: task_pb2.ListExRightsRequest) -> task_pb2.ListExRightsResponse:
         rows = self.views.ex_rights(current_principal(), request.task_id)
         return task_pb2.ListExRightsResponse(ex_rights=rows, total=len(rows))
 
-    def GetPositions(self, request: task_pb2.GetPositionsRequest,
-                     context: grpc.ServicerContext) -> engine_pb2.DailyPortfolio:
+    @offloaded
+    def GetPositions(self, request: task_pb2.GetPositionsRequest) -> engine_pb2.DailyPortfolio:
         return self.views.positions(current_principal(), request.task_id, request.date)
 
-    def GetLogs(self, request: task_pb2.GetLogsRequest, context: grpc.ServicerContext) -> task_pb2.StrategyLogs:
+    @offloaded
+    def GetLogs(self, request: task_pb2.GetLogsRequest) -> task_pb2.StrategyLogs:
         tail = self.views.logs(current_principal(), request.task_id, request.max_bytes)
         return task_pb2.StrategyLogs(text=tail.text, truncated=tail.truncated, total_bytes=tail.total_bytes)
 
-    def GetBars(self, request: task_pb2.GetBarsRequest,
-                context: grpc.ServicerContext) -> engine_pb2.GetDailyBarsResponse:
+    @offloaded
+    def GetBars(self, request: task_pb2.GetBarsRequest) -> engine_pb2.GetDailyBarsResponse:
         return self.views.bars(current_principal(), request.task_id, request.symbol)
 
-    def GetReport(self, request: task_pb2.GetReportRequest, context: grpc.ServicerContext) -> httpbody_pb2.HttpBody:
-        who = current_principal()
-        task = self.tasks.get(who, request.task_id)
-        page = self.views.report(who, task, request.lang.strip())
+    async def GetReport(self, request: task_pb2.GetReportRequest,
+                        context: grpc.aio.ServicerContext) -> httpbody_pb2.HttpBody:
+        task_id, page = await asyncio.to_thread(self._report, request)
         # Through the gateway these become response headers. The report is a file to save, and
         # if a browser shows it anyway it runs in an opaque origin, away from the console's session.
-        context.send_initial_metadata((
-            ("content-disposition", f'attachment; filename="backtest-{task.id}.html"'),
+        await context.send_initial_metadata((
+            ("content-disposition", f'attachment; filename="backtest-{task_id}.html"'),
             ("content-security-policy", REPORT_CSP),
         ))
         return httpbody_pb2.HttpBody(content_type="text/html; charset=utf-8", data=page.encode("utf-8"))
+
+    def _report(self, request: task_pb2.GetReportRequest) -> tuple[int, str]:
+        who = current_principal()
+        task = self.tasks.get(who, request.task_id)
+        return task.id, self.views.report(who, task, request.lang.strip())

@@ -1,10 +1,11 @@
-"""StrategyService over gRPC: proto ↔ domain only. Rules live in strategies.py."""
+"""StrategyService over gRPC (grpc.aio, methods run on the executor): proto ↔ domain only.
+Rules live in strategies.py."""
 
 from __future__ import annotations
 
-import grpc
 from zquant.backtest.v1 import strategy_pb2, strategy_pb2_grpc
 
+from services.offload import offloaded
 from services.paging import parse_page
 from services.principal import Principal, current_principal
 from task_svc.models import Strategy
@@ -24,21 +25,21 @@ class StrategyServicer(strategy_pb2_grpc.StrategyServiceServicer):
     def __init__(self, strategies: Strategies) -> None:
         self.strategies = strategies
 
-    def GetStrategyFramework(self, request: strategy_pb2.GetStrategyFrameworkRequest,
-                             context: grpc.ServicerContext) -> strategy_pb2.StrategyFramework:
+    @offloaded
+    def GetStrategyFramework(self, request: strategy_pb2.GetStrategyFrameworkRequest) -> strategy_pb2.StrategyFramework:
         current_principal()
         code, description = self.strategies.framework()
         return strategy_pb2.StrategyFramework(code=code, description=description)
 
-    def CreateStrategy(self, request: strategy_pb2.CreateStrategyRequest,
-                       context: grpc.ServicerContext) -> strategy_pb2.Strategy:
+    @offloaded
+    def CreateStrategy(self, request: strategy_pb2.CreateStrategyRequest) -> strategy_pb2.Strategy:
         who = current_principal()
         return strategy_to_pb(self.strategies.create(who, StrategyInput(
             name=request.name, code=request.code, description=request.description, category=request.category,
             params_schema=request.params_schema, is_template=request.is_template)), who)
 
-    def ListStrategies(self, request: strategy_pb2.ListStrategiesRequest,
-                       context: grpc.ServicerContext) -> strategy_pb2.ListStrategiesResponse:
+    @offloaded
+    def ListStrategies(self, request: strategy_pb2.ListStrategiesRequest) -> strategy_pb2.ListStrategiesResponse:
         who = current_principal()
         page = parse_page(request.skip, request.limit, request.order_by, request.order, ALLOWED_ORDER)
         rows, total = self.strategies.list_strategies(
@@ -46,20 +47,20 @@ class StrategyServicer(strategy_pb2_grpc.StrategyServiceServicer):
             is_template=request.is_template if request.HasField("is_template") else None)
         return strategy_pb2.ListStrategiesResponse(strategies=[strategy_to_pb(s, who) for s in rows], total=total)
 
-    def ListTemplates(self, request: strategy_pb2.ListTemplatesRequest,
-                      context: grpc.ServicerContext) -> strategy_pb2.ListStrategiesResponse:
+    @offloaded
+    def ListTemplates(self, request: strategy_pb2.ListTemplatesRequest) -> strategy_pb2.ListStrategiesResponse:
         who = current_principal()
         page = parse_page(request.skip, request.limit, "id", "asc", ALLOWED_ORDER)
         rows, total = self.strategies.list_templates(who, page, request.category)
         return strategy_pb2.ListStrategiesResponse(strategies=[strategy_to_pb(s, who) for s in rows], total=total)
 
-    def GetStrategy(self, request: strategy_pb2.GetStrategyRequest,
-                    context: grpc.ServicerContext) -> strategy_pb2.Strategy:
+    @offloaded
+    def GetStrategy(self, request: strategy_pb2.GetStrategyRequest) -> strategy_pb2.Strategy:
         who = current_principal()
         return strategy_to_pb(self.strategies.get(who, request.strategy_id), who)
 
-    def UpdateStrategy(self, request: strategy_pb2.UpdateStrategyRequest,
-                       context: grpc.ServicerContext) -> strategy_pb2.Strategy:
+    @offloaded
+    def UpdateStrategy(self, request: strategy_pb2.UpdateStrategyRequest) -> strategy_pb2.Strategy:
         def opt(name: str) -> str | None:
             return getattr(request, name) if request.HasField(name) else None
 
@@ -68,7 +69,7 @@ class StrategyServicer(strategy_pb2_grpc.StrategyServiceServicer):
             name=opt("name"), code=opt("code"), description=opt("description"), category=opt("category"),
             params_schema=opt("params_schema"))), who)
 
-    def DeleteStrategy(self, request: strategy_pb2.DeleteStrategyRequest,
-                       context: grpc.ServicerContext) -> strategy_pb2.DeleteStrategyResponse:
+    @offloaded
+    def DeleteStrategy(self, request: strategy_pb2.DeleteStrategyRequest) -> strategy_pb2.DeleteStrategyResponse:
         self.strategies.delete(current_principal(), request.strategy_id)
         return strategy_pb2.DeleteStrategyResponse()

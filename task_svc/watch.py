@@ -10,12 +10,16 @@ Rules (docs/architecture.md, "Task states": status is data, committed before it 
   is sent when the interval ends); STATUS events are never throttled. Transitions that happen
   within one re-read (e.g. RUNNING then COMPLETED a millisecond later) may coalesce into one
   STATUS event — the terminal one is always delivered.
+
+The watchers are async generators on the server's event loop: waiting for a hint holds no
+thread; only the row reads go to the executor. A client that goes away cancels the generator.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from services.errors import NotFound
@@ -43,12 +47,14 @@ def _progress_key(task: Task) -> tuple[float, str, float]:
     return (task.progress, task.current_date, task.equity)
 
 
-def watch_task(tasks: Tasks, bus: EventBus, user_id: int, task_id: int, *, tick: float,
-               progress_interval: float, on_done: Callable[[Callable[[], None]], object],
-               is_active: Callable[[], bool]) -> Iterator[WatchEvent]:
-    with bus.subscribe(user_id=user_id, task_id=task_id) as sub:
-        on_done(sub.wake)  # a client that goes away unblocks the wait below
-        last = tasks.find(user_id, task_id)
+async def _find(tasks: Tasks, user_id: int, task_id: int) -> Task | None:
+    return await asyncio.to_thread(tasks.find, user_id, task_id)
+
+
+async def watch_task(tasks: Tasks, bus: EventBus, user_id: int, task_id: int, *, tick: float,
+                     progress_interval: float) -> AsyncIterator[WatchEvent]:
+    with bus.subscribe_async(user_id=user_id, task_id=task_id) as sub:
+        last = await _find(tasks, user_id, task_id)
         if last is None:
             raise NotFound(f"task {task_id} not found")
         yield WatchEvent(SNAPSHOT, task_id, user_id, last, _is_terminal(last))
@@ -56,13 +62,13 @@ def watch_task(tasks: Tasks, bus: EventBus, user_id: int, task_id: int, *, tick:
             return
         last_progress_at = 0.0
         wait = tick
-        while is_active():
+        while True:
             try:
-                sub.get(timeout=wait)
+                await sub.next(timeout=wait)
             except EOFError:  # server shutting down
                 return
             wait = tick
-            row = tasks.find(user_id, task_id)
+            row = await _find(tasks, user_id, task_id)
             if row is None:
                 yield WatchEvent(DELETED, task_id, user_id, None, True)
                 return
@@ -81,24 +87,22 @@ def watch_task(tasks: Tasks, bus: EventBus, user_id: int, task_id: int, *, tick:
                     wait = due  # deliver the latest progress when the interval ends
 
 
-def watch_tasks(tasks: Tasks, bus: EventBus, user_id: int, *, tick: float, progress_interval: float,
-                on_done: Callable[[Callable[[], None]], object],
-                is_active: Callable[[], bool]) -> Iterator[WatchEvent]:
+async def watch_tasks(tasks: Tasks, bus: EventBus, user_id: int, *, tick: float,
+                      progress_interval: float) -> AsyncIterator[WatchEvent]:
     """Every change to the user's tasks; starts with a SNAPSHOT of each active task."""
-    with bus.subscribe(user_id=user_id) as sub:
-        on_done(sub.wake)
+    with bus.subscribe_async(user_id=user_id) as sub:
         known: dict[int, Task] = {}
-        for task in tasks.active_tasks(user_id):
+        for task in await asyncio.to_thread(tasks.active_tasks, user_id):
             known[task.id] = task
             yield WatchEvent(SNAPSHOT, task.id, user_id, task, False)
         sent_at: dict[int, float] = {}
         dirty: set[int] = set()  # tasks with throttled progress still to send
-        while is_active():
+        while True:
             wait = tick
             if dirty:
                 wait = max(0.0, min(sent_at.get(t, 0.0) + progress_interval for t in dirty) - time.monotonic())
             try:
-                hint = sub.get(timeout=wait)
+                hint = await sub.next(timeout=wait)
             except EOFError:
                 return
             ids = set(dirty)
@@ -106,7 +110,7 @@ def watch_tasks(tasks: Tasks, bus: EventBus, user_id: int, *, tick: float, progr
                 ids.add(hint.task_id)
             dirty.clear()
             for tid in sorted(ids):
-                row = tasks.find(user_id, tid)
+                row = await _find(tasks, user_id, tid)
                 before = known.get(tid)
                 if row is None:
                     if before is not None or (hint is not None and hint.task_id == tid):

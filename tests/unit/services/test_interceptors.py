@@ -1,4 +1,5 @@
-"""The shared server kit: auth interceptor, error mapping, request ids, health and reflection."""
+"""The shared server kit: auth interceptor, error mapping, request ids, health and reflection —
+the same behaviour from the thread-pool server and from the grpc.aio one."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from services.config import ServerSettings
 from services.errors import InvalidArgument, PermissionDenied, Unauthenticated, field_violations
 from services.logs import request_id_var
 from services.principal import Credentials, Principal, current_principal
-from services.server import build_server
+from services.server import build_aio_server, build_server
 
 SEEN_REQUEST_IDS: list[str] = []
 
@@ -53,16 +54,36 @@ class FakeEngine(engine_pb2_grpc.EngineServiceServicer):
         yield engine_pb2.RunBacktestEvent(progress=engine_pb2.Progress(fraction=1.0))
 
 
-@pytest.fixture(scope="module")
-def channel():
+class AioFakeAuth(auth_pb2_grpc.AuthServiceServicer):
+    async def GetMe(self, request, context):
+        return FakeAuth.GetMe(self, request, context)
+
+    async def CreateUser(self, request, context):
+        return FakeAuth.CreateUser(self, request, context)
+
+    async def Login(self, request, context):
+        return FakeAuth.Login(self, request, context)
+
+
+class AioFakeEngine(engine_pb2_grpc.EngineServiceServicer):
+    async def RunBacktest(self, request, context):
+        for event in FakeEngine.RunBacktest(self, request, context):
+            yield event
+
+
+@pytest.fixture(scope="module", params=["threads", "aio"])
+def channel(request):
+    aio = request.param == "aio"
+
     def register(server: grpc.Server) -> list[str]:
-        auth_pb2_grpc.add_AuthServiceServicer_to_server(FakeAuth(), server)
-        engine_pb2_grpc.add_EngineServiceServicer_to_server(FakeEngine(), server)
+        auth_pb2_grpc.add_AuthServiceServicer_to_server(AioFakeAuth() if aio else FakeAuth(), server)
+        engine_pb2_grpc.add_EngineServiceServicer_to_server(AioFakeEngine() if aio else FakeEngine(), server)
         return ["zquant.auth.v1.AuthService", "zquant.engine.v1.EngineService"]
 
     settings = ServerSettings(service="kit", addr="127.0.0.1:0", database_url="sqlite://", grace_seconds=1)
-    running = build_server(settings, register=register, authenticator=TokenAuthenticator(),
-                           public_methods=["/zquant.auth.v1.AuthService/Login"])
+    build = build_aio_server if aio else build_server
+    running = build(settings, register=register, authenticator=TokenAuthenticator(),
+                    public_methods=["/zquant.auth.v1.AuthService/Login"])
     running.set_serving(True)
     with grpc.insecure_channel(f"127.0.0.1:{running.port}") as ch:
         yield ch
