@@ -1,10 +1,11 @@
-"""SweepService over gRPC: proto ↔ domain only. Rules live in sweeps.py."""
+"""SweepService over gRPC (grpc.aio; unary methods run on the executor, the watch is an async
+generator): proto ↔ domain only. Rules live in sweeps.py."""
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -12,6 +13,7 @@ from google.protobuf import json_format, struct_pb2
 from zquant.backtest.v1 import sweep_pb2, sweep_pb2_grpc, task_pb2
 from zquant.engine.v1 import engine_pb2
 
+from services.offload import offloaded
 from services.principal import current_principal
 from task_svc.servicer import task_to_pb, timestamp
 from task_svc.sweeps import FoldsView, SweepInput, Sweeps, SweepView, TrialView, WatchEvent, _loads
@@ -209,27 +211,29 @@ class SweepServicer(sweep_pb2_grpc.SweepServiceServicer):
     def __init__(self, sweeps: Sweeps) -> None:
         self.sweeps = sweeps
 
-    def CreateSweep(self, request: sweep_pb2.CreateSweepRequest, context: grpc.ServicerContext) -> sweep_pb2.Sweep:
+    @offloaded
+    def CreateSweep(self, request: sweep_pb2.CreateSweepRequest) -> sweep_pb2.Sweep:
         who = current_principal()
         sweep = self.sweeps.create(who, sweep_input(request))
         return sweep_pb(self.sweeps.view(who, sweep.id))
 
-    def EstimateSweep(self, request: sweep_pb2.CreateSweepRequest,
-                      context: grpc.ServicerContext) -> sweep_pb2.SweepEstimate:
+    @offloaded
+    def EstimateSweep(self, request: sweep_pb2.CreateSweepRequest) -> sweep_pb2.SweepEstimate:
         e = self.sweeps.estimate(current_principal(), sweep_input(request))
         return sweep_pb2.SweepEstimate(trials=e.trials, cached=e.cached, seconds=e.seconds, basis=e.basis)
 
-    def ListSweeps(self, request: sweep_pb2.ListSweepsRequest,
-                   context: grpc.ServicerContext) -> sweep_pb2.ListSweepsResponse:
+    @offloaded
+    def ListSweeps(self, request: sweep_pb2.ListSweepsRequest) -> sweep_pb2.ListSweepsResponse:
         views, total = self.sweeps.list_sweeps(current_principal(), request.skip, request.limit, request.order_by,
                                                request.order)
         return sweep_pb2.ListSweepsResponse(sweeps=[sweep_pb(v) for v in views], total=total)
 
-    def GetSweep(self, request: sweep_pb2.GetSweepRequest, context: grpc.ServicerContext) -> sweep_pb2.Sweep:
+    @offloaded
+    def GetSweep(self, request: sweep_pb2.GetSweepRequest) -> sweep_pb2.Sweep:
         return sweep_pb(self.sweeps.view(current_principal(), request.sweep_id), with_code=True)
 
-    def ListTrials(self, request: sweep_pb2.ListTrialsRequest,
-                   context: grpc.ServicerContext) -> sweep_pb2.ListTrialsResponse:
+    @offloaded
+    def ListTrials(self, request: sweep_pb2.ListTrialsRequest) -> sweep_pb2.ListTrialsResponse:
         who = current_principal()
         status = sweep_pb2.Trial.Status.Name(request.status) if request.status in \
             sweep_pb2.Trial.Status.values() and request.status else None
@@ -238,7 +242,8 @@ class SweepServicer(sweep_pb2_grpc.SweepServiceServicer):
         base = json.loads(self.sweeps.get_sweep(who, request.sweep_id).params_json or "{}")
         return sweep_pb2.ListTrialsResponse(trials=[trial_pb(v, {**base, **v.params}) for v in views], total=total)
 
-    def GetHeatmap(self, request: sweep_pb2.GetHeatmapRequest, context: grpc.ServicerContext) -> sweep_pb2.Heatmap:
+    @offloaded
+    def GetHeatmap(self, request: sweep_pb2.GetHeatmapRequest) -> sweep_pb2.Heatmap:
         xs, ys, values, metric, agg = self.sweeps.heatmap(current_principal(), request.sweep_id, request.x.strip(),
                                                           request.y.strip(), request.metric, request.agg)
         return sweep_pb2.Heatmap(
@@ -246,17 +251,18 @@ class SweepServicer(sweep_pb2_grpc.SweepServiceServicer):
             x_values=[json_format.ParseDict(v, struct_pb2.Value()) for v in xs],
             y_values=[json_format.ParseDict(v, struct_pb2.Value()) for v in ys], values=values)
 
-    def GetFolds(self, request: sweep_pb2.GetFoldsRequest, context: grpc.ServicerContext) -> sweep_pb2.SweepFolds:
+    @offloaded
+    def GetFolds(self, request: sweep_pb2.GetFoldsRequest) -> sweep_pb2.SweepFolds:
         who = current_principal()
         folds = self.sweeps.folds(who, request.sweep_id)
         sweep = self.sweeps.get_sweep(who, request.sweep_id)
         return folds_pb(request.sweep_id, _loads(sweep.params_json, {}), folds)
 
-    def WatchSweep(self, request: sweep_pb2.WatchSweepRequest,
-                   context: grpc.ServicerContext) -> Iterator[sweep_pb2.SweepEvent]:
+    async def WatchSweep(self, request: sweep_pb2.WatchSweepRequest,
+                         context: grpc.aio.ServicerContext) -> AsyncIterator[sweep_pb2.SweepEvent]:
         who = current_principal()
         base: dict[str, Any] | None = None
-        for event in self.sweeps.watch(who.user_id, request.sweep_id, is_active=context.is_active):
+        async for event in self.sweeps.watch(who.user_id, request.sweep_id):
             if base is None:
                 base = json.loads(event.view.sweep.params_json or "{}")
             yield self._event(event, base)
@@ -269,15 +275,17 @@ class SweepServicer(sweep_pb2_grpc.SweepServiceServicer):
             msg.trial.CopyFrom(trial_pb(event.trial, {**base, **event.trial.params}))
         return msg
 
-    def CancelSweep(self, request: sweep_pb2.CancelSweepRequest, context: grpc.ServicerContext) -> sweep_pb2.Sweep:
+    @offloaded
+    def CancelSweep(self, request: sweep_pb2.CancelSweepRequest) -> sweep_pb2.Sweep:
         who = current_principal()
         self.sweeps.cancel(who, request.sweep_id)
         return sweep_pb(self.sweeps.view(who, request.sweep_id))
 
-    def DeleteSweep(self, request: sweep_pb2.DeleteSweepRequest,
-                    context: grpc.ServicerContext) -> sweep_pb2.DeleteSweepResponse:
+    @offloaded
+    def DeleteSweep(self, request: sweep_pb2.DeleteSweepRequest) -> sweep_pb2.DeleteSweepResponse:
         self.sweeps.delete(current_principal(), request.sweep_id)
         return sweep_pb2.DeleteSweepResponse()
 
-    def PromoteTrial(self, request: sweep_pb2.PromoteTrialRequest, context: grpc.ServicerContext) -> task_pb2.Task:
+    @offloaded
+    def PromoteTrial(self, request: sweep_pb2.PromoteTrialRequest) -> task_pb2.Task:
         return task_to_pb(self.sweeps.promote(current_principal(), request.sweep_id, request.trial_number))

@@ -22,14 +22,14 @@ key matches a DONE trial of any of the caller's sweeps is created CACHED with th
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
 import math
 import statistics
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -537,12 +537,13 @@ class Sweeps:
             params=struct, config=engine_pb2.BacktestConfig(**config)))
 
     # ------------------------------------------------------------------ watch
-    def watch(self, user_id: int, sweep_id: int, *, is_active: Callable[[], bool],
-              interval: float = 0.2) -> Iterator[WatchEvent]:
+    async def watch(self, user_id: int, sweep_id: int, *, interval: float = 0.2) -> AsyncIterator[WatchEvent]:
         """SNAPSHOT, then PROGRESS / TRIAL / BEST as the trial rows change (read every
-        ``interval`` seconds, so a trial finished on any replica shows), then STATUS (terminal)."""
-        sweep, rows = self._load(user_id, sweep_id)
-        view = self._summarize(sweep, rows)
+        ``interval`` seconds, so a trial finished on any replica shows), then STATUS (terminal).
+        An async generator (task_svc serves on grpc.aio): between reads it holds no thread;
+        each read and ranking runs on the executor. A client that goes away cancels it."""
+        sweep, rows = await asyncio.to_thread(self._load, user_id, sweep_id)
+        view = await asyncio.to_thread(self._summarize, sweep, rows)
         yield WatchEvent("SNAPSHOT", view, terminal=sweep.status not in {s.value for s in SWEEP_ACTIVE})
         if sweep.status not in {s.value for s in SWEEP_ACTIVE}:
             return
@@ -550,43 +551,60 @@ class Sweeps:
         counts = view.counts
         best = view.best.row.number if view.best else 0
         mark: tuple[Any, ...] = ()
-        while is_active():
-            time.sleep(interval)
-            with self.sessions() as session:
-                now_mark = SweepRepository(session, user_id).change_mark(sweep_id)
-            if not now_mark:  # deleted
+        while True:
+            await asyncio.sleep(interval)
+            polled = await asyncio.to_thread(self._poll, user_id, sweep_id, mark, seen)
+            if polled is None:  # deleted
                 yield WatchEvent("STATUS", view, terminal=True)
                 return
-            if now_mark == mark:
+            if polled.mark == mark:
                 continue
-            mark = now_mark
-            try:
-                sweep, rows = self._load(user_id, sweep_id)
-            except NotFound:
-                yield WatchEvent("STATUS", view, terminal=True)
-                return
-            view = self._summarize(sweep, rows)
-            finished = [t for t in rows if t.id not in seen and t.status in
-                        (TrialStatus.DONE.value, TrialStatus.FAILED.value, TrialStatus.CACHED.value)]
-            by_number = {}
-            if finished:
-                spec = search_spec(json.loads(sweep.spec_json), 10**9)
-                views = [_view(sweep, t) for t in rows]
-                for group in _groups(views).values():
-                    rank_search(spec, group)
-                by_number = {v.row.number: v for v in views}
-            for t in finished:
-                seen.add(t.id)
-                yield WatchEvent("TRIAL", view, by_number[t.number])
+            mark, sweep, view = polled.mark, polled.sweep, polled.view
+            for trial in polled.finished:
+                seen.add(trial.row.id)
+                yield WatchEvent("TRIAL", view, trial)
             if view.best is not None and view.best.row.number != best:
                 best = view.best.row.number
                 yield WatchEvent("BEST", view, view.best)
             if sweep.status not in {s.value for s in SWEEP_ACTIVE}:
                 yield WatchEvent("STATUS", view, terminal=True)
                 return
-            if view.counts != counts and not finished:
+            if view.counts != counts and not polled.finished:
                 yield WatchEvent("PROGRESS", view)
             counts = view.counts
+
+    def _poll(self, user_id: int, sweep_id: int, mark: tuple[Any, ...], seen: set[int]) -> _Polled | None:
+        """One re-read for watch(): None once the sweep is gone; the same `mark` when nothing
+        changed; else the sweep, its summary and the trials finished since `seen` (ranked)."""
+        with self.sessions() as session:
+            now_mark = SweepRepository(session, user_id).change_mark(sweep_id)
+        if not now_mark:
+            return None
+        if now_mark == mark:
+            return _Polled(now_mark, None, None, [])  # type: ignore[arg-type]
+        try:
+            sweep, rows = self._load(user_id, sweep_id)
+        except NotFound:
+            return None
+        view = self._summarize(sweep, rows)
+        finished = [t for t in rows if t.id not in seen and t.status in
+                    (TrialStatus.DONE.value, TrialStatus.FAILED.value, TrialStatus.CACHED.value)]
+        by_number = {}
+        if finished:
+            spec = search_spec(json.loads(sweep.spec_json), 10**9)
+            views = [_view(sweep, t) for t in rows]
+            for group in _groups(views).values():
+                rank_search(spec, group)
+            by_number = {v.row.number: v for v in views}
+        return _Polled(tuple(now_mark), sweep, view, [by_number[t.number] for t in finished])
+
+
+@dataclass
+class _Polled:
+    mark: tuple[Any, ...]
+    sweep: Any
+    view: SweepView
+    finished: list[TrialView]
 
 
 def _groups(views: Sequence[TrialView]) -> dict[tuple[int, str], list[TrialView]]:
