@@ -1,5 +1,6 @@
 """The console's sweep pages in real headless Chromium against the real stack behind Envoy: a
-sweep started from the form runs live to completion and every view shows the API's values."""
+sweep started from the form runs live to completion and every view shows the API's values.
+Screenshots go to $ZQ_SCREENSHOT_DIR (default build/screenshots/)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_console_browser import CONFIG, Console, Stack, browser, stack  # noqa: F401 (fixtures)
+from tests.e2e.test_console_browser import (  # noqa: F401 (browser, stack: fixtures)
+    CONFIG,
+    SCREENSHOTS,
+    Console,
+    Stack,
+    browser,
+    stack,
+)
 
 pytestmark = [pytest.mark.envoy, pytest.mark.slow, pytest.mark.browser]
 
@@ -38,6 +46,17 @@ def _wait(stack: Stack, sweep_id: int, timeout: float = 180) -> dict[str, Any]: 
             return s
         time.sleep(0.3)
     raise AssertionError(f"sweep {sweep_id} not terminal after {timeout}s")
+
+
+def _eventually(read: Any, expected: Any, timeout: float = 15) -> Any:
+    """The page's value once it equals ``expected`` (a table may still be reloading after the
+    terminal event), else the last value read, for the assertion to show."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = read()
+        if value == expected or time.monotonic() > deadline:
+            return value
+        time.sleep(0.1)
 
 
 def _points(console: Console, test_id: str, timeout: float = 15) -> list[dict]:
@@ -90,8 +109,9 @@ def test_sweep_form_runs_live_and_the_views_match_the_api(console: Console, stac
     # Leaderboard: the API's order, best first.
     trials = stack.get(f"/api/v1/backtest/sweeps/{sweep_id}/trials").json()
     page.wait_for_selector("[data-testid=leaderboard] tbody tr [data-trial]")
-    shown = [int(x) for x in page.eval_on_selector_all(
-        "[data-testid=leaderboard] tbody [data-trial]", "els => els.map(e => e.dataset.trial)")]
+    shown = _eventually(lambda: [int(x) for x in page.eval_on_selector_all(
+        "[data-testid=leaderboard] tbody [data-trial]", "els => els.map(e => e.dataset.trial)")],
+        [t["number"] for t in trials])
     assert shown == [t["number"] for t in trials]
     assert shown[0] == best["number"]
 
@@ -103,6 +123,8 @@ def test_sweep_form_runs_live_and_the_views_match_the_api(console: Console, stac
     # Parallel coordinates: a line per trial with a Sharpe ratio.
     with_sharpe = sum(1 for t in trials if (t["metrics"] or {}).get("sharpe_ratio") is not None)
     assert _points(console, "chart-parallel")[0]["points"] == with_sharpe
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "console-sweep.png"), full_page=True)
 
     # The list shows it.
     console.open("/sweeps")
@@ -123,6 +145,14 @@ def test_walk_forward_sweep_shows_folds_and_the_stitched_equity(console: Console
     page.wait_for_selector("[data-testid=sweep-detail][data-status=completed]", timeout=240_000)
     folds = stack.get(f"/api/v1/backtest/sweeps/{sweep_id}/folds").json()
     assert len(folds["folds"]) >= 2
+    # The leaderboard says which fold and phase each trial ran (ranks are per fold and phase).
+    trials = stack.get(f"/api/v1/backtest/sweeps/{sweep_id}/trials").json()
+    page.wait_for_selector("[data-testid=leaderboard] tbody [data-phase]")
+    phases = _eventually(lambda: page.eval_on_selector_all("[data-testid=leaderboard] tbody [data-phase]",
+                                                           "els => els.map(e => e.dataset.phase)"),
+                         [t["phase"] for t in trials])
+    assert phases == [t["phase"] for t in trials]
+    assert {"in_sample", "out_of_sample"} <= set(phases)
     page.wait_for_selector("[data-testid=folds] tbody tr")
     assert page.locator("[data-testid=folds] tbody tr").count() == len(folds["folds"])
     both = [f for f in folds["folds"] if f["in_sample_sharpe"] is not None and f["out_of_sample_sharpe"] is not None]
@@ -132,6 +162,7 @@ def test_walk_forward_sweep_shows_folds_and_the_stitched_equity(console: Console
     assert stitched["points"] == len(folds["stitched_dates"]) == len(folds["stitched_nav"])
     initial = PERIOD.get("initial_capital", 1_000_000)
     assert stitched["last"] == pytest.approx(folds["stitched_nav"][-1] / initial - 1, abs=1e-6)
+    page.screenshot(path=str(SCREENSHOTS / "console-sweep-walk-forward.png"), full_page=True)
 
 
 def test_bad_sweep_input_is_shown_at_its_field(console: Console) -> None:

@@ -13,12 +13,12 @@ export function heatmapOption(x: { name: string; values: string[] }, y: { name: 
   return {
     animation: false,
     tooltip: { position: "top", valueFormatter: fmt },
-    grid: { left: 64, right: 24, top: 24, bottom: 72 },
-    xAxis: { type: "category", name: x.name, nameLocation: "middle", nameGap: 28, data: x.values, splitArea: { show: true } },
+    grid: { left: 64, right: 24, top: 28, bottom: 84 },
+    xAxis: { type: "category", name: x.name, nameLocation: "middle", nameGap: 24, data: x.values, splitArea: { show: true } },
     yAxis: { type: "category", name: y.name, data: y.values, splitArea: { show: true } },
     visualMap: {
       min: range.min, max: range.max === range.min ? range.min + 1e-9 : range.max, calculable: true,
-      orient: "horizontal", left: "center", bottom: 0, itemHeight: 120, text: [metric, ""],
+      orient: "horizontal", left: "center", bottom: 0, itemHeight: 120, text: [metric, ""], precision: 2,
       inRange: { color: ["#1a9850", "#ffffbf", "#d9363e"] },
     },
     series: [{ name: metric, type: "heatmap", data: cells, label: { show: cells.length <= 120, formatter: (p: { value: [number, number, number] }) => p.value[2].toFixed(2), fontSize: 9 } }],
@@ -38,7 +38,7 @@ export function parallelOption(d: ParallelData): Option {
       : { dim, name, type: "value", scale: true })),
     parallel: { left: 48, right: 96, top: 40, bottom: 48 },
     visualMap: {
-      show: true, min, max: max === min ? min + 1e-9 : max, dimension: metricAxis, right: 0, top: "middle",
+      show: true, min, max: max === min ? min + 1e-9 : max, dimension: metricAxis, right: 0, top: "middle", precision: 2,
       calculable: true, itemHeight: 120, inRange: { color: ["#1a9850", "#ffffbf", "#d9363e"] },
     },
     series: [{ name: d.axes[metricAxis], type: "parallel", lineStyle: { width: 1, opacity: 0.55 }, data: d.rows }],
@@ -48,14 +48,15 @@ export function parallelOption(d: ParallelData): Option {
 /** In-sample vs out-of-sample Sharpe per fold, with the y = x diagonal (no decay). */
 export function foldScatterOption(points: Array<[number, number, number]>, L: Label): Option {
   const all = points.flatMap(([a, b]) => [a, b]);
-  const lo = all.length ? Math.min(0, ...all) : -1;
-  const hi = all.length ? Math.max(0, ...all) : 1;
+  // Whole-number bounds: a square plot with readable ends, the diagonal corner to corner.
+  const lo = Math.floor(all.length ? Math.min(0, ...all) : -1);
+  const hi = Math.ceil(all.length ? Math.max(0, ...all) : 1);
   return {
     animation: false,
     grid: { left: 56, right: 24, top: 24, bottom: 48 },
     tooltip: { trigger: "item", formatter: (p: { value: [number, number, number] }) => `#${p.value[2]}: IS ${p.value[0].toFixed(2)} / OOS ${p.value[1].toFixed(2)}` },
     xAxis: { type: "value", name: L("sweep.inSample"), nameLocation: "middle", nameGap: 28, min: lo, max: hi },
-    yAxis: { type: "value", name: L("sweep.outOfSample"), min: lo, max: hi },
+    yAxis: { type: "value", name: L("sweep.outOfSample"), nameLocation: "middle", nameGap: 36, min: lo, max: hi },
     series: [
       { name: L("sweep.folds"), type: "scatter", symbolSize: 10, data: points, itemStyle: { color: LINE } },
       { name: "y = x", type: "line", showSymbol: false, data: [[lo, lo], [hi, hi]], lineStyle: { type: "dashed", color: "#8c8c8c" } },

@@ -292,6 +292,11 @@ export const en = {
   "trial.failed": "failed",
   "trial.cached": "cached",
   "trial.skipped": "skipped",
+  "sweep.phase": "Phase",
+  "sweep.phase.full": "full period",
+  "sweep.phase.in_sample": "in sample",
+  "sweep.phase.out_of_sample": "out of sample",
+  "sweep.phase.phase_unspecified": "—",
   "notFound": "No such page.",
 } as const;
 

@@ -294,5 +294,10 @@ export const zhCN: Record<MessageKey, string> = {
   "trial.failed": "失败",
   "trial.cached": "缓存",
   "trial.skipped": "跳过",
+  "sweep.phase": "阶段",
+  "sweep.phase.full": "全区间",
+  "sweep.phase.in_sample": "样本内",
+  "sweep.phase.out_of_sample": "样本外",
+  "sweep.phase.phase_unspecified": "—",
   "notFound": "页面不存在。",
 };

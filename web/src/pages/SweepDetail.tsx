@@ -95,7 +95,7 @@ export default function SweepDetail({ params }: PageProps) {
           </p>
         )}
       </div>
-      <Leaderboard id={id} names={names} metric={metric} version={version} />
+      <Leaderboard id={id} names={names} metric={metric} version={version} validated={Boolean(sweep.validation && sweep.validation.kind !== "none")} />
       {names.length >= 2 && <HeatmapPanel id={id} names={names} metric={metric} version={version} />}
       <ParallelPanel id={id} names={names} metric={metric} version={version} />
       {sweep.validation && sweep.validation.kind !== "none" && <FoldsPanel id={id} version={version} initial={sweep.config?.initial_capital ?? 1_000_000} />}
@@ -103,11 +103,17 @@ export default function SweepDetail({ params }: PageProps) {
   );
 }
 
-function Leaderboard({ id, names, metric, version }: { id: number; names: string[]; metric: string; version: number }) {
+function Leaderboard({ id, names, metric, version, validated }: { id: number; names: string[]; metric: string; version: number; validated: boolean }) {
   const [promoteError, setPromoteError] = useState("");
+  // With validation, ranks are per fold and phase: the fold and the phase are shown beside them.
+  const foldColumns: Column<Trial>[] = validated ? [
+    { key: "fold", label: t("sweep.fold"), numeric: true, render: (r) => r.fold },
+    { key: "phase", label: t("sweep.phase"), render: (r) => <span data-phase={r.phase}>{L(`sweep.phase.${r.phase}`)}</span> },
+  ] : [];
   const columns: Column<Trial>[] = [
     { key: "rank", label: t("sweep.rank"), numeric: true, render: (r) => (r.ranked ? r.rank : "—") },
     { key: "number", label: t("sweep.trial"), sort: "number", numeric: true, render: (r) => <span data-trial={r.number}>#{r.number}</span> },
+    ...foldColumns,
     { key: "params", label: t("sweep.params"), render: (r) => sweptParams(r, names) },
     { key: "objective", label: `${L(`metric.${metric}`)}`, sort: "objective", numeric: true, render: (r) => num(r.objective, 4) },
     { key: "total_return", label: t("metric.total_return"), sort: "total_return", numeric: true, render: (r) => pct(r.metrics?.total_return) },
