@@ -497,7 +497,10 @@ class AuthService:
     def create_api_key(self, actor: Principal, name: str, expires_in_days: int = 0, *,
                        is_service: bool = False) -> NewApiKey:
         violations: list[tuple[str, str]] = []
-        if len(name) > 100:
+        if not name.strip():
+            # {"name": null} arrives as "" (proto3 strings have no null): a key needs a label.
+            violations.append(("name", "is required (1–100 characters)"))
+        elif len(name) > 100:
             violations.append(("name", "at most 100 characters"))
         elif CONTROL_RE.search(name):
             violations.append(("name", "must not contain control characters"))

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -20,6 +19,7 @@ from services.db import transaction
 from services.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
 from services.paging import Page
 from services.principal import Principal
+from services.user_json import parse_json_text
 from task_svc import templates
 from task_svc.engine_client import EngineClient, EngineRejected, EngineUnavailable
 from task_svc.models import SYSTEM_USER_ID, Strategy, utcnow
@@ -69,9 +69,9 @@ def _check_fields(name: str | None, description: str | None, category: str | Non
             v.append(("params_schema", f"must be at most {MAX_SCHEMA} characters"))
         else:
             try:
-                schema = json.loads(params_schema)
-            except ValueError as exc:
-                v.append(("params_schema", f"is not valid JSON: {exc}"))
+                schema = parse_json_text(params_schema, "params_schema")
+            except InvalidArgument as exc:
+                v += exc.violations
             else:
                 if not isinstance(schema, dict):
                     v.append(("params_schema", "must be a JSON object (a JSON Schema)"))

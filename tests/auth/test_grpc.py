@@ -193,6 +193,8 @@ def test_api_keys_list_and_revoke(server: AuthServer) -> None:
     assert code_of(server.stub.RevokeApiKey, pb.RevokeApiKeyRequest(key_id=a.id), metadata=md) == \
         grpc.StatusCode.NOT_FOUND
     assert [k.id for k in server.stub.ListApiKeys(pb.ListApiKeysRequest(), metadata=md).api_keys] == [b.id]
+    assert code_of(server.stub.CreateApiKey, pb.CreateApiKeyRequest(name=" "), metadata=md) == \
+        grpc.StatusCode.INVALID_ARGUMENT
     err = code_of(server.stub.CreateApiKey, pb.CreateApiKeyRequest(name="x", expires_in_days=5000), metadata=md)
     assert err == grpc.StatusCode.INVALID_ARGUMENT
 

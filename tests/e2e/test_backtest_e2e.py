@@ -109,6 +109,7 @@ class Stack:
     engine_url: str
     alice_id: int
     engine_pid: int
+    engine_addr: str
 
 
 @contextmanager
@@ -143,7 +144,7 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
             assert resp.status_code == 201, resp.text
             ids[name] = resp.json()["id"]
         yield Stack(gateway.url, admin, login("alice", "alice-password-1"), login("bob", "bob-password-1"),
-                    engine_url, ids["alice"], handles["engine"].pid)
+                    engine_url, ids["alice"], handles["engine"].pid, real.env["ZQ_ENGINE_ADDR"])
 
 
 def test_run_completes_and_result_equals_the_engine_computation(stack: Stack) -> None:
@@ -297,9 +298,11 @@ def test_failures_are_tasks_not_http_errors(stack: Stack) -> None:
     assert failed["status"] == "failed"
     assert "KeyError" in failed["error_message"] and "600036.SH" in failed["error_message"]
     assert "line 8" in failed["error_message"], failed["error_message"]
+    assert (failed["failure_kind"], failed["failure_line"]) == ("strategy_error", 8)
     timed_out = stack.alice.wait(looping["id"])
     assert timed_out["status"] == "failed"
     assert "time limit exceeded" in timed_out["error_message"] or "CPU time limit" in timed_out["error_message"]
+    assert (timed_out["failure_kind"], timed_out["failure_line"]) == ("time_limit", 0)
     err = stack.alice.get(f"/api/v1/backtest/tasks/{raising['id']}/result")
     assert err.status_code == 404
 
@@ -408,3 +411,114 @@ def test_a_strategy_cannot_forge_its_result_through_rest(stack: Stack) -> None:
     listed = stack.alice.get("/api/v1/backtest/results", params={"order_by": "total_return", "order": "desc"}).json()
     top = listed[0] if isinstance(listed, list) else listed["results"][0]
     assert top["total_return"] < 1.0
+
+
+def _violations(resp: httpx.Response) -> list[tuple[str, str]]:
+    body = resp.json()
+    return [(v["field"], v["description"]) for d in body.get("details", []) for v in d.get("field_violations", [])]
+
+
+def test_bad_input_is_400_at_submit_naming_the_field_never_a_later_failure(stack: Stack) -> None:
+    before = stack.alice.get("/api/v1/backtest/tasks").headers["x-total-count"]
+    deep: object = 1
+    for _ in range(90):
+        deep = [deep]
+    cases = [
+        # Passed task_svc's own copy of the rules, then FAILED in the engine.
+        ({"config": {**CONFIG, "min_commission": 2000000}},
+         [("config.min_commission", "must be in [0, 1e+06], got 2e+06")]),
+        ({"config": {**CONFIG, "tax_rate": 0.5, "symbols": ["600036.SH", "999999.SZ"]}},
+         [("config.tax_rate", "must be in [0, 0.1), got 0.5"),
+          ("config.symbols", "no market data for: 999999.SZ")]),
+        ({"config": {**CONFIG, "start_date": "2013-13-01"}},
+         [("config.start_date", "is not a valid date: '2013-13-01'")]),
+        ({"config": CONFIG, "params": {"x": deep}},
+         [("params", "is nested too deeply: JSON may nest at most 32 arrays/objects")]),
+    ]
+    for body, expected in cases:
+        resp = stack.alice.post("/api/v1/backtest/run", {"strategy_code": MA_CODE, **body})
+        assert resp.status_code == 400, resp.text
+        assert _violations(resp) == expected
+    assert stack.alice.get("/api/v1/backtest/tasks").headers["x-total-count"] == before  # nothing stored
+
+
+def test_params_schema_too_deep_is_400_on_create_and_update(stack: Stack) -> None:
+    deep = "[" * 5000 + "]" * 5000
+    resp = stack.alice.post("/api/v1/backtest/strategies", {"name": "deep", "code": MA_CODE, "params_schema": deep})
+    assert resp.status_code == 400 and [f for f, _ in _violations(resp)] == ["params_schema"], resp.text
+    made = stack.alice.post("/api/v1/backtest/strategies", {"name": "shallow", "code": MA_CODE,
+                                                            "params_schema": '{"type": "object"}'})
+    assert made.status_code == 201, made.text
+    resp = stack.alice.http.patch(f"/api/v1/backtest/strategies/{made.json()['id']}", headers=stack.alice.headers,
+                                  json={"params_schema": deep})
+    assert resp.status_code == 400 and [f for f, _ in _violations(resp)] == ["params_schema"], resp.text
+
+
+def test_password_reset_ends_earlier_access_tokens_through_the_gateway(stack: Stack) -> None:
+    made = stack.admin.post("/api/v1/users", {"username": "dora", "password": "dora-password-1"})
+    assert made.status_code == 201, made.text
+    token = stack.alice.http.post("/api/v1/auth/login", json={"username": "dora", "password": "dora-password-1"})
+    old = Api(stack.alice.http, {"authorization": f"Bearer {token.json()['access_token']}"})
+    assert old.get("/api/v1/users/me").status_code == 200
+    assert old.get("/api/v1/backtest/tasks").status_code == 200
+    reset = stack.admin.post(f"/api/v1/users/{made.json()['id']}/reset-password", {"password": "dora-password-2"})
+    assert reset.status_code == 200, reset.text
+    resp = old.get("/api/v1/users/me")  # auth_svc itself: at once
+    assert resp.status_code == 401 and resp.json()["code"] == 16, resp.text
+    time.sleep(2.5)  # task_svc caches auth answers for ZQ_AUTH_CACHE_SECONDS (2 s)
+    assert old.get("/api/v1/backtest/tasks").status_code == 401
+
+
+def test_engine_run_and_validate_rpcs_need_a_service_key(stack: Stack) -> None:
+    import grpc
+    from zquant.engine.v1 import engine_pb2_grpc
+
+    channel = grpc.insecure_channel(stack.engine_addr)
+    engine = engine_pb2_grpc.EngineServiceStub(channel)
+    user_md = [("authorization", stack.alice.headers["authorization"])]
+    config = engine_pb2.BacktestConfig(start_date="2013-01-04", end_date="2013-02-28", symbols=SYMBOLS)
+    calls = {
+        "RunBacktest": lambda md: list(engine.RunBacktest(
+            engine_pb2.RunBacktestRequest(strategy_code=MA_CODE, config=config), metadata=md, timeout=60)),
+        "ValidateStrategy": lambda md: engine.ValidateStrategy(
+            engine_pb2.ValidateStrategyRequest(strategy_code=MA_CODE), metadata=md, timeout=30),
+        "ValidateBacktest": lambda md: engine.ValidateBacktest(
+            engine_pb2.ValidateBacktestRequest(config=config), metadata=md, timeout=30),
+        "GetDailyBars": lambda md: engine.GetDailyBars(engine_pb2.GetDailyBarsRequest(
+            symbol=SYMBOLS[0], start_date="2013-01-04", end_date="2013-02-28"), metadata=md, timeout=30),
+    }
+
+    def code(call, md) -> grpc.StatusCode:  # type: ignore[no-untyped-def]
+        try:
+            call(md)
+        except grpc.RpcError as exc:
+            return exc.code()
+        return grpc.StatusCode.OK
+
+    try:
+        for name, call in calls.items():
+            assert code(call, user_md) == grpc.StatusCode.PERMISSION_DENIED, name
+        assert engine.ListSymbols(engine_pb2.ListSymbolsRequest(), metadata=user_md, timeout=30).symbols
+        # A key an admin marks as a service key works; unmarking revokes that at once (after the cache).
+        key = stack.alice.post("/api/v1/users/me/apikeys", {"name": "batch system"}).json()
+        key_md = [("x-api-key", key["access_key"]), ("x-api-secret", key["secret_key"])]
+        assert code(calls["ValidateStrategy"], key_md) == grpc.StatusCode.PERMISSION_DENIED
+        path = f"/api/v1/users/{stack.alice_id}/apikeys/{key['id']}/service"
+        assert stack.alice.http.put(path, headers=stack.alice.headers, json={"is_service": True}).status_code == 403
+        marked = stack.admin.http.put(path, headers=stack.admin.headers, json={"is_service": True})
+        assert marked.status_code == 200 and marked.json()["is_service"] is True, marked.text
+        time.sleep(2.5)  # engine_svc caches auth answers for ZQ_AUTH_CACHE_SECONDS (2 s)
+        for name, call in calls.items():
+            assert code(call, key_md) == grpc.StatusCode.OK, name
+        unmarked = stack.admin.http.put(path, headers=stack.admin.headers, json={"is_service": False})
+        assert unmarked.status_code == 200 and unmarked.json()["is_service"] is False
+        time.sleep(2.5)
+        assert code(calls["ValidateStrategy"], key_md) == grpc.StatusCode.PERMISSION_DENIED
+    finally:
+        channel.close()
+
+
+def test_api_key_without_a_name_is_400(stack: Stack) -> None:
+    for body in ({"name": None}, {}, {"name": "  "}):
+        resp = stack.alice.post("/api/v1/users/me/apikeys", body)
+        assert resp.status_code == 400 and _violations(resp) == [("name", "is required (1–100 characters)")], resp.text
