@@ -6,7 +6,8 @@ cached per process and refetched when a token names an unknown `kid` (at most on
 `KEY_REFETCH_SECONDS`, so garbage kids cannot turn into a request flood against auth_svc).
 A locally valid token is then confirmed with the `Authenticate` RPC — the user may have been
 disabled, demoted or deleted since the token was signed — and that answer is cached per user
-id for `cache_seconds`. API key pairs always go to `Authenticate`; the answer is cached under
+id and token epoch (a token from before a password change never shares a newer token's answer)
+for `cache_seconds`. API key pairs always go to `Authenticate`; the answer is cached under
 an HMAC of key+secret with a per-process random salt, so neither the raw secret nor a plain
 hash of it is kept as a dictionary key.
 
