@@ -102,16 +102,22 @@ def ready_check(core: EngineCore, engine: Engine) -> Callable[[], None]:
     return ready
 
 
+RECOVERY_INTERVAL = 0.5  # seconds between data checks while NOT_SERVING
+
+
 def watch_health(running: RunningServer, core: EngineCore, interval: float) -> threading.Thread | None:
     """Re-check data reachability so health follows the database (NOT_SERVING while it is down).
-    The worker self-check is not repeated: it costs a worker start and host layers do not change."""
+    While it is down the check runs every RECOVERY_INTERVAL seconds (at most `interval`), so the
+    engine is SERVING again about a second after the database is back, not up to `interval`
+    later. The worker self-check is not repeated: it costs a worker start and host layers do
+    not change."""
     if interval <= 0:
         return None
 
     def loop() -> None:
         healthy = True
         stop = threading.Event()
-        while not stop.wait(interval):
+        while not stop.wait(interval if healthy else min(interval, RECOVERY_INTERVAL)):
             if core.shutting_down:
                 return
             try:

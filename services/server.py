@@ -44,6 +44,9 @@ SERVER_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.so_reuseport", 0),  # a second process on the same port must fail, not share it
+    # The gateway refuses requests with more than 16 KiB of headers (431, deploy/envoy.yaml);
+    # what it lets through (the transcoder adds a copy of the path) must fit here.
+    ("grpc.max_metadata_size", 64 * 1024),
 ]
 
 

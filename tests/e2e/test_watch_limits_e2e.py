@@ -1,7 +1,8 @@
 """Watch streams through the real gateway cannot take task_svc down (issue 10): task_svc serves
 them on grpc.aio, one user holds at most ZQ_TASK_MAX_WATCHES_PER_USER of them, the next one is
 a 429 naming the limit (before any header of the stream), the open ones keep receiving events,
-another user's unary calls are unaffected, and a closed stream gives its slot back."""
+another user's unary calls are unaffected, and a closed stream gives its slot back. And a query
+string over the gateway's 16 KiB header bound is a 431, not the 429 it used to be."""
 
 from __future__ import annotations
 
@@ -153,3 +154,12 @@ def test_one_more_watch_than_the_limit_is_429_and_the_others_keep_streaming(user
         return False
 
     assert wait_until(reopened, 10)
+
+
+def test_an_oversized_query_string_is_431_not_429(users: Users) -> None:
+    too_long = users.http.get("/backtest/tasks", params={"search": "x" * 17_000}, headers=users.bob)
+    assert too_long.status_code == 431, (too_long.status_code, too_long.text)
+    # Below the gateway's bound the service itself judges it: a 400 naming the field.
+    long = users.http.get("/backtest/tasks", params={"search": "x" * 12_000}, headers=users.bob)
+    assert long.status_code == 400, (long.status_code, long.text)
+    assert long.json()["details"][0]["field_violations"][0]["field"] == "search"
