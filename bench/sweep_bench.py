@@ -215,6 +215,9 @@ def main() -> int:
         "ZQ_ARGON2_TIME_COST": "1", "ZQ_ARGON2_MEMORY_KIB": "1024",
         "ZQ_ENGINE_SLOTS": str(cores), "ZQ_TASK_WORKERS": str(cores), "ZQ_SWEEP_WORKERS": str(cores),
         "ZQ_SANDBOX_MAX_SECONDS": "1200",
+        # The worker's CPU allowance scales with symbol-days at 0.2 ms each; on a shared, loaded
+        # machine the dual-MA template needs more (a batch over it would be split and re-run).
+        "ZQ_SANDBOX_SECONDS_PER_SYMBOL_DAY": "0.001",
     })
     for name in ("AUTH", "TASK", "ENGINE"):
         env.pop(f"ZQ_{name}_DATABASE_URL", None)

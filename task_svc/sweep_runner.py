@@ -52,6 +52,8 @@ RETRY_SECONDS = 0.5
 MAX_RETRY_SECONDS = 10.0
 IDLE_CHECK_SECONDS = 2.0
 BATCH_SYMBOL_DAYS = 25 * 10 * 1225
+SPLIT_KINDS = frozenset({engine_pb2.EngineError.TIME_LIMIT, engine_pb2.EngineError.CPU_LIMIT,
+                         engine_pb2.EngineError.MEMORY_LIMIT})
 METRIC_FIELDS = tuple(f.name for f in engine_pb2.Metrics.DESCRIPTOR.fields)
 
 
@@ -98,6 +100,7 @@ class SweepRunner:
         self._last_idle_check = 0.0
         self._backoff = 0.0
         self._paused_until = 0.0
+        self._caps: dict[int, int] = {}  # sweep → trials per call after a batch hit a worker limit
 
     def start(self) -> None:
         self._loop_thread.start()
@@ -179,7 +182,8 @@ class SweepRunner:
         BATCH_SYMBOL_DAYS (25 trials of ten stocks over five years) of work."""
         symbols = len(json.loads(sweep.config_json).get("symbols") or []) or 1
         days = max(1, (date.fromisoformat(end) - date.fromisoformat(start)).days * 245 // 365)
-        return max(1, min(self.settings.sweep_batch_trials, BATCH_SYMBOL_DAYS // (symbols * days)))
+        cap = self._caps.get(sweep.id, self.settings.sweep_batch_trials)
+        return max(1, min(cap, BATCH_SYMBOL_DAYS // (symbols * days)))
 
     # ------------------------------------------------------------------ one batch
     def _work(self, run: _BatchRun) -> None:
@@ -259,6 +263,15 @@ class SweepRunner:
                         self._after_stop(run)
                     elif err.kind == engine_pb2.EngineError.CANCELLED:
                         self._release(run)  # the engine gave the batch up (it is shutting down)
+                    elif err.kind in SPLIT_KINDS and len(trials) > 1:
+                        # The batch as a whole hit a worker limit: run its trials in halves
+                        # rather than failing them all; a single trial over the limit fails.
+                        self._caps[batch.sweep_id] = max(1, len(trials) // 2)
+                        log.warning("trial batch over a worker limit; splitting",
+                                    extra={"sweep_id": batch.sweep_id, "trials": len(trials),
+                                           "kind": engine_pb2.EngineError.Kind.Name(err.kind)})
+                        with transaction(self.sessions) as session:
+                            TrialQueue(session).release(run.batch.owner, run.batch.sweep_id, None)
                     else:
                         self._fail_all(run, trials, engine_error_message(err))
                     return
