@@ -363,6 +363,10 @@ def test_run_and_validate_rpcs_are_for_service_principals_only(shared_server: Ha
         "GetDailyBars": lambda md: h.stub.GetDailyBars(engine_pb2.GetDailyBarsRequest(
             symbol=sqlite_market.stocks[0], start_date=config.start_date, end_date=config.end_date),
             metadata=md, timeout=30),
+        "RunTrials": lambda md: list(h.stub.RunTrials(engine_pb2.RunTrialsRequest(
+            strategy_code=BUY_AND_HOLD, config=config, params=[_params(fraction=0.2)]), metadata=md, timeout=60)),
+        "GetDataFingerprint": lambda md: h.stub.GetDataFingerprint(
+            engine_pb2.GetDataFingerprintRequest(config=config), metadata=md, timeout=30),
     }
     for name, call in denied.items():
         with pytest.raises(grpc.RpcError) as info:
@@ -405,3 +409,36 @@ def test_validate_backtest_reports_every_violation_and_the_normalized_config(sha
         ("params", "is nested too deeply: JSON may nest at most 32 arrays/objects"),
     ]
     assert bad.violations[4].field == "strategy_code" and bad.violations[4].description.startswith("line 1:")
+
+
+def test_run_trials_streams_each_trial_like_a_single_run_and_one_fails_alone(shared_server: Harness,
+                                                                             sqlite_market: Market) -> None:
+    h = shared_server
+    config = h.config(sqlite_market, benchmark=sqlite_market.index)
+    request = engine_pb2.RunTrialsRequest(strategy_code=BUY_AND_HOLD, config=config, reference="t-trials",
+                                          params=[_params(fraction=0.1), _params(fraction="x"), _params(fraction=0.3)])
+    events = list(h.stub.RunTrials(request, metadata=AUTH, timeout=120))
+    kinds = [e.WhichOneof("event") for e in events]
+    assert kinds[-1] == "done" and kinds.count("trial") == 3 and "error" not in kinds, kinds
+    trials = [e.trial for e in events if e.WhichOneof("event") == "trial"]
+    assert [t.index for t in trials] == [0, 1, 2]
+    assert trials[1].failure.kind == Kind.STRATEGY_ERROR and "TypeError" in trials[1].failure.message
+    assert not trials[1].nav
+    done = events[-1].done
+    for t, fraction in ((trials[0], 0.1), (trials[2], 0.3)):
+        single = h.run(engine_pb2.RunBacktestRequest(strategy_code=BUY_AND_HOLD, config=config,
+                                                     params=_params(fraction=fraction)))[-1].result
+        assert list(t.dates) == [d.date for d in single.daily]
+        assert list(t.nav) == pytest.approx([d.total_value for d in single.daily], rel=1e-12)
+        assert t.trades == len(single.trades) and t.orders == len(single.orders) and t.mismatch_days == 0
+        assert metrics_from_proto(t.metrics) == pytest.approx(metrics_from_proto(single.metrics), rel=1e-9)
+        assert (done.engine_version, done.data_hash) == (single.engine_version, single.data_hash)
+    fingerprint = h.stub.GetDataFingerprint(engine_pb2.GetDataFingerprintRequest(config=config), metadata=AUTH,
+                                            timeout=30)
+    assert (fingerprint.engine_version, fingerprint.data_hash) == (done.engine_version, done.data_hash)
+    assert list(fingerprint.dates) == list(trials[0].dates)
+    with pytest.raises(grpc.RpcError) as info:
+        list(h.stub.RunTrials(engine_pb2.RunTrialsRequest(strategy_code=BUY_AND_HOLD, config=config), metadata=AUTH,
+                              timeout=30))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [f for f, _ in field_violations(info.value)] == ["params"]
