@@ -7,7 +7,9 @@ reads deltas of counters and the values of gauges it controls."""
 
 from __future__ import annotations
 
+import re
 import time
+from pathlib import Path
 
 import grpc
 import pytest
@@ -25,6 +27,7 @@ data_db = pytest.importorskip("engine_svc.data.db")
 synthetic_db = pytest.importorskip("engine_svc.data.synthetic_db")
 limits_mod = pytest.importorskip("engine_svc.sandbox.limits")
 
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 SERVICE_TOKEN = "task-svc-metrics-token"
 S = task_pb2.Task
 TASKS = "zquant.backtest.v1.TaskService"
@@ -127,6 +130,19 @@ def test_a_backtest_is_visible_in_the_metrics(make_app, connect, engine, monkeyp
     assert eng.value("zq_engine_worker_start_seconds_count") - before.value("zq_engine_worker_start_seconds_count") == 1
     assert eng.value("zq_engine_panel_cache_hits_total") + eng.value("zq_engine_panel_cache_misses_total") \
         > before.value("zq_engine_panel_cache_hits_total") + before.value("zq_engine_panel_cache_misses_total")
+
+    # the dashboard and the HPA's adapter rule ask for metrics that exist
+    import auth_svc.telemetry  # noqa: F401  (auth_svc's families, registered on import)
+
+    families = {re.sub(r"_total$", "", line.split()[2])
+                for line in scrape(task_port).text.splitlines() if line.startswith("# HELP ")}
+    wanted = set()
+    for name in ("grafana-dashboard.json", "adapter-rules.yaml"):
+        text = (DEPLOY / "prometheus" / name).read_text()
+        names = re.findall(r"\b((?:zq|grpc_server)_[a-z_]+)", text)
+        wanted |= {re.sub(r"_(total|bucket|sum|count)$", "", m) for m in names}
+    assert len(wanted) >= 15
+    assert wanted <= families, wanted - families
 
 
 def test_engine_slots_busy_while_a_backtest_runs(make_app, connect, engine, monkeypatch) -> None:  # type: ignore[no-untyped-def]
