@@ -68,19 +68,44 @@ def _code_name(context: Any) -> str:
     return "UNKNOWN"
 
 
-class _Call:
-    """One RPC being measured."""
+class _Method:
+    """The labelled children of one method, looked up once (labels() takes a lock and hashes)."""
 
-    __slots__ = ("labels", "started")
+    __slots__ = ("handled", "labels", "seconds", "started", "streams")
 
     def __init__(self, method: str) -> None:
         self.labels = split_method(method)
+        self.started = RPC_STARTED.labels(*self.labels)
+        self.seconds = RPC_SECONDS.labels(*self.labels)
+        self.streams = STREAMS_OPEN.labels(*self.labels)
+        self.handled: dict[str, Any] = {}
+
+    def handled_child(self, code: str) -> Any:
+        child = self.handled.get(code)
+        if child is None:
+            child = self.handled[code] = RPC_HANDLED.labels(*self.labels, code)
+        return child
+
+
+_METHODS: dict[str, _Method] = {}
+
+
+class _Call:
+    """One RPC being measured."""
+
+    __slots__ = ("method", "started")
+
+    def __init__(self, method: str) -> None:
+        known = _METHODS.get(method)
+        if known is None:  # a race creates the same children twice: labels() returns the same ones
+            known = _METHODS[method] = _Method(method)
+        self.method = known
         self.started = time.perf_counter()
-        RPC_STARTED.labels(*self.labels).inc()
+        known.started.inc()
 
     def done(self, code: str) -> None:
-        RPC_HANDLED.labels(*self.labels, code).inc()
-        RPC_SECONDS.labels(*self.labels).observe(time.perf_counter() - self.started)
+        self.method.handled_child(code).inc()
+        self.method.seconds.observe(time.perf_counter() - self.started)
 
 
 def _failed_code(context: Any, exc: BaseException) -> str:
@@ -125,7 +150,7 @@ class MetricsInterceptor(grpc.ServerInterceptor):
         def stream(behaviour: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Iterator[Any]]:
             def run(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
                 call = _Call(method)
-                gauge = STREAMS_OPEN.labels(*call.labels)
+                gauge = call.method.streams
                 gauge.inc()
                 try:
                     yield from behaviour(request, context)
@@ -170,7 +195,7 @@ class AioMetricsInterceptor(grpc.aio.ServerInterceptor):
         def stream(behaviour: Callable[[Any, Any], Any]) -> Callable[[Any, Any], AsyncIterator[Any]]:
             async def run(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
                 call = _Call(method)
-                gauge = STREAMS_OPEN.labels(*call.labels)
+                gauge = call.method.streams
                 gauge.inc()
                 try:
                     items = behaviour(request, context)
