@@ -167,6 +167,7 @@ def test_production_names_secrets_but_holds_none() -> None:
     docs = rendered("production")
     assert not [k for k in docs if k[0] == "Secret"]
     assert ("StatefulSet", "zquant-postgres") not in docs
-    assert sorted(name for kind, name in docs if kind == "Job") == ["zquant-auth-migrate", "zquant-engine-migrate"]
+    assert sorted(name for kind, name in docs if kind == "Job") == ["zquant-auth-migrate", "zquant-engine-migrate",
+                                                                        "zquant-task-migrate"]
     assert all(c["image"].startswith("registry.example.com/zquant/")
                for (kind, _), d in docs.items() if kind in ("Deployment", "Job") for c in pod_spec(d)["containers"])

@@ -26,6 +26,9 @@ def test_wheel_contains_generated_stubs_and_installs_into_a_clean_target(tmp_pat
                  "zquant/engine/v1/engine_pb2_grpc.py", "zquant/py.typed"):
         assert stub in names, stub
     assert not any(n.startswith("services/stubs") for n in names)
+    for service in ("auth_svc", "task_svc", "engine_svc"):  # an installed service (an image) migrates
+        assert f"{service}/migrations/env.py" in names and f"{service}/migrations/script.py.mako" in names
+        assert any(n.startswith(f"{service}/migrations/versions/0001_") for n in names), service
 
     # Installed alone into an empty target, the stubs import and describe the REST mapping.
     target = tmp_path / "site"
