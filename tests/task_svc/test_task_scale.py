@@ -1,10 +1,11 @@
-"""ListTasks / ListResults stay fast with 100k tasks (the indexes are used: no full sorts of a
-user's tasks per request)."""
+"""ListTasks / ListResults page 100k tasks correctly: every order, the status filter, the results
+ranking. How fast they are is measured by bench/tasks_list_bench.py (p50/p99 per order and page
+against a baseline in the same run), not asserted here: a wall-clock bound in a test only measures
+how busy the machine is."""
 
 from __future__ import annotations
 
 import json
-import time
 
 from sqlalchemy import text
 from zquant.backtest.v1 import task_pb2
@@ -14,7 +15,7 @@ from task_svc.models import utcnow
 N = 100_000
 
 
-def test_listing_100k_tasks_is_fast(make_app, connect) -> None:
+def test_listing_100k_tasks_pages_in_every_order(make_app, connect) -> None:
     app = make_app(workers=0)
     now = utcnow()
     cfg = json.dumps({"start_date": "2024-01-01", "end_date": "2024-03-31", "symbols": ["600000.SH"]})
@@ -39,21 +40,23 @@ def test_listing_100k_tasks_is_fast(make_app, connect) -> None:
     n_results = N // 2 * 2 // 5
     api = connect(app, "user:1")
     api.tasks.ListTasks(task_pb2.ListTasksRequest())  # warm up connections/caches
-    slowest = 0.0
     for order_by in ("id", "name", "status", "created_at", "updated_at"):
         for order in ("asc", "desc"):
-            started = time.perf_counter()
             resp = api.tasks.ListTasks(task_pb2.ListTasksRequest(order_by=order_by, order=order, skip=100,
                                                                  limit=100))
-            slowest = max(slowest, time.perf_counter() - started)
             assert resp.total == N // 2 and len(resp.tasks) == 100
-    started = time.perf_counter()
+            assert {t.user_id for t in resp.tasks} == {1}
+            ids = [t.id for t in resp.tasks]
+            assert len(set(ids)) == 100
+            if order_by == "id":
+                # User 1 owns the odd ids (1 + i % 2): skip 100 starts at the 101st of them.
+                expected = range(201, 401, 2) if order == "asc" else range(N - 1 - 200, N - 1 - 400, -2)
+                assert ids == list(expected), (order, ids[:3])
+            if order_by == "name":
+                names = [t.strategy_name for t in resp.tasks]
+                assert names == sorted(names, reverse=order == "desc")
     pending = api.tasks.ListTasks(task_pb2.ListTasksRequest(status=task_pb2.Task.PENDING))
-    slowest = max(slowest, time.perf_counter() - started)
     assert pending.total == N // 10
-    started = time.perf_counter()
+    assert {t.status for t in pending.tasks} == {task_pb2.Task.PENDING}
     results = api.tasks.ListResults(task_pb2.ListResultsRequest(order_by="total_return"))
-    slowest = max(slowest, time.perf_counter() - started)
     assert results.total == n_results and results.results[0].total_return == 1.0
-    # Generous bound for a 2-core CI box; a full sort/scan of 50k rows per page is what it guards.
-    assert slowest < 0.5, f"slowest list call took {slowest:.3f} s"
