@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent import futures
 from pathlib import Path
 
@@ -214,18 +215,26 @@ def main() -> int:
 
         # Each user: one endless backtest, cancelled; every one of its streams must see it end.
         task_of: dict[int, int] = {}
+        busy_retries: list[str] = []
+
+        def until_not_busy(send: Callable[[], httpx.Response], what: str) -> httpx.Response:
+            # SQLite: a write may meet a busy database and the service answers 503; the client
+            # tries again, as a real one would. The retries are counted and reported.
+            for _ in range(50):
+                resp = send()
+                if resp.status_code != 503:
+                    break
+                busy_retries.append(what)
+                time.sleep(0.2)
+            resp.raise_for_status()
+            return resp
 
         def run_and_cancel(u: int) -> None:
             with httpx.Client(base_url=base, timeout=60, headers={"authorization": bearers[u]}) as c:
-                created = c.post("/api/v1/backtest/run", json={"strategy_code": ENDLESS, "config": config})
-                created.raise_for_status()
+                created = until_not_busy(lambda: c.post("/api/v1/backtest/run",
+                                                        json={"strategy_code": ENDLESS, "config": config}), "run")
                 task_of[u] = created.json()["id"]
-                for _ in range(20):  # SQLite: a write may meet a busy database (503, try again)
-                    cancelled = c.post(f"/api/v1/backtest/tasks/{task_of[u]}/cancel", json={})
-                    if cancelled.status_code != 503:
-                        break
-                    time.sleep(0.2)
-                cancelled.raise_for_status()
+                until_not_busy(lambda: c.post(f"/api/v1/backtest/tasks/{task_of[u]}/cancel", json={}), "cancel")
 
         with futures.ThreadPoolExecutor(2) as pool:
             list(pool.map(run_and_cancel, range(users)))
@@ -240,7 +249,9 @@ def main() -> int:
         base_s, load_s = summary_ms(baseline), summary_ms(loaded)
         doc = {
             "streams_requested": args.streams, "streams_open": streams.opened, "refused": len(streams.refused),
-            "stream_errors": streams.errors[:5], "users": users, "per_user": args.per_user,
+            "stream_errors": streams.errors[:5],
+            "busy_retries": {w: busy_retries.count(w) for w in ("run", "cancel")},
+            "users": users, "per_user": args.per_user,
             "open_seconds": round(open_s, 1), "terminal_events_delivered": got, "rlimit_nofile": nofile,
             "unary_baseline_ms": base_s, "unary_with_streams_ms": load_s,
             "p50_ratio": round(load_s["p50_ms"] / base_s["p50_ms"], 2),
