@@ -32,6 +32,7 @@ from services.db import make_engine
 from services.errors import InvalidArgument, PermissionDenied
 from services.logs import configure_logging
 from services.server import serve_until_signal
+from services.tracing import configure_tracing
 
 log = logging.getLogger("zquant.auth")
 
@@ -46,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("service-key needs NAME FILE")
     settings = ServerSettings.from_env(SERVICE)
     configure_logging(SERVICE, settings.log_level)
+    if args.command == "serve":
+        configure_tracing(SERVICE)
     if args.command == "migrate":
         db = make_engine(settings.database_url)
         try:

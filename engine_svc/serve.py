@@ -37,6 +37,7 @@ from services.config import ServerSettings, env_float, env_int, service_addr
 from services.interceptors import Authenticator
 from services.logs import configure_logging
 from services.server import RunningServer, build_server, serve_until_signal
+from services.tracing import configure_tracing
 
 log = logging.getLogger("zquant.engine")
 
@@ -141,6 +142,7 @@ def watch_health(running: RunningServer, core: EngineCore, interval: float) -> t
 def main() -> int:
     settings = ServerSettings.from_env("engine")
     configure_logging("engine", settings.log_level)
+    configure_tracing("engine")  # before the auth client: its channel gets the interceptor
     engine = get_engine(settings.database_url)
     core = build_core(engine)
     authenticator = RemoteAuthenticator(service_addr("auth"))

@@ -38,6 +38,7 @@ from services.errors import DomainError, PermissionDenied, Unauthenticated, Unav
 from services.logs import RequestIdClientInterceptor
 from services.principal import Credentials, Principal
 from services.tokens import ALGORITHM, DEFAULT_AUDIENCE, DEFAULT_ISSUER, verify_access_token
+from services.tracing import traced_channel
 
 KEY_REFETCH_SECONDS = 5.0  # minimum gap between signing-key fetches triggered by unknown kids
 MAX_CACHE_ENTRIES = 10_000
@@ -58,7 +59,8 @@ class RemoteAuthenticator:
         self.cache_seconds = env_float("ZQ_AUTH_CACHE_SECONDS", 2.0) if cache_seconds is None else cache_seconds
         self._timeout = timeout_seconds
         self._clock = clock
-        self._channel = grpc.intercept_channel(grpc.insecure_channel(auth_addr), RequestIdClientInterceptor())
+        self._channel = grpc.intercept_channel(traced_channel(grpc.insecure_channel(auth_addr)),
+                                              RequestIdClientInterceptor())
         self._stub = auth_pb2_grpc.AuthServiceStub(self._channel)
         self._lock = threading.Lock()
         self._fetch_lock = threading.Lock()  # one GetSigningKeys at a time

@@ -2,7 +2,8 @@
 
 The request id comes from the `x-request-id` metadata (Envoy sets one on every REST request)
 or is generated; it is stored in a context variable, added to every log line, and forwarded
-by `RequestIdClientInterceptor` on outgoing calls.
+by `RequestIdClientInterceptor` on outgoing calls. With tracing on (services/tracing.py), lines
+written inside a span also carry its `trace_id` and `span_id`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import uuid
 from typing import Any
 
 import grpc
+
+from services.tracing import current_ids
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 
@@ -38,6 +41,9 @@ class JsonFormatter(logging.Formatter):
         rid = request_id_var.get()
         if rid:
             entry["request_id"] = rid
+        ids = current_ids()
+        if ids is not None:  # inside a span: the request id leads to the trace and back
+            entry["trace_id"], entry["span_id"] = ids
         for key, value in vars(record).items():
             if key not in _RESERVED and not key.startswith("_"):
                 entry[key] = value

@@ -35,6 +35,7 @@ from services.config import ServerSettings
 from services.interceptors import AioServiceInterceptor, Authenticator, ServiceInterceptor
 from services.metrics import AioMetricsInterceptor, MetricsEndpoint, MetricsInterceptor, start_metrics_endpoint
 from services.stream_limits import StreamLimits
+from services.tracing import aio_server_interceptors, server_interceptors
 
 log = logging.getLogger("zquant.server")
 
@@ -102,11 +103,13 @@ def build_server(
 ) -> RunningServer:
     """Creates and starts the server (health NOT_SERVING); the caller flips it once ready."""
     metrics = start_metrics_endpoint(settings.service)
-    # Metrics outermost: a call's latency includes authentication, its code is the client's.
+    # Tracing outermost (when OTEL_TRACES_EXPORTER is set): authentication and the access log
+    # run inside the call's span. Then metrics: a call's latency includes authentication, its
+    # code is the client's.
     # Without an endpoint nobody reads them, so the calls are not measured at all.
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix=f"{settings.service}-rpc"),
-        interceptors=[*([MetricsInterceptor()] if metrics else []),
+        interceptors=[*server_interceptors(), *([MetricsInterceptor()] if metrics else []),
                       ServiceInterceptor(authenticator, frozenset(public_methods))],
         options=SERVER_OPTIONS,
     )
@@ -172,9 +175,10 @@ class AioRunningServer:
         return self
 
     async def _start(self) -> None:
-        # Metrics outermost, as on the thread-pool server.
+        # Tracing, then metrics outermost, as on the thread-pool server.
         self.server = grpc.aio.server(
-            interceptors=[*([AioMetricsInterceptor()] if self.metrics else []), self._interceptor],
+            interceptors=[*aio_server_interceptors(), *([AioMetricsInterceptor()] if self.metrics else []),
+                          self._interceptor],
             options=SERVER_OPTIONS)
         self.service_names = list(self._register(self.server))
         self.health = health.aio.HealthServicer()

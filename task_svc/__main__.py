@@ -16,6 +16,7 @@ from services import migrations
 from services.config import ServerSettings
 from services.db import make_engine
 from services.logs import configure_logging
+from services.tracing import configure_tracing
 
 SERVICE = "task"
 
@@ -27,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     server_settings = ServerSettings.from_env(SERVICE)
     configure_logging("task_svc", server_settings.log_level)
+    if args.command == "serve":
+        configure_tracing("task")  # before the clients: their channels get the interceptors
     if args.command == "migrate":
         db = make_engine(server_settings.database_url)
         try:

@@ -43,6 +43,7 @@ from zquant.engine.v1 import engine_pb2
 
 from services.db import transaction
 from services.progress import ProgressGate
+from services.tracing import continued_span
 from task_svc import telemetry
 from task_svc.config import TaskSettings
 from task_svc.engine_client import TRANSIENT_CODES, EngineClient, EngineRun
@@ -286,7 +287,11 @@ class Dispatcher:
     # ------------------------------------------------------------------ one run
     def _work(self, run: _Run, task: Task) -> None:
         try:
-            self._execute(run, task)
+            # The submission's trace continues here (maybe on another replica, later): the
+            # engine call below is its child, so one backtest is one trace.
+            with continued_span("task.run", task.trace_context,
+                                {"zquant.task_id": task.id, "zquant.attempt": task.attempts}):
+                self._execute(run, task)
         except Exception as exc:
             log.exception("task run crashed", extra={"task_id": run.task_id})
             try:

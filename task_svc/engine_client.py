@@ -18,6 +18,7 @@ from google.protobuf import struct_pb2
 from zquant.engine.v1 import engine_pb2, engine_pb2_grpc
 
 from services.logs import RequestIdClientInterceptor
+from services.tracing import traced_channel
 
 TRANSIENT_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED})
 
@@ -95,13 +96,13 @@ class GrpcEngineClient:
     def __init__(self, addr: str, *, metadata: Callable[[], Sequence[tuple[str, str]]] = list,
                  timeout: float = 15.0) -> None:
         self._channel = grpc.intercept_channel(
-            grpc.insecure_channel(addr, options=[
+            traced_channel(grpc.insecure_channel(addr, options=[
                 ("grpc.max_receive_message_length", 64 * 1024 * 1024),
                 ("grpc.max_send_message_length", 64 * 1024 * 1024),
                 # Fail fast while the engine is down instead of waiting out backoff.
                 ("grpc.initial_reconnect_backoff_ms", 200),
                 ("grpc.max_reconnect_backoff_ms", 2000),
-            ]),
+            ])),
             RequestIdClientInterceptor(),
         )
         self._stub = engine_pb2_grpc.EngineServiceStub(self._channel)

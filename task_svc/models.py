@@ -118,6 +118,9 @@ class Task(TaskBase):
     error_message: Mapped[str] = mapped_column(Text, nullable=False, default="")
     # TaskFailure.Kind name of a FAILED or CANCELLED task ("STRATEGY_ERROR", …); "" otherwise.
     failure_kind: Mapped[str] = mapped_column(String(32), nullable=False, default="")
+    # W3C trace context (JSON of traceparent/tracestate) of the submitting call, so the run
+    # continues its trace; None when tracing was off.
+    trace_context: Mapped[str | None] = mapped_column(Text, nullable=True)
     # Strategy line the failure points at; 0 when none.
     failure_line: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     progress: Mapped[float] = mapped_column(Double, nullable=False, default=0.0)

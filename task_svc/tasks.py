@@ -25,6 +25,7 @@ from services.db import transaction
 from services.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, Unavailable
 from services.paging import Page, parse_page
 from services.principal import Principal
+from services.tracing import current_carrier
 from task_svc.config import TaskSettings
 from task_svc.engine_client import EngineClient, EngineRejected, EngineUnavailable
 from task_svc.events import DELETED, Publisher, TaskHint
@@ -116,7 +117,8 @@ class Tasks:
                 strategy_code=code, params_json=params_json, config_json=config_json(config),
                 start_date=config.start_date, end_date=config.end_date,
                 status=TaskStatus.PENDING.value, error_message="", failure_kind="", failure_line=0,
-                progress=0.0, equity=0.0, current_date="", attempts=0, retries=0, created_at=now, updated_at=now))
+                progress=0.0, equity=0.0, current_date="", attempts=0, retries=0, created_at=now, updated_at=now,
+                trace_context=current_carrier()))
         self.publisher.publish([_hint(task)])
         return task
 
