@@ -329,14 +329,15 @@ def test_api_key_listing_expiry_and_last_used(app: AuthApp, clock: Clock) -> Non
 
 def test_api_key_of_disabled_user(app: AuthApp) -> None:
     user = make_user(app)
-    created = app.service.create_api_key(as_principal(user), "", 0)
+    created = app.service.create_api_key(as_principal(user), "ci", 0)
     app.service.update_user(ADMIN, user.id, UserChanges(is_active=False))
     with pytest.raises(PermissionDenied):
         app.service.authenticate_api_key(created.key.key, created.secret)
 
 
 @pytest.mark.parametrize(("name", "days", "field"), [
-    ("n" * 101, 0, "name"), ("tab\there", 0, "name"), ("ok", -1, "expires_in_days"), ("ok", 3651, "expires_in_days"),
+    ("", 0, "name"), ("n" * 101, 0, "name"), ("tab\there", 0, "name"),
+    ("ok", -1, "expires_in_days"), ("ok", 3651, "expires_in_days"),
 ])
 def test_api_key_validation(app: AuthApp, name: str, days: int, field: str) -> None:
     with pytest.raises(InvalidArgument) as exc:
