@@ -92,6 +92,13 @@ def test_one_backtest_is_one_trace_across_the_three_services(traced: Traced) -> 
             break
         time.sleep(0.2)
     assert task["status"] == "completed", task
+    # A server stream on task_svc's grpc.aio server, traced too: a finished task's watch is
+    # its snapshot, then the stream ends.
+    with traced.http.stream("GET", f"/backtest/tasks/{task_id}/watch", headers=traced.headers) as watch:
+        assert watch.status_code == 200
+        events = [json.loads(line) for line in watch.iter_lines() if line.strip()]
+    assert events[0]["kind"] == "snapshot" and events[-1]["terminal"] is True, events
+    assert events[-1]["task"]["id"] == task_id and events[-1]["task"]["status"] == "completed"
 
     wanted = {"auth": "/zquant.auth.v1.AuthService/Authenticate",
               "task": "/zquant.backtest.v1.TaskRestService/RunBacktest",
