@@ -71,24 +71,7 @@ class RunningServer:
             self.health.set(name, status)
 
     def stop(self, grace: float | None = None) -> None:
-        if self._stopped.is_set():
-            return
-        self._stopped.set()
-        self.set_serving(False)
-        total = self.grace_seconds if grace is None else grace
-        started = time.monotonic()
-        for drain in self.before_stop:
-            try:
-                drain(total)
-            except Exception:
-                log.exception("before_stop hook failed")
-        remaining = max(MIN_FINAL_GRACE_SECONDS if total > 0 else 0.0, total - (time.monotonic() - started))
-        self.server.stop(remaining).wait()
-        for hook in self.on_shutdown:
-            try:
-                hook()
-            except Exception:
-                log.exception("shutdown hook failed")
+        _stop_in_order(self, grace, lambda remaining: self.server.stop(remaining).wait())
 
     def wait(self) -> None:
         self.server.wait_for_termination()
@@ -203,25 +186,8 @@ class AioRunningServer:
         self.call(self._set_serving(serving))
 
     def stop(self, grace: float | None = None) -> None:
-        if self._stopped.is_set():
-            return
-        self._stopped.set()
-        self.set_serving(False)
-        total = self.grace_seconds if grace is None else grace
-        started = time.monotonic()
-        for drain in self.before_stop:
-            try:
-                drain(total)
-            except Exception:
-                log.exception("before_stop hook failed")
-        remaining = max(MIN_FINAL_GRACE_SECONDS if total > 0 else 0.0, total - (time.monotonic() - started))
-        self.call(self.server.stop(remaining))
-        for hook in self.on_shutdown:
-            try:
-                hook()
-            except Exception:
-                log.exception("shutdown hook failed")
-        self._close_loop()
+        if _stop_in_order(self, grace, lambda remaining: self.call(self.server.stop(remaining))):
+            self._close_loop()
 
     def _close_loop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -248,6 +214,34 @@ def build_aio_server(
     `stream_limits` bounds the open server streams per user and in total."""
     return AioRunningServer(settings, register, authenticator, public_methods, stream_limits).start()
 
+
+
+def _stop_in_order(running: RunningServer | AioRunningServer, grace: float | None,
+                   stop_server: Callable[[float], None]) -> bool:
+    """The stop sequence of both server flavours; False when the server was already stopped.
+
+    NOT_SERVING first, so balancers stop sending; the before_stop hooks (draining work) share the
+    grace period; the server gets what is left of it (at least MIN_FINAL_GRACE_SECONDS to finish
+    in-flight calls); the on_shutdown hooks last. A failing hook is logged and the rest still run.
+    """
+    if running._stopped.is_set():
+        return False
+    running._stopped.set()
+    running.set_serving(False)
+    total = running.grace_seconds if grace is None else grace
+    started = time.monotonic()
+    for drain in running.before_stop:
+        try:
+            drain(total)
+        except Exception:
+            log.exception("before_stop hook failed")
+    stop_server(max(MIN_FINAL_GRACE_SECONDS if total > 0 else 0.0, total - (time.monotonic() - started)))
+    for hook in running.on_shutdown:
+        try:
+            hook()
+        except Exception:
+            log.exception("shutdown hook failed")
+    return True
 
 def serve_until_signal(running: RunningServer | AioRunningServer, ready: Callable[[], None]) -> None:
     """Runs `ready()` (raise to stay NOT_SERVING and exit), flips health to SERVING, then
