@@ -13,6 +13,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import grpc
 from zquant.engine.v1 import engine_pb2, engine_pb2_grpc, engine_rest_pb2
@@ -21,6 +22,7 @@ from engine_svc.service import convert
 from engine_svc.service.core import (
     MALFORMED_RESULT_MESSAGE,
     EngineCore,
+    PreparedRun,
     Progress,
     RunEvent,
     RunFailure,
@@ -47,75 +49,24 @@ class EngineServicer(engine_pb2_grpc.EngineServiceServicer):
         # INVALID_ARGUMENT, RESOURCE_EXHAUSTED, UNAVAILABLE) through the shared error interceptor.
         require_service()
         prepared = self.core.prepare(convert.spec_from_proto(request))
-        cancel = threading.Event()
-        if not context.add_callback(cancel.set):  # already terminated
-            prepared.release()
-            return
-        events: queue.Queue[RunEvent] = queue.Queue()
-
-        def work() -> None:
-            try:
-                terminal: RunEvent = self.core.execute(prepared, events.put, cancel)
-            except Exception:
-                log.exception("backtest failed inside the engine service",
-                              extra={"reference": prepared.spec.reference})
-                terminal = RunFailure("INTERNAL", "internal error in the engine service")
-            events.put(terminal)
-
-        thread = threading.Thread(target=work, name=f"backtest-{request.reference or 'run'}", daemon=True)
-        thread.start()
-        try:
-            while True:
-                event = events.get()
-                if isinstance(event, Progress):
-                    yield convert.progress_event(event)
-                    continue
-                yield self._terminal(event)
-                return
-        finally:
-            # GeneratorExit (the stream was dropped) or an error: make sure the worker dies.
-            cancel.set()
+        for event in _relay(context, prepared, self.core.execute, f"backtest-{request.reference or 'run'}"):
+            yield convert.progress_event(event) if isinstance(event, Progress) else self._terminal(event)
 
     def RunTrials(
         self, request: engine_pb2.RunTrialsRequest, context: grpc.ServicerContext
     ) -> Iterator[engine_pb2.RunTrialsEvent]:
-        # Same shape as RunBacktest: the batch runs on its own thread, this one relays events and
-        # notices the call going away (the sweep cancelled, its runner killed) at once.
         require_service()
         prepared = self.core.prepare_trials(convert.trials_request_from_proto(request))
-        cancel = threading.Event()
-        if not context.add_callback(cancel.set):
-            prepared.release()
-            return
-        events: queue.Queue[RunEvent | TrialsSuccess] = queue.Queue()
-
-        def work() -> None:
-            try:
-                terminal: RunEvent | TrialsSuccess = self.core.execute_trials(prepared, events.put, cancel)
-            except Exception:
-                log.exception("trials failed inside the engine service",
-                              extra={"reference": prepared.spec.reference})
-                terminal = RunFailure("INTERNAL", "internal error in the engine service")
-            events.put(terminal)
-
-        thread = threading.Thread(target=work, name=f"trials-{request.reference or 'run'}", daemon=True)
-        thread.start()
-        try:
-            while True:
-                event = events.get()
-                if isinstance(event, Progress):
-                    yield convert.trials_progress_event(event)
-                    continue
-                if isinstance(event, TrialsSuccess):
-                    for trial in event.trials:
-                        yield convert.trial_event(trial)
-                    yield convert.trials_done_event(event)
-                    return
+        for event in _relay(context, prepared, self.core.execute_trials, f"trials-{request.reference or 'run'}"):
+            if isinstance(event, Progress):
+                yield convert.trials_progress_event(event)
+            elif isinstance(event, TrialsSuccess):
+                for trial in event.trials:
+                    yield convert.trial_event(trial)
+                yield convert.trials_done_event(event)
+            else:
                 assert isinstance(event, RunFailure)
                 yield convert.trials_error_event(event)
-                return
-        finally:
-            cancel.set()
 
     def GetDataFingerprint(
         self, request: engine_pb2.GetDataFingerprintRequest, context: grpc.ServicerContext
@@ -129,8 +80,8 @@ class EngineServicer(engine_pb2_grpc.EngineServiceServicer):
             try:
                 message = convert.result_event(event.result)
             except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
-                # The engine ran in the same process as the strategy, which could have rewritten
-                # its records: a value that does not fit the contract is the run's failure.
+                # A result that does not fit the contract (a value the metrics produced out of
+                # range, say) is the run's failure, never a broken stream.
                 log.warning("result does not convert", extra={"error": f"{type(exc).__name__}: {exc}"})
                 return convert.error_event(RunFailure("NO_RESULT", MALFORMED_RESULT_MESSAGE))
             size = message.ByteSize()
@@ -181,3 +132,35 @@ def register(core: EngineCore) -> Callable[[grpc.Server], list[str]]:
             server, engine_rest_pb2.DESCRIPTOR.services_by_name["EngineRestService"], servicer)]
 
     return _register
+
+
+def _relay(context: grpc.ServicerContext, prepared: PreparedRun,
+           execute: Callable[[PreparedRun, Callable[[Any], None], threading.Event], Any],
+           thread_name: str) -> Iterator[Any]:
+    """Run ``execute`` on its own thread and yield what it emits — progress, then one terminal
+    event. The handler thread only relays, so it notices the call going away (cancellation,
+    deadline, the client killed) at once: the cancel event is set by gRPC's callback, and again
+    when the consumer stops early (GeneratorExit), so the worker always dies."""
+    cancel = threading.Event()
+    if not context.add_callback(cancel.set):  # already terminated
+        prepared.release()
+        return
+    events: queue.Queue[Any] = queue.Queue()
+
+    def work() -> None:
+        try:
+            terminal = execute(prepared, events.put, cancel)
+        except Exception:
+            log.exception("run failed inside the engine service", extra={"reference": prepared.spec.reference})
+            terminal = RunFailure("INTERNAL", "internal error in the engine service")
+        events.put(terminal)
+
+    threading.Thread(target=work, name=thread_name, daemon=True).start()
+    try:
+        while True:
+            event = events.get()
+            yield event
+            if not isinstance(event, Progress):
+                return
+    finally:
+        cancel.set()
