@@ -244,13 +244,7 @@ class EngineCore:
         Unavailable. The caller must ``execute`` or ``release`` the returned run."""
         _check_code(spec.strategy_code)
         config = build_config(spec.config, spec.params)
-        ticket = self._admit()
-        try:
-            panel = self._load_panel(config)
-        except BaseException:
-            ticket.release()
-            raise
-        return PreparedRun(spec, config, panel, ticket)
+        return PreparedRun(spec, config, *self._admitted_panel(config))
 
     def execute(
         self, prepared: PreparedRun, on_event: Callable[[RunEvent], None], cancel: threading.Event
@@ -325,6 +319,15 @@ class EngineCore:
         except SlotsClosed:
             raise Unavailable("engine shutting down; retry on another replica") from None
 
+    def _admitted_panel(self, config: BacktestConfig) -> tuple[Panel, Ticket]:
+        """A slot, then the run's market data; the slot goes back if the data cannot be loaded."""
+        ticket = self._admit()
+        try:
+            return self._load_panel(config), ticket
+        except BaseException:
+            ticket.release()
+            raise
+
     def _load_panel(self, config: BacktestConfig) -> Panel:
         try:
             return self.data.load_panel(
@@ -342,14 +345,8 @@ class EngineCore:
             raise InvalidArgument.field("params", f"must hold 1 to {MAX_TRIALS_PER_CALL} parameter sets, "
                                                   f"got {len(request.params)}")
         config = build_config(request.config, {})
-        ticket = self._admit()
-        try:
-            panel = self._load_panel(config)
-        except BaseException:
-            ticket.release()
-            raise
         spec = BacktestSpec(request.strategy_code, request.config, {}, request.reference)
-        return PreparedRun(spec, config, panel, ticket, list(request.params))
+        return PreparedRun(spec, config, *self._admitted_panel(config), list(request.params))
 
     def execute_trials(
         self, prepared: PreparedRun, on_event: Callable[[RunEvent], None], cancel: threading.Event
