@@ -37,19 +37,24 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+def add_config_arguments(parser: argparse.ArgumentParser, *, params_help: str) -> None:
+    """The strategy file and the BacktestConfig flags that `build_config` reads (run and sweep)."""
+    parser.add_argument("strategy", help="strategy source file defining class Strategy(BaseStrategy)")
+    parser.add_argument("--start", help="first day, YYYY-MM-DD")
+    parser.add_argument("--end", help="last day, YYYY-MM-DD")
+    parser.add_argument("--symbols", help="comma-separated Tushare codes, e.g. 600036.SH,000002.SZ")
+    parser.add_argument("--benchmark", help="index symbol, e.g. 000300.SH")
+    parser.add_argument("--capital", type=float, help="initial capital (default 1000000)")
+    parser.add_argument("--adjust-type", choices=("qfq", "hfq", "none"), help="price view of the strategy")
+    parser.add_argument("--params", help=params_help)
+    parser.add_argument("--config", help="JSON file with BacktestConfig fields (flags override it)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m engine_svc", description="zquant backtest engine")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = sub.add_parser("run", help="run a backtest and print its metrics")
-    run.add_argument("strategy", help="strategy source file defining class Strategy(BaseStrategy)")
-    run.add_argument("--start", help="first day, YYYY-MM-DD")
-    run.add_argument("--end", help="last day, YYYY-MM-DD")
-    run.add_argument("--symbols", help="comma-separated Tushare codes, e.g. 600036.SH,000002.SZ")
-    run.add_argument("--benchmark", help="index symbol, e.g. 000300.SH")
-    run.add_argument("--capital", type=float, help="initial capital (default 1000000)")
-    run.add_argument("--adjust-type", choices=("qfq", "hfq", "none"), help="price view of the strategy")
-    run.add_argument("--params", help="JSON object passed to the strategy as self.params")
-    run.add_argument("--config", help="JSON file with BacktestConfig fields (flags override it)")
+    add_config_arguments(run, params_help="JSON object passed to the strategy as self.params")
     run.add_argument("--json", dest="json_out", help="write the full result (with metrics) here")
     run.add_argument("--html", dest="html_out",
                      help="write the self-contained HTML report here (the same report the API serves)")
@@ -58,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     from engine_svc.sweep_cli import add_parser as add_sweep_parser
 
-    add_sweep_parser(sub)
+    add_sweep_parser(sub, add_config_arguments)
     # ---- `serve`: the gRPC service (engine_svc/serve.py, configured by environment only) ----
     sub.add_parser("serve", help="run the engine gRPC service (ZQ_ENGINE_ADDR, see engine_svc/serve.py)")
     sub.add_parser("migrate", help="apply the market-data migrations to ZQ_ENGINE_DATABASE_URL and exit "

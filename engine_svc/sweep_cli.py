@@ -50,17 +50,9 @@ from sweeplib.walkforward import Fold, Segment
 LEADERBOARD_METRICS = ("sharpe_ratio", "total_return", "max_drawdown", "total_trades")
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: Any, add_config_arguments: Callable[..., None]) -> None:
     p = sub.add_parser("sweep", help="run a parameter sweep in-process and print the leaderboard")
-    p.add_argument("strategy", help="strategy source file defining class Strategy(BaseStrategy)")
-    p.add_argument("--start", help="first day, YYYY-MM-DD")
-    p.add_argument("--end", help="last day, YYYY-MM-DD")
-    p.add_argument("--symbols", help="comma-separated Tushare codes")
-    p.add_argument("--benchmark", help="index symbol, e.g. 000001.SH")
-    p.add_argument("--capital", type=float, help="initial capital (default 1000000)")
-    p.add_argument("--adjust-type", choices=("qfq", "hfq", "none"), help="price view of the strategy")
-    p.add_argument("--params", help="JSON object: base params every trial starts from")
-    p.add_argument("--config", help="JSON file with BacktestConfig fields (flags override it)")
+    add_config_arguments(p, params_help="JSON object: base params every trial starts from")
     p.add_argument("--param", action="append", default=[], metavar="NAME=SPEC",
                    help="a swept parameter: MIN:MAX:STEP, MIN:MAX:log, MIN:MAX or A,B,C (repeatable)")
     p.add_argument("--constraint", action="append", default=[], help="parameter constraint (repeatable)")
