@@ -28,7 +28,6 @@ from pathlib import Path
 from auth_svc.app import SERVICE, create_app, start_server
 from services import migrations
 from services.config import ServerSettings, env_str
-from services.db import make_engine
 from services.errors import InvalidArgument, PermissionDenied
 from services.logs import configure_logging
 from services.server import serve_until_signal
@@ -50,12 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         configure_tracing(SERVICE)
     if args.command == "migrate":
-        db = make_engine(settings.database_url)
-        try:
-            migrations.upgrade(SERVICE, db)
-        finally:
-            db.dispose()
-        return 0
+        return migrations.migrate_command(SERVICE, settings.database_url)
     app = create_app(settings.database_url)
     try:
         if args.command == "create-admin":

@@ -242,17 +242,11 @@ def write_html_report(path: Path, name: str, code: str, config: Any, result: dic
 def cmd_migrate() -> int:
     from services import migrations
     from services.config import ServerSettings
-    from services.db import make_engine
     from services.logs import configure_logging
 
     settings = ServerSettings.from_env("engine")
     configure_logging("engine", settings.log_level)
-    db = make_engine(settings.database_url)
-    try:
-        migrations.upgrade("engine", db)
-    finally:
-        db.dispose()
-    return EXIT_OK
+    return migrations.migrate_command("engine", settings.database_url)
 
 
 def main(argv: list[str] | None = None) -> int:

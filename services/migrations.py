@@ -55,3 +55,15 @@ def upgrade(service: str, engine: Engine, revision: str = "head") -> None:
     with migration_lock(service, engine), engine.begin() as connection:
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)
+
+
+def migrate_command(service: str, database_url: str) -> int:
+    """``python -m <svc> migrate``: apply the service's migrations to its database and exit 0."""
+    from services.db import make_engine  # the kit's engine settings (SQLite pragmas, pool)
+
+    db = make_engine(database_url)
+    try:
+        upgrade(service, db)
+    finally:
+        db.dispose()
+    return 0

@@ -14,7 +14,6 @@ import sys
 
 from services import migrations
 from services.config import ServerSettings
-from services.db import make_engine
 from services.logs import configure_logging
 from services.tracing import configure_tracing
 
@@ -31,12 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         configure_tracing("task")  # before the clients: their channels get the interceptors
     if args.command == "migrate":
-        db = make_engine(server_settings.database_url)
-        try:
-            migrations.upgrade(SERVICE, db)
-        finally:
-            db.dispose()
-        return 0
+        return migrations.migrate_command(SERVICE, server_settings.database_url)
     serve(server_settings)
     return 0
 
