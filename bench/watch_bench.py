@@ -23,10 +23,8 @@ import asyncio
 import contextlib
 import json
 import resource
-import secrets
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -38,9 +36,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchstack import BenchStack  # noqa: E402
 from benchstats import summary_ms  # noqa: E402  (bench/ is sys.path[0] when run as a script)
-
-import devstack  # noqa: E402
 
 ENDLESS = """from zquant.backtest.strategy import BaseStrategy
 
@@ -148,43 +145,19 @@ def main() -> int:
     users = -(-args.streams // args.per_user)
     nofile = raise_nofile(2 * args.streams + 1000)
 
-    data_dir = Path(tempfile.mkdtemp(prefix="zq_watch_bench_"))
-    password = secrets.token_urlsafe(16)
-    ports = {name: devstack.free_port() for name in ("auth", "task", "engine", "gw", "admin")}
-    env = devstack.child_env(extra={
-        "ZQ_DATA_DIR": str(data_dir), "ZQ_LOG_LEVEL": "WARNING",
-        "ZQ_AUTH_ADDR": f"127.0.0.1:{ports['auth']}", "ZQ_TASK_ADDR": f"127.0.0.1:{ports['task']}",
-        "ZQ_ENGINE_ADDR": f"127.0.0.1:{ports['engine']}",
-        "ZQ_ADMIN_USERNAME": "bench_admin", "ZQ_ADMIN_PASSWORD": password,
-        "ZQ_ARGON2_TIME_COST": "1", "ZQ_ARGON2_MEMORY_KIB": "1024", "ZQ_LOGIN_MAX_FAILURES_PER_IP": "100000",
+    stack = BenchStack.create("zq_watch_bench_", {
         "ZQ_ACCESS_TOKEN_TTL_SECONDS": "86400", "ZQ_TASK_MAX_WATCHES_PER_USER": str(args.per_user),
         "ZQ_TASK_MAX_WATCHES": str(max(10000, args.streams)), "ZQ_SANDBOX_SPARES": "0",
     })
-    for name in ("AUTH", "TASK", "ENGINE"):
-        env.pop(f"ZQ_{name}_DATABASE_URL", None)
-    for name in ("ZQ_ENGINE_API_KEY", "ZQ_ENGINE_API_SECRET", "ZQ_ENGINE_TOKEN"):
-        env.pop(name, None)
-    handles: list[devstack.Handle] = []
+    password = stack.password
     streams: Streams | None = None
     try:
         subprocess.run([sys.executable, "-m", "engine_svc.data", "--quiet", "generate-synthetic", "--symbols", "3",
-                        "--days", "120", "--seed", "1"], cwd=ROOT, env=env, check=True, capture_output=True)
-        subprocess.run([sys.executable, "-m", "auth_svc", "create-admin"], cwd=ROOT, env=env, check=True,
-                       capture_output=True)
-        env.update(devstack.service_credentials(env))
-        for name in ("auth", "engine", "task"):
-            handles.append(devstack.start_service(name, env))
-        handles.append(devstack.start_envoy(data_dir / "envoy", ports["gw"], ports["admin"],
-                                            auth_addr=env["ZQ_AUTH_ADDR"], task_addr=env["ZQ_TASK_ADDR"],
-                                            engine_addr=env["ZQ_ENGINE_ADDR"]))
-        base = f"http://127.0.0.1:{ports['gw']}"
+                        "--days", "120", "--seed", "1"], cwd=ROOT, env=stack.env, check=True, capture_output=True)
+        stack.start()
+        base = stack.base_url
         with httpx.Client(base_url=base, timeout=30) as client:
-            deadline = time.monotonic() + 30
-            while True:
-                login = client.post("/api/v1/auth/login", json={"username": "bench_admin", "password": password})
-                if login.status_code == 200 or time.monotonic() > deadline:
-                    break
-                time.sleep(0.2)
+            login = client.post("/api/v1/auth/login", json={"username": "bench_admin", "password": password})
             login.raise_for_status()
             admin = f"Bearer {login.json()['access_token']}"
             symbols = client.get("/api/v1/backtest/data/symbols", headers={"authorization": admin}).json()
@@ -271,8 +244,7 @@ def main() -> int:
         if streams is not None:
             with contextlib.suppress(Exception):
                 streams.stop()
-        for handle in reversed(handles):
-            handle.stop(5)
+        stack.stop()
 
 
 if __name__ == "__main__":
