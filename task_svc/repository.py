@@ -7,6 +7,8 @@ Two kinds of repository:
   queue head, leases, expiry) and every write it makes is *conditional* on the task still
   being RUNNING under the same run token, so a cancelled or taken-over task is never
   overwritten by a runner that lost it.
+- ``watched_tasks`` reads the rows many watch streams wait on, of many users in one query;
+  each row is matched by its (user_id, id) pair, so the scoping holds per row.
 
 Nothing here commits: callers own the transaction (``services.db.transaction``) and publish
 change hints only after it commits.
@@ -17,11 +19,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session, defer
 
 from services.paging import Page, count_rows, escape_like, ordered
 from task_svc.models import ACTIVE_STATUSES, Result, Strategy, Task, TaskStatus, utcnow
+
+# ---------------------------------------------------------------------------- watch reads
+
+def watched_tasks(session: Session, keys: list[tuple[int, int]]) -> list[Task]:
+    """The rows of many (user_id, task_id) pairs in one query, for the watch streams' re-reads.
+    Scoped per pair (a task id paired with another user's id matches nothing); without the code
+    snapshot, which no watch event carries."""
+    if not keys:
+        return []
+    return list(session.scalars(select(Task).where(tuple_(Task.user_id, Task.id).in_(keys))
+                                .options(defer(Task.strategy_code))))
+
 
 # ---------------------------------------------------------------------------- strategies
 

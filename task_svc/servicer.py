@@ -26,6 +26,7 @@ from task_svc.result_views import ResultViews, RowQuery
 from task_svc.results import final_portfolio, load_result
 from task_svc.tasks import RunRequest, Tasks, stored_config
 from task_svc.watch import WatchEvent, watch_task, watch_tasks
+from task_svc.watch_reads import WatchReads
 
 _EPOCH = datetime(1970, 1, 1)
 
@@ -87,6 +88,7 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
         self.bus = bus
         self.settings = settings
         self.views = views
+        self.watch_reads = WatchReads(tasks)
 
     @offloaded
     def RunBacktest(self, request: task_pb2.RunBacktestRequest) -> task_pb2.Task:
@@ -132,7 +134,7 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
     async def WatchTask(self, request: task_pb2.WatchTaskRequest,
                         context: grpc.aio.ServicerContext) -> AsyncIterator[task_pb2.TaskEvent]:
         who = current_principal()
-        async for event in watch_task(self.tasks, self.bus, who.user_id, request.task_id,
+        async for event in watch_task(self.watch_reads, self.bus, who.user_id, request.task_id,
                                       tick=self.settings.watch_tick_seconds,
                                       progress_interval=self.settings.progress_interval):
             yield event_to_pb(event)
@@ -143,7 +145,7 @@ class TaskServicer(task_pb2_grpc.TaskServiceServicer):
         # A dashboard watch may wait minutes for its first event; send the headers now so a
         # REST client sees its 200 at once instead of a silent connection.
         await context.send_initial_metadata(())
-        async for event in watch_tasks(self.tasks, self.bus, who.user_id, tick=self.settings.watch_tick_seconds,
+        async for event in watch_tasks(self.watch_reads, self.bus, who.user_id, tick=self.settings.watch_tick_seconds,
                                        progress_interval=self.settings.progress_interval):
             yield event_to_pb(event)
 

@@ -30,7 +30,7 @@ from task_svc.config import TaskSettings
 from task_svc.engine_client import EngineClient, EngineRejected, EngineUnavailable
 from task_svc.events import DELETED, Publisher, TaskHint
 from task_svc.models import Result, Strategy, Task, TaskStatus, utcnow
-from task_svc.repository import RESULT_ORDER, TASK_ORDER, StrategyRepository, TaskRepository
+from task_svc.repository import RESULT_ORDER, TASK_ORDER, StrategyRepository, TaskRepository, watched_tasks
 
 CANCELLED_MESSAGE = "cancelled by the user"
 
@@ -170,6 +170,11 @@ class Tasks:
     def find(self, user_id: int, task_id: int) -> Task | None:
         with self.sessions() as session:
             return TaskRepository(session, user_id).get(task_id)
+
+    def find_many(self, keys: list[tuple[int, int]]) -> dict[tuple[int, int], Task]:
+        """Rows by (user_id, task_id); a pair with no row (gone, or not that user's) is absent."""
+        with self.sessions() as session:
+            return {(t.user_id, t.id): t for t in watched_tasks(session, keys)}
 
     def active_tasks(self, user_id: int) -> list[Task]:
         with self.sessions() as session:

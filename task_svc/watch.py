@@ -12,12 +12,12 @@ Rules (docs/architecture.md, "Task states": status is data, committed before it 
   STATUS event — the terminal one is always delivered.
 
 The watchers are async generators on the server's event loop: waiting for a hint holds no
-thread; only the row reads go to the executor. A client that goes away cancels the generator.
+thread; only the row reads go to the executor, coalesced across streams (``watch_reads``). A
+client that goes away cancels the generator.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from services.errors import NotFound
 from task_svc.events import EventBus
 from task_svc.models import Task, TaskStatus
-from task_svc.tasks import Tasks
+from task_svc.watch_reads import WatchReads
 
 SNAPSHOT, STATUS, PROGRESS, DELETED = "SNAPSHOT", "STATUS", "PROGRESS", "DELETED"
 
@@ -47,14 +47,10 @@ def _progress_key(task: Task) -> tuple[float, str, float]:
     return (task.progress, task.current_date, task.equity)
 
 
-async def _find(tasks: Tasks, user_id: int, task_id: int) -> Task | None:
-    return await asyncio.to_thread(tasks.find, user_id, task_id)
-
-
-async def watch_task(tasks: Tasks, bus: EventBus, user_id: int, task_id: int, *, tick: float,
+async def watch_task(reads: WatchReads, bus: EventBus, user_id: int, task_id: int, *, tick: float,
                      progress_interval: float) -> AsyncIterator[WatchEvent]:
     with bus.subscribe_async(user_id=user_id, task_id=task_id) as sub:
-        last = await _find(tasks, user_id, task_id)
+        last = await reads.find(user_id, task_id)
         if last is None:
             raise NotFound(f"task {task_id} not found")
         yield WatchEvent(SNAPSHOT, task_id, user_id, last, _is_terminal(last))
@@ -68,7 +64,7 @@ async def watch_task(tasks: Tasks, bus: EventBus, user_id: int, task_id: int, *,
             except EOFError:  # server shutting down
                 return
             wait = tick
-            row = await _find(tasks, user_id, task_id)
+            row = await reads.find(user_id, task_id)
             if row is None:
                 yield WatchEvent(DELETED, task_id, user_id, None, True)
                 return
@@ -87,12 +83,12 @@ async def watch_task(tasks: Tasks, bus: EventBus, user_id: int, task_id: int, *,
                     wait = due  # deliver the latest progress when the interval ends
 
 
-async def watch_tasks(tasks: Tasks, bus: EventBus, user_id: int, *, tick: float,
+async def watch_tasks(reads: WatchReads, bus: EventBus, user_id: int, *, tick: float,
                       progress_interval: float) -> AsyncIterator[WatchEvent]:
     """Every change to the user's tasks; starts with a SNAPSHOT of each active task."""
     with bus.subscribe_async(user_id=user_id) as sub:
         known: dict[int, Task] = {}
-        for task in await asyncio.to_thread(tasks.active_tasks, user_id):
+        for task in await reads.active_tasks(user_id):
             known[task.id] = task
             yield WatchEvent(SNAPSHOT, task.id, user_id, task, False)
         sent_at: dict[int, float] = {}
@@ -110,7 +106,7 @@ async def watch_tasks(tasks: Tasks, bus: EventBus, user_id: int, *, tick: float,
                 ids.add(hint.task_id)
             dirty.clear()
             for tid in sorted(ids):
-                row = await _find(tasks, user_id, tid)
+                row = await reads.find(user_id, tid)
                 before = known.get(tid)
                 if row is None:
                     if before is not None or (hint is not None and hint.task_id == tid):

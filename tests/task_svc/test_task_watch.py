@@ -173,6 +173,17 @@ def test_watch_unknown_task_not_found(make_app, connect, token: str) -> None:
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
 
 
+def test_watch_reads_are_scoped_per_row(make_app, connect) -> None:
+    """The batched re-read of many users' watched rows (one query) returns each row only under
+    its owner's id: another user's id paired with the same task id reads as gone."""
+    app = make_app()
+    mine = connect(app, ALICE).tasks.RunBacktest(run_request(fake={"steps": 1}))
+    theirs = connect(app, BOB).tasks.RunBacktest(run_request(fake={"steps": 1}))
+    rows = app.tasks.find_many([(1, mine.id), (2, theirs.id), (2, mine.id), (1, theirs.id), (1, 987654)])
+    assert {key: (t.id, t.user_id) for key, t in rows.items()} == {
+        (1, mine.id): (mine.id, 1), (2, theirs.id): (theirs.id, 2)}
+
+
 def test_cancel_on_one_replica_stops_the_run_on_another(make_app, connect, engine_server, db_url) -> None:
     """CancelTask on A for a task RUNNING on B: B kills the engine call. On PostgreSQL B's lease
     renewal is slow (10 s) so only the NOTIFY hint can do it in time; on SQLite the renewer's
