@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from services.param_numbers import plain
 from sweeplib import (
     SweepInputError,
     SweepSpec,
@@ -198,7 +199,9 @@ class Runner:
                 shown[0] += step
                 self.on_done(step)
 
-            outcomes = run_trials(self.panel, self.code, config, [{**config.params, **p} for _, p in chunk], progress)
+            # The strategy sees what the service would give it (services.param_numbers).
+            sets = [plain({**config.params, **p}) for _, p in chunk]
+            outcomes = run_trials(self.panel, self.code, config, sets, progress)
             for (number, params), o in zip(chunk, outcomes, strict=True):
                 metrics = None
                 if o.failure is None:

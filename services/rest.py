@@ -26,6 +26,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor, ServiceDescr
 from google.protobuf.message import Message
 from zquant.api.v1 import rest_pb2
 
+from services.param_numbers import plain_number
 from services.rest_contract import check_binding, rest_options
 
 STATUS_HEADER = "x-zq-http-status"  # consumed by the gateway (deploy/envoy.yaml, lua filter)
@@ -96,8 +97,8 @@ def _struct_value(value: Any) -> Any:
         return {k: _struct_value(v) for k, v in value.struct_value.fields.items()}
     if kind == "list_value":
         return [_struct_value(v) for v in value.list_value.values]
-    if kind == "number_value":
-        return value.number_value if math.isfinite(value.number_value) else None
+    if kind == "number_value":  # whole numbers as ints: the params rule (services.param_numbers)
+        return plain_number(value.number_value) if math.isfinite(value.number_value) else None
     if kind in ("string_value", "bool_value"):
         return getattr(value, kind)
     return None  # null_value or unset

@@ -14,6 +14,7 @@ from zquant.backtest.v1 import sweep_pb2, sweep_pb2_grpc, task_pb2
 from zquant.engine.v1 import engine_pb2
 
 from services.offload import offloaded
+from services.param_numbers import params_from_struct, plain_number
 from services.principal import current_principal
 from task_svc.servicer import task_to_pb, timestamp
 from task_svc.sweeps import FoldsView, SweepInput, Sweeps, SweepView, TrialView, WatchEvent, _loads
@@ -28,9 +29,7 @@ _METRIC_FIELDS = {f.name for f in engine_pb2.Metrics.DESCRIPTOR.fields}
 
 
 def _number(value: float, as_float: bool) -> int | float:
-    if not as_float and float(value).is_integer() and abs(value) < 2**53:
-        return int(value)
-    return float(value)
+    return float(value) if as_float else plain_number(float(value))
 
 
 def _plain(value: Any, as_float: bool) -> Any:
@@ -41,8 +40,9 @@ def _plain(value: Any, as_float: bool) -> Any:
 
 def space_dict(space: Any) -> dict[str, Any]:
     """The proto's ParamSpace map as sweeplib's space: JSON numbers arrive as doubles, so whole
-    numbers become ints unless ``type`` says "float" (and ``type: "int"`` rounds nothing — a
-    fractional bound of an int parameter is sweeplib's to reject)."""
+    numbers become ints (services.param_numbers) unless ``type`` says "float" (and ``type: "int"``
+    rounds nothing — a fractional bound of an int parameter is sweeplib's to reject). An int
+    space yields int trial parameters (sweeplib.space)."""
     out: dict[str, Any] = {}
     for name, ps in space.items():
         as_float = ps.type.strip().lower() == "float"
@@ -70,8 +70,9 @@ def space_pb(space: dict[str, Any]) -> dict[str, sweep_pb2.ParamSpace]:
                 if entry.get(key) is not None:
                     setattr(ps, key, float(entry[key]))
             ps.log = bool(entry.get("log", False))
-            if any(isinstance(entry.get(k), float) for k in ("min", "max", "step")):
-                ps.type = "float"
+            if any(isinstance(entry.get(k), float) for k in ("min", "max", "step")) or any(
+                    isinstance(v, float) for v in entry.get("values") or []):
+                ps.type = "float"  # so the space read back and sent again is the same space
         out[name] = ps
     return out
 
@@ -106,10 +107,10 @@ def sweep_input(request: sweep_pb2.CreateSweepRequest) -> SweepInput:
         search["max_parallel"] = request.max_parallel
     if request.HasField("target"):
         search["target"] = request.target
-    params = json_format.MessageToDict(request.params) if request.HasField("params") else {}
+    params = params_from_struct(request.params) if request.HasField("params") else {}
     return SweepInput(strategy_id=request.strategy_id, strategy_code=request.strategy_code,
                       strategy_name=request.strategy_name, config=request.config,
-                      params={k: _plain(v, False) for k, v in params.items()}, search=search)
+                      params=params, search=search)
 
 
 def metrics_pb(metrics: dict[str, Any] | None) -> engine_pb2.Metrics | None:

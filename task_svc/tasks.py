@@ -24,6 +24,7 @@ from zquant.engine.v1 import engine_pb2
 from services.db import transaction
 from services.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, Unavailable
 from services.paging import Page, parse_page
+from services.param_numbers import params_from_struct
 from services.principal import Principal
 from services.tracing import current_carrier
 from task_svc.config import TaskSettings
@@ -105,7 +106,8 @@ class Tasks:
 
         # Library code was validated when it was saved: only code sent now is checked again.
         config = self.validate_on_engine(req.strategy_code, req.params, req.config)
-        params_json = json.dumps(json_format.MessageToDict(req.params), separators=(",", ":"), ensure_ascii=False)
+        # Whole numbers stay ints (services.param_numbers): 5, not 5.0, in the task's params.
+        params_json = json.dumps(params_from_struct(req.params), separators=(",", ":"), ensure_ascii=False)
 
         with transaction(self.sessions) as session:
             repo = TaskRepository(session, who.user_id)

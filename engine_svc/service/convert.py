@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import struct_pb2
 from zquant.engine.v1 import engine_pb2
 
 from engine_svc.engine.config import BacktestConfig
@@ -19,6 +19,7 @@ from engine_svc.service.core import (
     TrialsRequest,
     TrialsSuccess,
 )
+from services.param_numbers import params_from_struct
 
 # proto3 `optional` scalars of BacktestConfig: copied only when set, so unset → engine default.
 _OPTIONAL_CONFIG_FIELDS = (
@@ -81,19 +82,8 @@ def validate_backtest_response(
 
 
 def params_from_proto(params: struct_pb2.Struct) -> dict[str, Any]:
-    """Struct → dict. Struct stores every number as a double, so integral values come back as
-    ints: ``{"window": 20}`` must stay usable in ``range(self.params["window"])``."""
-    return _ints(json_format.MessageToDict(params))
-
-
-def _ints(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _ints(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_ints(v) for v in value]
-    return value
+    """Struct → the dict the strategy gets: whole numbers are ints (services.param_numbers)."""
+    return params_from_struct(params)
 
 
 def spec_from_proto(msg: engine_pb2.RunBacktestRequest) -> BacktestSpec:

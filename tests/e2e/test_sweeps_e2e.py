@@ -51,8 +51,12 @@ from zquant.backtest.strategy import BaseStrategy
 
 class Strategy(BaseStrategy):
     def initialize(self):
-        self.short = int(self.params["short_window"])
-        self.long = int(self.params["long_window"])
+        # Struct carries doubles only: the platform must hand int parameters over as ints.
+        for name in ("short_window", "long_window"):
+            if type(self.params[name]) is not int:
+                raise TypeError(f"{name} is {self.params[name]!r}, not an int")
+        self.short = self.params["short_window"]
+        self.long = self.params["long_window"]
         self.pause = float(self.params.get("pause", 0))
 
     def on_bar(self, context, bar_data):
@@ -259,6 +263,7 @@ def test_rest_round_trip_values_bad_input_and_other_users(stack: Stack, platform
     kinds = [e["kind"] for e in events]
     assert kinds[0] == "snapshot" and kinds[-1] == "status" and events[-1]["terminal"] is True, kinds
     assert sorted(e["trial"]["number"] for e in events if e["kind"] == "trial") == [1, 2, 3, 4, 5, 6]
+    assert all(type(e["trial"]["params"]["short_window"]) is int for e in events if e["kind"] == "trial")
     assert any(k == "best" for k in kinds)
 
     done = api.sweep(sweep["id"])
@@ -267,6 +272,10 @@ def test_rest_round_trip_values_bad_input_and_other_users(stack: Stack, platform
     trials = api.http.get(f"/backtest/sweeps/{sweep['id']}/trials", params={"order_by": "sharpe_ratio"})
     assert trials.status_code == 200 and trials.headers["x-total-count"] == "6"
     rows = trials.json()
+    # int parameters are JSON integers (9, not 9.0) everywhere: trials, best, heatmap, promoted task
+    assert b'"short_window":3.0' not in trials.content and b'"short_window":3' in trials.content
+    assert all(type(t["params"][k]) is int for t in rows for k in ("short_window", "long_window"))
+    assert [type(v) for v in done["best"]["params"].values()] == [int, int]
     sharpes = [t["metrics"]["sharpe_ratio"] for t in rows if t["metrics"]["sharpe_ratio"] is not None]
     assert sharpes == sorted(sharpes, reverse=True)
     assert rows[0]["number"] == done["best"]["number"] and rows[0]["rank"] == 1 and rows[0]["status"] == "done"
@@ -283,6 +292,7 @@ def test_rest_round_trip_values_bad_input_and_other_users(stack: Stack, platform
     assert heat.status_code == 200, heat.text
     hm = heat.json()
     assert hm["x_values"] == [3, 4, 5] and hm["y_values"] == [10, 20] and hm["agg"] == "mean"
+    assert b'"x_values":[3,4,5]' in heat.content and b'"y_values":[10,20]' in heat.content
     by_point = {(t["params"]["short_window"], t["params"]["long_window"]): t["metrics"]["total_return"] for t in rows}
     assert hm["values"] == [by_point[(x, y)] for y in (10, 20) for x in (3, 4, 5)]
     folds = api.http.get(f"/backtest/sweeps/{sweep['id']}/folds").json()
@@ -294,7 +304,13 @@ def test_rest_round_trip_values_bad_input_and_other_users(stack: Stack, platform
     promoted = api.http.post(f"/backtest/sweeps/{sweep['id']}/trials/{done['best']['number']}:promote", json={})
     assert promoted.status_code == 201, promoted.text
     task = promoted.json()
-    assert task["status"] == "pending" and task["params"]["short_window"] == done["best"]["params"]["short_window"]
+    assert task["status"] == "pending" and task["params"] == done["best"]["params"]
+    assert [type(v) for v in task["params"].values()] == [int, int]
+    # the promoted task runs the strict strategy to the end: it got ints too
+    wait_for("the promoted task finished",
+             lambda: api.http.get(f"/backtest/tasks/{task['id']}").json()["status"] in ("completed", "failed"), 60)
+    finished = api.http.get(f"/backtest/tasks/{task['id']}").json()
+    assert finished["status"] == "completed", finished
 
     # bad input: 400 naming the field
     for overrides, field in [({"space": {}}, "space"),

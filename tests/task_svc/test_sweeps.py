@@ -422,3 +422,63 @@ def test_max_parallel_tpe_determinism_and_single_tasks_not_starved(make_app, swe
     assert len(p1) == 6 and p1 == p2 and second.cached == 6 and second.best.number == first.best.number
     assert all(p["short_window"] < p["long_window"] for p in p1)
     channel.close()
+
+
+# Fails the trial unless the int parameters reach it as ints (Struct carries doubles only).
+STRICT_INTS = DUAL_MA.replace('''    def initialize(self):
+''', '''    def initialize(self):
+        for name in ("short_window", "long_window", "lot"):
+            if type(self.params[name]) is not int:
+                raise TypeError(f"{name} is {self.params[name]!r}, not an int")
+        if type(self.params["ratio"]) is not float:
+            raise TypeError(f"ratio is {self.params['ratio']!r}, not a float")
+''')
+
+
+def test_int_parameters_stay_ints_for_the_strategy_in_rest_json_and_when_promoted(sweep_app, real_engine,
+                                                                                  db_url) -> None:
+    from sqlalchemy import create_engine, text
+    from tasksvc_helpers import Api
+
+    from services import rest
+
+    channel = grpc.insecure_channel(f"127.0.0.1:{sweep_app.port}")
+    api = SweepApi(channel, "user:7")
+    req = request(real_engine, params={"lot": 100},
+                  space=space(short_window={"min": 3, "max": 4, "step": 1}, long_window={"values": [10]},
+                              ratio={"min": 0.25, "max": 0.5, "step": 0.25}))
+    req.strategy_code = STRICT_INTS
+    done = wait_sweep(api, api.CreateSweep(req).id, S.COMPLETED, S.FAILED)
+    assert (done.status, done.done, done.failed) == (S.COMPLETED, 4, 0), [t.error_message for t in
+                                                                          all_trials(api, done.id)]
+
+    def ints(params: dict[str, Any]) -> None:
+        assert [type(params[k]) for k in ("short_window", "long_window", "lot", "ratio")] == [int, int, int, float]
+
+    # REST renders these replies (services.rest): whole numbers as JSON integers
+    listed = rest.to_json_value(api.ListTrials(sweep_pb2.ListTrialsRequest(sweep_id=done.id, limit=10)))
+    assert len(listed["trials"]) == 4
+    for t in listed["trials"]:
+        ints(t["params"])
+    assert b'"short_window":3.0' not in rest.dumps(listed) and b'"short_window":3' in rest.dumps(listed)
+    got = rest.to_json_value(api.GetSweep(sweep_pb2.GetSweepRequest(sweep_id=done.id)))
+    ints(got["best"]["params"])
+    assert got["params"] == {"lot": 100} and type(got["params"]["lot"]) is int
+    assert got["space"]["long_window"]["values"] == [10] and type(got["space"]["long_window"]["values"][0]) is int
+    hm = rest.to_json_value(api.GetHeatmap(sweep_pb2.GetHeatmapRequest(sweep_id=done.id, x="short_window",
+                                                                       y="ratio")))
+    assert hm["x_values"] == [3, 4] and all(type(x) is int for x in hm["x_values"]) and hm["y_values"] == [0.25, 0.5]
+
+    # promoted: the task stores and shows ints, and the strict strategy completes as a full task
+    task = api.PromoteTrial(sweep_pb2.PromoteTrialRequest(sweep_id=done.id, trial_number=done.best.number))
+    ints(rest.to_json_value(task)["params"])
+    db = create_engine(db_url)
+    with db.connect() as conn:
+        stored = json.loads(conn.execute(text("SELECT params_json FROM backtest_tasks WHERE id = :i"),
+                                         {"i": task.id}).scalar_one())
+    db.dispose()
+    ints(stored)
+    finished = wait_status(Api(channel, "user:7"), task.id, task_pb2.Task.COMPLETED, task_pb2.Task.FAILED,
+                           timeout=30)
+    assert finished.status == task_pb2.Task.COMPLETED, finished.error_message
+    channel.close()

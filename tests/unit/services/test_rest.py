@@ -65,11 +65,18 @@ def test_int64_are_json_numbers_maps_are_objects_non_finite_is_null() -> None:
     assert json.loads(rest.dumps(rendered)) == rendered  # valid JSON: no NaN/Infinity tokens
 
 
-def test_struct_params_are_plain_json() -> None:
+def test_struct_params_are_plain_json_whole_numbers_ints() -> None:
     params = struct_pb2.Struct()
-    params.update({"window": 20, "names": ["a", "b"], "nested": {"on": True, "none": None}})
+    params.update({"window": 20, "ratio": 0.5, "big": 2.0**60, "names": ["a", "b"], "xs": [3, 1.5],
+                   "nested": {"on": True, "none": None, "n": 7}})
     rendered = rest.to_json_value(task_pb2.Task(params=params))
-    assert rendered["params"] == {"window": 20.0, "names": ["a", "b"], "nested": {"on": True, "none": None}}
+    assert rendered["params"] == {"window": 20, "ratio": 0.5, "big": 2.0**60, "names": ["a", "b"], "xs": [3, 1.5],
+                                  "nested": {"on": True, "none": None, "n": 7}}
+    body = rest.dumps(rendered["params"]).decode()
+    # Struct numbers are doubles; the JSON says 20, not 20.0 (services.param_numbers)
+    assert '"window":20' in body and '"window":20.' not in body and '"n":7' in body and '"n":7.' not in body
+    assert '"xs":[3,1.5]' in body and '"ratio":0.5' in body
+    assert isinstance(rendered["params"]["big"], float)  # beyond 2**53 a double is not an exact int
 
 
 def test_list_response_is_a_bare_array_with_the_total_in_metadata() -> None:
