@@ -155,16 +155,16 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
             subprocess.run([sys.executable, "-m", "auth_svc", "create-admin"], cwd=devstack.ROOT, env=auth_env,
                            check=True, capture_output=True)
             env.update(devstack.service_credentials(auth_env))
-            output, _ = synthetic.communicate(timeout=120)
-            assert synthetic.returncode == 0, output.decode(errors="replace")
 
             def start(name: str, kind: str, extra: dict[str, str]) -> devstack.Handle:
                 handle = devstack.start_service(kind, service_env(env, base / name, **extra))
                 handles.append(handle)
                 return handle
 
-            _, e1, e2 = parallel(
-                lambda: start("auth", "auth", {}),
+            # auth_svc starts while the market is generated; the engines need the market
+            _, (output, _) = parallel(lambda: start("auth", "auth", {}), lambda: synthetic.communicate(timeout=120))
+            assert synthetic.returncode == 0, output.decode(errors="replace")
+            e1, e2 = parallel(
                 lambda: start("engine-1", "engine", {"ZQ_ENGINE_ADDR": addrs["engine-1"]}),
                 lambda: start("engine-2", "engine", {"ZQ_ENGINE_ADDR": addrs["engine-2"]}),
             )
@@ -357,35 +357,40 @@ def test_rest_round_trip_values_bad_input_and_other_users(stack: Stack, platform
 
 
 def test_kill_9_of_a_replica_and_of_an_engine_mid_sweep(stack: Stack, platform: Platform) -> None:
-    (_, a), (addr_b, b) = parallel(lambda: stack.replica("replica-a", "engine-1", ZQ_SWEEP_BATCH_TRIALS="2"),
-                                   lambda: stack.replica("replica-b", "engine-2", ZQ_SWEEP_BATCH_TRIALS="2"))
+    # Three replicas started at once (A and C on engine 1 with one batch at a time, B on engine 2
+    # with two), batches of two trials, a short lease: each wait below is a batch (~2.4 s of
+    # pauses) or a lease, never a fixed sleep. 8 trials = 4 batches: every replica starts with one.
+    fast = {"ZQ_SWEEP_BATCH_TRIALS": "2", "ZQ_TASK_LEASE_SECONDS": "2"}
+    (_, a), (addr_b, b), _ = parallel(
+        lambda: stack.replica("replica-a", "engine-1", **fast),
+        lambda: stack.replica("replica-b", "engine-2", **fast, ZQ_SWEEP_WORKERS="2"),
+        lambda: stack.replica("replica-c", "engine-1", **fast))
     api = stack.api(addr_b, engine="engine-2")
     space = {"short_window": {"min": 2, "max": 9, "step": 1}, "long_window": {"min": 10, "max": 30, "step": 2}}
-    request = body(platform.market, method="random", seed=11, max_trials=12, space=space, params={"pause": 0.02})
+    request = body(platform.market, method="random", seed=11, max_trials=8, space=space, params={"pause": 0.01})
     sweep = api.http.post("/backtest/sweeps", json=request).json()
 
-    # kill -9 replica A while it holds a batch: the batch's lease expires and B runs it again
+    # kill -9 replica A while it holds a batch: the batch's lease expires and B or C runs it again
     wait_for("replica A holding a batch",
              lambda: any(str(r[3] or "").startswith("replica-a:") for r in trial_rows(stack.task_db, sweep["id"])), 30)
     os.kill(a.pid, signal.SIGKILL)
     wait_for("replica A gone", lambda: not a.alive(), 5)
-    first = api.wait(sweep["id"], "completed", "failed", timeout=120)
+    first = api.wait(sweep["id"], "completed", "failed", timeout=60)
     rows = trial_rows(stack.task_db, sweep["id"])
-    assert first["status"] == "completed" and (first["done"], first["failed"], first["trials_total"]) == (12, 0, 12)
-    assert [r[0] for r in rows] == list(range(1, 13)) and {r[1] for r in rows} == {"DONE"}
+    assert first["status"] == "completed" and (first["done"], first["failed"], first["trials_total"]) == (8, 0, 8)
+    assert [r[0] for r in rows] == list(range(1, 9)) and {r[1] for r in rows} == {"DONE"}
     assert any(r[2] == 2 for r in rows)  # the killed replica's batch ran twice, and counted once
 
-    # A new replica on engine 1; kill -9 engine 1 while it runs a batch: the batch is released
-    # and replica B (engine 2) finishes the sweep. Same seed → same points and the same best.
-    stack.replica("replica-c", "engine-1", ZQ_SWEEP_BATCH_TRIALS="2")
-    second = api.http.post("/backtest/sweeps", json={**request, "params": {"pause": 0.021}}).json()
+    # kill -9 engine 1 while replica C runs a batch on it: the batch is released (attempt not
+    # charged) and replica B (engine 2) finishes the sweep. Same seed → same points, same best.
+    second = api.http.post("/backtest/sweeps", json={**request, "params": {"pause": 0.0101}}).json()
     engine1 = platform.engines["engine-1"]
     wait_for("replica C holding a batch on engine 1",
              lambda: any(str(r[3] or "").startswith("replica-c:") for r in trial_rows(stack.task_db, second["id"]))
              and sandbox_workers(engine1.pid), 30)
     os.kill(engine1.pid, signal.SIGKILL)
-    done = api.wait(second["id"], "completed", "failed", timeout=120)
-    assert done["status"] == "completed" and (done["done"], done["failed"], done["cached"]) == (12, 0, 0)
+    done = api.wait(second["id"], "completed", "failed", timeout=60)
+    assert done["status"] == "completed" and (done["done"], done["failed"], done["cached"]) == (8, 0, 0)
     rows2 = trial_rows(stack.task_db, second["id"])
     assert [json.loads(r[4]) for r in rows2] == [json.loads(r[4]) for r in rows]
     assert done["best"]["number"] == first["best"]["number"]
