@@ -83,7 +83,7 @@ def real_engine(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-un
     stocks = [r["symbol"] for r in rows if not r["is_index"] and r["first_date"] == rows[0]["first_date"]]
     index = next(r for r in rows if r["is_index"])
     yield {"addr": f"127.0.0.1:{running.port}", "stocks": stocks, "index": str(index["symbol"]),
-           "first": str(index["first_date"]), "last": str(index["last_date"]), "core": core}
+           "first": str(index["first_date"]), "last": str(index["last_date"]), "core": core, "data": engine}
     running.stop(grace=0.5)
     data_db.dispose_all()
 
@@ -482,3 +482,66 @@ def test_int_parameters_stay_ints_for_the_strategy_in_rest_json_and_when_promote
                            timeout=30)
     assert finished.status == task_pb2.Task.COMPLETED, finished.error_message
     channel.close()
+
+
+# Burns `burn` seconds of CPU per trial (in initialize): the work of a batch grows with its size.
+CPU_BURNER = DUAL_MA.replace('''    def initialize(self):
+''', '''    def initialize(self):
+        import time
+        t0 = time.process_time()
+        while time.process_time() - t0 < float(self.params.get("burn", 0)):
+            pass
+''')
+
+
+def test_a_batch_over_the_workers_cpu_limit_is_split_and_every_trial_runs_once(make_app, sweep_tables, real_engine,
+                                                                                caplog) -> None:
+    """The engine fails a whole batch that hits its worker's CPU limit (CPU_LIMIT): the runner
+    puts the batch back (attempt not charged) and runs that sweep's trials in halves. 8 trials of
+    0.35 s CPU (2.8 s) in one worker exceed a 2 s limit; 4 of them (1.4 s) do not."""
+    import logging
+
+    from zquant.engine.v1 import engine_pb2_grpc
+
+    tight_core = serve.build_core(real_engine["data"], limits=limits_mod.SandboxLimits(
+        memory_mb=768, cpu_seconds=2, wall_seconds=60, spares=0), slots=2, queue=8)
+    settings = ServerSettings(service="engine", addr="127.0.0.1:0", database_url="sqlite://", max_workers=8,
+                              grace_seconds=1.0)
+    tight = serve.start_server(settings, tight_core, ServiceTokenAuthenticator())
+    tight.set_serving(True)
+    try:
+        app = make_app(engine_addr=f"127.0.0.1:{tight.port}", engine_token=SERVICE_TOKEN, sweep_batch_trials=8,
+                       engine_timeout=60.0)
+        channel = grpc.insecure_channel(f"127.0.0.1:{app.port}")
+        api = SweepApi(channel, "user:8")
+        grid = space(short_window={"values": [3, 4, 5, 6]}, long_window={"values": [10, 20]})
+        req = request(real_engine, params={"burn": 0.35}, space=grid)
+        req.strategy_code = CPU_BURNER
+        with caplog.at_level(logging.WARNING, logger="zquant.task.sweeps"):
+            done = wait_sweep(api, api.CreateSweep(req).id, S.COMPLETED, S.FAILED, timeout=90)
+        trials = all_trials(api, done.id, order_by="number", order="asc")
+        assert (done.status, done.done, done.failed, done.trials_total) == (S.COMPLETED, 8, 0, 8), \
+            [t.error_message for t in trials]
+        splits = [r for r in caplog.records if r.getMessage() == "trial batch over a worker limit; splitting"]
+        assert splits and splits[0].trials == 8 and splits[0].kind == "CPU_LIMIT", caplog.text
+        # exactly once: every point once, one attempt each (the split batch was not charged)
+        assert sorted((int(t.params["short_window"]), int(t.params["long_window"])) for t in trials) == \
+            sorted((x, y) for x in (3, 4, 5, 6) for y in (10, 20))
+        assert all(t.status == T.DONE and t.attempts == 1 for t in trials), [(t.number, t.attempts) for t in trials]
+        channel.close()
+    finally:
+        tight.stop(grace=0.5)
+
+    # the right results: each trial's metrics equal those of the same point run in one unlimited
+    # batch (burn 0 changes nothing the strategy trades)
+    ref = engine_pb2.RunTrialsRequest(strategy_code=CPU_BURNER, config=req.config, reference="split-reference")
+    for t in trials:
+        ref.params.append(struct_pb2.Struct(fields={**{k: v for k, v in t.params.fields.items() if k != "burn"}}))
+    with grpc.insecure_channel(real_engine["addr"]) as ch:
+        events = list(engine_pb2_grpc.EngineServiceStub(ch).RunTrials(
+            ref, metadata=[("authorization", f"Bearer {SERVICE_TOKEN}")], timeout=60))
+    expected = {e.trial.index: e.trial for e in events if e.WhichOneof("event") == "trial"}
+    assert len(expected) == 8
+    for k, t in enumerate(trials):
+        assert not expected[k].HasField("failure")
+        assert t.metrics == expected[k].metrics and t.trades == expected[k].trades, t.number
