@@ -7,7 +7,7 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,9 +47,13 @@ RENDER_KEYS = frozenset(
 
 _BLOCK_START = re.compile(r"^(?P<indent>\s*)#\s*render-block:\s*console_routes\s*$")
 _BLOCK_END = re.compile(r"^\s*#\s*end-block:\s*console_routes\s*$")
+# An lb_endpoints item: repeated once per address when its cluster has several (replicas).
+_ENDPOINT_START = re.compile(r"^\s*-\s*endpoint:\s*$")
+
+RenderValue = str | int | Sequence[str | int]
 
 
-def render_envoy_config(values: Mapping[str, str | int], template: str | None = None,
+def render_envoy_config(values: Mapping[str, RenderValue], template: str | None = None,
                         console_dist: Path | None = None) -> str:
     """deploy/envoy.yaml with the values of its ``# render: <name>`` lines replaced.
 
@@ -57,13 +61,16 @@ def render_envoy_config(values: Mapping[str, str | int], template: str | None = 
     default ports. Every marker must get a value and every value must have a marker: a typo in
     either place fails here rather than producing a gateway that points somewhere else.
     With ``console_dist`` (a console build), the ``console_routes`` block serves its files.
+    A cluster's host and port may be equal-length lists (replicas): its ``- endpoint:`` item is
+    then written once per pair, so Envoy balances, retries and ejects across them.
     """
     if set(values) != RENDER_KEYS:
         raise ValueError(f"render values must be exactly {sorted(RENDER_KEYS)}, got {sorted(values)}")
     text = ENVOY_TEMPLATE.read_text() if template is None else template
     seen: set[str] = set()
-    out = []
+    out: list[str] = []
     in_block = False
+    endpoint: list[str] | None = None  # the lines of an lb_endpoints item being read
     for line in text.splitlines(keepends=True):
         if in_block:
             if _BLOCK_END.match(line.rstrip("\n")):
@@ -76,22 +83,58 @@ def render_envoy_config(values: Mapping[str, str | int], template: str | None = 
             out.append(console_routes_block(block["indent"], console_dist))
             in_block = True
             continue
-        match = _RENDER_LINE.match(line.rstrip("\n"))
-        if match:
-            name = match["name"]
-            if name not in values:
-                raise ValueError(f"envoy template has unknown render marker {name!r}")
-            value = values[name]
-            rendered = _yaml_scalar(value)
-            line = f"{match['head']}{rendered}{match['tail']}\n"
-            seen.add(name)
-        out.append(line)
+        if endpoint is not None:
+            if not line.strip() or _indent(line) > _indent(endpoint[0]):
+                endpoint.append(line)
+                continue
+            out.extend(_render_endpoint(endpoint, values, seen))  # the item ended above this line
+            endpoint = None
+        if _ENDPOINT_START.match(line.rstrip("\n")):
+            endpoint = [line]
+            continue
+        out.append(_render_line(line, values, seen, 0))
+    if endpoint is not None:
+        out.extend(_render_endpoint(endpoint, values, seen))
     if in_block:
         raise ValueError("envoy template: render-block console_routes has no end-block")
     missing = RENDER_KEYS - seen
     if missing:
         raise ValueError(f"envoy template lacks render markers for {sorted(missing)}")
     return "".join(out)
+
+
+def _render_endpoint(lines: list[str], values: Mapping[str, RenderValue], seen: set[str]) -> list[str]:
+    """One lb_endpoints item per address of its cluster (the lists in ``values`` agree in length)."""
+    names = [m["name"] for m in map(_RENDER_LINE.match, (x.rstrip("\n") for x in lines)) if m]
+    lengths = {len(v) for n in names if n in values and _is_list(v := values[n])}  # type: ignore[arg-type]
+    if not lengths:
+        return [_render_line(line, values, seen, 0) for line in lines]
+    if len(lengths) > 1 or 0 in lengths:
+        raise ValueError(f"render values {names} must be non-empty lists of one length")
+    count = lengths.pop()
+    return [_render_line(line, values, seen, i) for i in range(count) for line in lines]
+
+
+def _render_line(line: str, values: Mapping[str, RenderValue], seen: set[str], index: int) -> str:
+    match = _RENDER_LINE.match(line.rstrip("\n"))
+    if not match:
+        return line
+    name = match["name"]
+    if name not in values:
+        raise ValueError(f"envoy template has unknown render marker {name!r}")
+    value = values[name]
+    if _is_list(value):
+        value = value[index]  # type: ignore[index]
+    seen.add(name)
+    return f"{match['head']}{_yaml_scalar(value)}{match['tail']}\n"  # type: ignore[arg-type]
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+def _is_list(value: RenderValue) -> bool:
+    return not isinstance(value, (str, int))
 
 
 def _yaml_scalar(value: str | int) -> str:
@@ -115,6 +158,8 @@ class GatewayConfig:
     gateway_port: int = DEFAULT_GATEWAY_PORT
     admin_port: int = DEFAULT_ADMIN_PORT
     gateway_host: str = DEFAULT_GATEWAY_HOST
+    # Each upstream is host:port, or several joined by commas (replicas: one endpoint each; a
+    # DNS name listing several addresses does the same in deployments).
     auth_addr: str = DEFAULT_ADDRS["auth"]
     task_addr: str = DEFAULT_ADDRS["task"]
     engine_addr: str = DEFAULT_ADDRS["engine"]
@@ -136,8 +181,8 @@ class GatewayConfig:
             console_dist=console_dist(env),
         )
 
-    def render_values(self) -> dict[str, str | int]:
-        values: dict[str, str | int] = {
+    def render_values(self) -> dict[str, RenderValue]:
+        values: dict[str, RenderValue] = {
             "gateway_host": self.gateway_host,
             "gateway_port": self.gateway_port,
             "admin_port": self.admin_port,
@@ -146,9 +191,11 @@ class GatewayConfig:
             "openapi_document": str(Path(self.descriptor).resolve().with_name("openapi.json")),
         }
         for name, addr in (("auth", self.auth_addr), ("task", self.task_addr), ("engine", self.engine_addr)):
-            host, port = split_addr(addr)
-            values[f"{name}_host"] = connect_host(host)
-            values[f"{name}_port"] = port
+            endpoints = [split_addr(one.strip()) for one in addr.split(",")]
+            hosts = [connect_host(host) for host, _ in endpoints]
+            ports = [port for _, port in endpoints]
+            values[f"{name}_host"] = hosts[0] if len(endpoints) == 1 else hosts
+            values[f"{name}_port"] = ports[0] if len(endpoints) == 1 else ports
         return values
 
     @property

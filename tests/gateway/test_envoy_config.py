@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 from google.api import annotations_pb2, http_pb2
 from google.protobuf import descriptor_pb2
 
@@ -300,3 +301,27 @@ def test_rendered_config_passes_envoy_validate(envoy, descriptor_path, tmp_path,
     path = devstack.write_envoy_config(tmp_path, config)
     result = devstack.validate_envoy_config(path, envoy)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_render_writes_one_endpoint_per_replica(envoy, descriptor_path, tmp_path):
+    config = devstack.GatewayConfig(
+        descriptor=descriptor_path, task_addr="127.0.0.1:60052, 0.0.0.0:60062", engine_addr="127.0.0.1:60053"
+    )
+    path = devstack.write_envoy_config(tmp_path, config)
+    clusters = {c["name"]: c for c in yaml.safe_load(path.read_text())["static_resources"]["clusters"]}
+    sockets = {
+        name: [e["endpoint"]["address"]["socket_address"] for g in c["load_assignment"]["endpoints"]
+               for e in g["lb_endpoints"]]
+        for name, c in clusters.items()
+    }
+    endpoints = {name: [(s["address"], s["port_value"]) for s in found] for name, found in sockets.items()}
+    assert endpoints == {
+        "auth": [("127.0.0.1", 50051)],
+        "task": [("127.0.0.1", 60052), ("127.0.0.1", 60062)],
+        "engine": [("127.0.0.1", 60053)],
+    }
+    result = devstack.validate_envoy_config(path, envoy)
+    assert result.returncode == 0, result.stdout + result.stderr
+    values = config.render_values()
+    with pytest.raises(ValueError, match="one length"):
+        devstack.render_envoy_config({**values, "task_port": [60052]})
