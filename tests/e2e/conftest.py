@@ -3,8 +3,9 @@
 Building blocks, all from devstack/ so tests start processes exactly as `make up`:
 
 - ``start_gateway(auth_addr=..., task_addr=..., engine_addr=...)``: Envoy rendered from
-  deploy/envoy.yaml into a tmp dir, on free ports, pointing at the given upstreams; an upstream
-  left out points at a free port nobody listens on (that cluster is simply down).
+  deploy/envoy.yaml into a tmp dir, on free ports, pointing at the given upstreams (a list of
+  addresses: one endpoint per replica); an upstream left out points at a free port nobody
+  listens on (that cluster is simply down). ``Gateway.hosts``/``stats`` read Envoy's admin API.
 - ``fake_grpc_server(register, health_names)``: an in-process gRPC server on a free port with
   grpc.health.v1, for fakes that script exact replies (transcoding and error-mapping tests).
 - ``stack_env``: a complete environment (ZQ_DATA_DIR in tmp, free ports for every service and
@@ -17,9 +18,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
+import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +32,12 @@ import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 import devstack
+
+
+@dataclass(frozen=True)
+class HostState:
+    flags: frozenset[str]  # e.g. failed_active_health_check, failed_outlier_check; empty when healthy
+    rq_total: int  # requests Envoy has sent to this host
 
 
 @dataclass
@@ -52,6 +61,31 @@ class Gateway:
             result[cluster["name"]] = flags
         return result
 
+    def hosts(self, cluster: str) -> dict[str, HostState]:
+        """`host:port` → Envoy's view of each host of `cluster`: health flags and request counts."""
+        with urllib.request.urlopen(f"{self.admin_url}/clusters?format=json", timeout=5) as response:  # noqa: S310
+            data = json.load(response)
+        found = next((c for c in data.get("cluster_statuses", []) if c["name"] == cluster), None)
+        if found is None:
+            raise AssertionError(f"Envoy has no cluster {cluster!r}")
+        result = {}
+        for host in found.get("host_statuses", []):
+            socket = host["address"]["socket_address"]
+            status = host.get("health_status", {})
+            counters = {s["name"]: int(s.get("value", 0)) for s in host.get("stats", [])}  # 0 is left out
+            result[f"{socket['address']}:{socket['port_value']}"] = HostState(
+                flags=frozenset(k for k, v in status.items() if k != "eds_health_status" and v is True),
+                rq_total=counters.get("rq_total", 0),
+            )
+        return result
+
+    def stats(self, prefix: str) -> dict[str, int]:
+        """Envoy's counters and gauges whose names start with `prefix` (e.g. ``cluster.task.``)."""
+        url = f"{self.admin_url}/stats?format=json&filter=^{urllib.parse.quote(re.escape(prefix))}"
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310
+            data = json.load(response)
+        return {s["name"]: int(s["value"]) for s in data.get("stats", []) if "value" in s}
+
     def wait_healthy(self, cluster: str, timeout: float = 15.0) -> None:
         """Wait until Envoy's active health check marks every host of `cluster` healthy."""
         deadline = time.monotonic() + timeout
@@ -73,13 +107,15 @@ class GatewayFactory:
 
     def __call__(
         self,
-        auth_addr: str | None = None,
-        task_addr: str | None = None,
-        engine_addr: str | None = None,
+        auth_addr: str | Sequence[str] | None = None,
+        task_addr: str | Sequence[str] | None = None,
+        engine_addr: str | Sequence[str] | None = None,
         console_dist: Path | None = None,
     ) -> Gateway:
-        def addr(given: str | None) -> str:
-            return given or f"127.0.0.1:{devstack.free_port()}"
+        def addr(given: str | Sequence[str] | None) -> str:
+            if given is None or isinstance(given, str):
+                return given or f"127.0.0.1:{devstack.free_port()}"
+            return ",".join(given)  # replicas: one endpoint each in the cluster
 
         directory = self.base / f"gateway{len(self.handles)}"
         gateway_port, admin_port = devstack.free_port(), devstack.free_port()

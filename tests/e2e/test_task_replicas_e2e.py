@@ -4,7 +4,12 @@ real processes, driven through the real Envoy gateway (REST):
 - a watch opened on replica A streams, as they happen, the life of a task that replica B runs;
 - kill -9 of the replica running a task: the other takes it over once the lease expires and
   finishes it (attempts == 2), and the dead replica's sandbox worker does not survive it;
-- cancel of a RUNNING task kills its sandbox worker; an endless strategy hits the time limit.
+- cancel of a RUNNING task kills its sandbox worker; an endless strategy hits the time limit;
+- both replicas in one gateway cluster: one frozen (SIGSTOP) under read traffic costs a read at
+  most the route's per-try timeout plus a retry (every read succeeds), then Envoy takes it out
+  and reads are fast again; a write it holds is answered once when it resumes (SIGCONT), after
+  which it serves again; the same for the gateway's engine cluster over two engines; one killed
+  (SIGKILL) under traffic costs a read nothing (reset or refused tries are retried at once).
 
 Sandbox workers are found in /proc: the launcher starts them as ``python -c <BOOTSTRAP>`` whose
 code imports ``engine_svc.sandbox.worker`` and whose JSON spec carries ``"tag": "<engine pid>-…"``
@@ -20,18 +25,23 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import psycopg
 import pytest
+import yaml
 from sqlalchemy.engine import make_url
 
 import devstack
 from tests.pgtools import temporary_database
+
+if TYPE_CHECKING:
+    from tests.e2e.conftest import Gateway
 
 pytestmark = [
     pytest.mark.envoy,
@@ -324,13 +334,19 @@ class Stack:
 
     def api(self, replica: Replica, engine_addr: str | None = None) -> Api:
         """A gateway whose task cluster is `replica` (and its engine cluster `engine_addr`)."""
-        gateway = self.gateways(auth_addr=self.platform.env["ZQ_AUTH_ADDR"], task_addr=replica.addr,
-                                engine_addr=engine_addr or self.platform.env["ZQ_ENGINE_ADDR"])
-        gateway.wait_healthy("task")
-        gateway.wait_healthy("auth")
+        return self.gateway([replica], [engine_addr] if engine_addr else [])[1]
+
+    def gateway(self, replicas: Sequence[Replica], engine_addrs: Sequence[str] = ()) -> tuple[Gateway, Api]:
+        """A gateway whose task cluster lists every one of `replicas` (and whose engine cluster
+        lists `engine_addrs`, by default the platform's engine), with its admin's REST client."""
+        gateway = self.gateways(auth_addr=self.platform.env["ZQ_AUTH_ADDR"],
+                                task_addr=[r.addr for r in replicas] or None,  # none: a cluster that is down
+                                engine_addr=list(engine_addrs) or self.platform.env["ZQ_ENGINE_ADDR"])
+        for cluster in ("task", "auth", "engine") if replicas else ("auth", "engine"):
+            gateway.wait_healthy(cluster)
         api = Api(gateway.url)
         self.apis.append(api)
-        return api
+        return gateway, api
 
     def close(self) -> None:
         for api in self.apis:
@@ -475,3 +491,280 @@ def test_endless_strategy_fails_with_the_time_limit(stack: Stack, platform: Plat
     assert "time limit exceeded (3 s)" in done["error_message"], done["error_message"]
     assert done["attempts"] == 1
     assert wait_for("no sandbox worker left", lambda: not sandbox_workers(platform.limited_engine.pid), 3)
+
+
+# ----------------------------------------------------------------------------- hung or dead replicas
+
+# What a retried read may cost beyond the try that hung: its retry on the healthy replica and a
+# loaded 2-core machine. Far below the route timeout (15 s), which is what a hung try cost
+# before the per-try timeout (~16 s).
+RETRY_SLACK = 2.5
+NORMAL_P95 = 0.75  # s: reads once the frozen replica is out (20-120 ms measured on a busy 2-core machine)
+
+
+@dataclass(frozen=True)
+class Sample:
+    started: float  # time.monotonic()
+    seconds: float
+    status: int  # HTTP status; 0: no response (transport error)
+    path: str
+    body: str  # of a failure, for the assertion message
+
+
+class Traffic:
+    """`clients` threads GETting `paths` in turn through the gateway, as fast as they are
+    answered, until stop(), which waits for the requests in flight (a hung one included)."""
+
+    def __init__(self, api: Api, paths: Sequence[str], clients: int = 4) -> None:
+        self.api, self.paths = api, list(paths)
+        self.samples: list[Sample] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(clients)]
+
+    def __enter__(self) -> Traffic:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def done(self) -> int:
+        return len(self.samples)
+
+    def stop(self) -> list[Sample]:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(60)
+        assert not any(t.is_alive() for t in self._threads), "a request outlived its route timeout"
+        return self.samples
+
+    def _run(self, offset: int) -> None:
+        with httpx.Client(base_url=self.api.http.base_url, headers=self.api.http.headers, timeout=60) as http:
+            i = offset
+            while not self._stop.is_set():
+                path = self.paths[i % len(self.paths)]
+                i += 1
+                started = time.monotonic()
+                try:
+                    response = http.get(path)
+                    status, body = response.status_code, "" if response.is_success else response.text[:300]
+                except httpx.HTTPError as exc:
+                    status, body = 0, repr(exc)
+                self.samples.append(Sample(started, time.monotonic() - started, status, path, body))
+
+
+def timed_reads(api: Api, paths: Sequence[str], count: int) -> list[Sample]:
+    """`count` GETs one after another (the client's view once the gateway has settled)."""
+    samples = []
+    for i in range(count):
+        path = paths[i % len(paths)]
+        started = time.monotonic()
+        response = api.http.get(path)
+        samples.append(Sample(started, time.monotonic() - started, response.status_code, path,
+                              "" if response.is_success else response.text[:300]))
+    return samples
+
+
+def p95(samples: Sequence[Sample]) -> float:
+    ordered = sorted(s.seconds for s in samples)
+    return ordered[max(0, round(0.95 * len(ordered)) - 1)]
+
+
+def failures(samples: Sequence[Sample]) -> list[Sample]:
+    return [s for s in samples if s.status != 200]
+
+
+def read_route(gateway: Gateway, grpc_prefix: str) -> dict[str, float]:
+    """timeout, per_try_timeout (s) and num_retries of the route for `grpc_prefix` in the config
+    this gateway runs: the bounds below come from the configuration under test."""
+    doc = yaml.safe_load(gateway.config_path.read_text())
+    hcm = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    route = next(r["route"] for r in hcm["route_config"]["virtual_hosts"][0]["routes"]
+                 if r["match"].get("prefix") == grpc_prefix)
+    policy = route.get("retry_policy", {})
+    return {"timeout": float(route["timeout"].rstrip("s")),
+            "per_try_timeout": float(policy.get("per_try_timeout", "0s").rstrip("s")),
+            "num_retries": float(policy.get("num_retries", 1))}
+
+
+def served(gateway: Gateway, cluster: str) -> dict[str, int]:
+    return {addr: host.rq_total for addr, host in gateway.hosts(cluster).items()}
+
+
+@dataclass
+class Freeze:
+    during: list[Sample]  # reads from SIGSTOP until Envoy had taken the replica out
+    after: list[Sample]  # reads after that, one by one
+    taken_out_after: float  # s from SIGSTOP to the replica flagged by Envoy
+    flags: frozenset[str]  # how Envoy flagged it
+    per_try_timeouts: int  # tries Envoy cut at the per-try timeout
+    retried: int  # requests Envoy retried
+    sent_to_frozen_after: int  # requests Envoy sent to the frozen replica once it was out
+
+
+def freeze_one_of_two(gateway: Gateway, cluster: str, api: Api, paths: Sequence[str], victim_pid: int,
+                      victim_addr: str, on_freeze: Callable[[], object] = lambda: None,
+                      while_out: Callable[[], object] = lambda: None) -> Freeze:
+    """SIGSTOP one of the cluster's two hosts (then `on_freeze`) under read traffic, until Envoy
+    takes it out; then reads one by one, and `while_out`; SIGCONT before returning, whatever
+    happened."""
+    before = gateway.stats(f"cluster.{cluster}.")
+    os.kill(victim_pid, signal.SIGSTOP)
+    frozen_at = time.monotonic()
+    try:
+        on_freeze()
+        with Traffic(api, paths) as traffic:
+            flags = wait_for(f"Envoy to take {victim_addr} out of {cluster}",
+                             lambda: gateway.hosts(cluster)[victim_addr].flags, 10, interval=0.05)
+            taken_out_after = time.monotonic() - frozen_at
+        # Requests of the traffic that hung on the frozen replica have all ended (stop() waits).
+        sent = gateway.hosts(cluster)[victim_addr].rq_total
+        after = timed_reads(api, paths, 40)
+        sent_to_frozen_after = gateway.hosts(cluster)[victim_addr].rq_total - sent
+        while_out()
+        stats = gateway.stats(f"cluster.{cluster}.")
+    finally:
+        os.kill(victim_pid, signal.SIGCONT)
+
+    def delta(name: str) -> int:
+        return stats.get(f"cluster.{cluster}.{name}", 0) - before.get(f"cluster.{cluster}.{name}", 0)
+
+    return Freeze(traffic.samples, after, taken_out_after, flags, delta("upstream_rq_per_try_timeout"),  # type: ignore[arg-type]
+                  delta("upstream_rq_retry"), sent_to_frozen_after)
+
+
+def assert_freeze_bounded(freeze: Freeze, route: dict[str, float], name: str) -> None:
+    during, after = freeze.during, freeze.after
+    worst = max(s.seconds for s in during)
+    print(f"\n{name}: {len(during)} reads while frozen, worst {worst:.2f} s; out after {freeze.taken_out_after:.2f} s"
+          f" ({sorted(freeze.flags)}); {freeze.per_try_timeouts} tries cut, {freeze.retried} retried;"
+          f" then p95 {p95(after) * 1000:.0f} ms, worst {max(s.seconds for s in after) * 1000:.0f} ms")
+    # Every read succeeds, and a hung try costs the per-try timeout, not the route's timeout
+    # (without a per-try timeout: 15 s, a 504 for the read that hung).
+    assert not failures(during), failures(during)[:3]
+    bound = route["per_try_timeout"] + RETRY_SLACK
+    assert bound < route["timeout"]
+    assert worst <= bound, (worst, sorted((round(s.seconds, 2), s.path) for s in during)[-5:])
+    # The freeze was felt: some reads reached the frozen replica and were cut at the per-try
+    # timeout, then retried (without that the bound above would prove nothing).
+    assert freeze.per_try_timeouts >= 1 and freeze.retried >= freeze.per_try_timeouts, freeze
+    assert worst >= route["per_try_timeout"] * 0.9, worst
+    # Once Envoy has taken it out (health check or outlier ejection), reads are normal again.
+    assert not failures(after), failures(after)[:3]
+    assert freeze.sent_to_frozen_after == 0
+    assert p95(after) <= NORMAL_P95, sorted(round(s.seconds, 3) for s in after)[-5:]
+
+
+def idle_task(api: Api, market: Market) -> int:
+    """A task to read that no replica works on (cancelled at once: no lease, no run to wait for)."""
+    task = api.run(SLOW, market, {"pause": 0.1})
+    response = api.cancel(task)
+    assert response.status_code == 200 and response.json()["status"] == "cancelled", response.text
+    return task
+
+
+def assert_both_serve(gateway: Gateway, cluster: str, api: Api, paths: Sequence[str], timeout: float = 15) -> float:
+    """Reads until Envoy has sent some to each host of `cluster`: the seconds that took. Every
+    read must succeed meanwhile. (A host back from an outlier ejection, 5 s, or a failed health
+    check gets requests again a moment after the admin API shows it healthy.)"""
+    started = time.monotonic()
+    before = served(gateway, cluster)
+    samples: list[Sample] = []
+
+    def both_served() -> bool:
+        samples.extend(timed_reads(api, paths, 4))
+        now = served(gateway, cluster)
+        return all(now[addr] > before[addr] for addr in before)
+
+    wait_for(f"both hosts of {cluster} to serve reads", both_served, timeout, interval=0.05)
+    assert not failures(samples), failures(samples)[:3]
+    return time.monotonic() - started
+
+
+def test_a_frozen_task_replica_costs_a_read_at_most_one_per_try_timeout(stack: Stack, platform: Platform) -> None:
+    a, b = parallel(lambda: stack.start_replica("replica-a"), lambda: stack.start_replica("replica-b"))
+    gateway, api = stack.gateway([a, b])  # one task cluster, two endpoints
+    _, only_b = stack.gateway([b])  # a gateway that has nowhere else to send b's requests
+    task = idle_task(api, platform.market)
+    paths = ["/backtest/tasks?skip=0&limit=20", f"/backtest/tasks/{task}"]
+    route = read_route(gateway, "/zquant.backtest.v1.TaskRestService/Get")
+    assert read_route(gateway, "/zquant.backtest.v1.TaskRestService/List") == route
+    assert_both_serve(gateway, "task", api, paths)
+
+    # A write is not retried after it may have reached a service (no double submissions): one
+    # sent to the frozen replica waits for it (up to the route's 30 s, then 504).
+    write: dict[str, object] = {}
+
+    def submit_to_frozen_b() -> None:
+        started = time.monotonic()
+        try:
+            write["id"] = only_b.run(SLOW, platform.market, {"pause": 0})
+        except BaseException as exc:  # reported below
+            write["error"] = exc
+        write["seconds"] = time.monotonic() - started
+
+    writer = threading.Thread(target=submit_to_frozen_b, daemon=True)
+    submitted: list[float] = []
+
+    def submit_while_b_is_out() -> None:
+        # Writes through the two-replica gateway go to the live replica.
+        started = time.monotonic()
+        api.run(SLOW, platform.market, {"pause": 0})
+        submitted.append(time.monotonic() - started)
+
+    freeze = freeze_one_of_two(gateway, "task", api, paths, b.handle.pid, b.addr,
+                               on_freeze=writer.start, while_out=submit_while_b_is_out)
+    writer.join(40)
+    assert_freeze_bounded(freeze, route, "task_svc")
+    # (Had it gone to b, it would have waited for the SIGCONT that comes after it: a 504 at 30 s.)
+    print(f"write through the two-replica gateway: 201 after {submitted[0]:.2f} s")
+    # The write held by the frozen replica was answered when it woke, once: no second copy.
+    assert "error" not in write, write
+    assert write["seconds"] >= 1.0, write  # type: ignore[operator]
+    print(f"write held by the frozen replica answered after {write['seconds']:.2f} s (201, task {write['id']})")
+    listed = api.http.get("/backtest/tasks?skip=0&limit=100")
+    assert int(listed.headers["x-total-count"]) == 3, listed.json()
+    print(f"both replicas serve again {assert_both_serve(gateway, 'task', api, paths):.2f} s after SIGCONT")
+
+
+def test_a_frozen_engine_replica_costs_a_read_at_most_one_per_try_timeout(stack: Stack, platform: Platform) -> None:
+    """The gateway's engine cluster (market-data reads) over the platform's two engines."""
+    gateway, api = stack.gateway([], [platform.env["ZQ_ENGINE_ADDR"], platform.limited_engine_addr])
+    paths = ["/backtest/data/symbols?include_indexes=true", "/backtest/data/symbols"]
+    route = read_route(gateway, "/zquant.engine.v1.EngineRestService/")
+    assert_both_serve(gateway, "engine", api, paths)
+    freeze = freeze_one_of_two(gateway, "engine", api, paths, platform.limited_engine.pid, platform.limited_engine_addr)
+    assert_freeze_bounded(freeze, route, "engine_svc")
+    print(f"both engines serve again {assert_both_serve(gateway, 'engine', api, paths):.2f} s after SIGCONT")
+
+
+def test_a_killed_task_replica_costs_a_read_nothing(stack: Stack, platform: Platform) -> None:
+    a, b = parallel(lambda: stack.start_replica("replica-a"), lambda: stack.start_replica("replica-b"))
+    gateway, api = stack.gateway([a, b])
+    task = idle_task(api, platform.market)
+    paths = ["/backtest/tasks?skip=0&limit=20", f"/backtest/tasks/{task}"]
+    assert_both_serve(gateway, "task", api, paths)
+    before = gateway.stats("cluster.task.")
+    with Traffic(api, paths, clients=8) as traffic:  # reads in flight on b when it dies
+        start = served(gateway, "task")[b.addr]
+        wait_for("reads served by b", lambda: served(gateway, "task")[b.addr] >= start + 10, 10)
+        os.kill(b.handle.pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        wait_for("Envoy to take b out", lambda: gateway.hosts("task")[b.addr].flags, 10)
+        out_after = time.monotonic() - killed_at
+        count = traffic.done()
+        wait_for("reads after that", lambda: traffic.done() >= count + 20, 10)
+    stats = gateway.stats("cluster.task.")
+    samples = traffic.samples
+    worst = max(s.seconds for s in samples)
+    retried, overflow = (stats.get(f"cluster.task.{name}", 0) - before.get(f"cluster.task.{name}", 0)
+                         for name in ("upstream_rq_retry", "upstream_rq_retry_overflow"))
+    print(f"\nkill -9: {len(samples)} reads, worst {worst:.2f} s, {retried} retried, b out after {out_after:.2f} s")
+    # (Envoy's default of 3 retries in flight per cluster left the 4th read in flight on b unretried.)
+    assert not failures(samples), (f"{overflow} not retried (retry budget)", failures(samples)[:3])
+    # Reads in flight on b were reset (and any sent after it died found no listener): retried at
+    # once on a, no try hangs.
+    assert retried >= 1, stats
+    assert worst <= RETRY_SLACK, sorted(round(s.seconds, 2) for s in samples)[-5:]
+    assert a.handle.alive() and not b.handle.alive()
