@@ -237,6 +237,9 @@ class Sweep(TaskBase):
     updated_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     completed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # W3C trace context (JSON of traceparent/tracestate) of the creating call, so every trial
+    # batch's run continues its trace; None when tracing was off.
+    trace_context: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class SweepTrial(TaskBase):

@@ -38,6 +38,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from zquant.engine.v1 import engine_pb2
 
 from services.db import transaction
+from services.tracing import continued_span
+from sweeplib.spec import SweepSpec
 from task_svc.config import TaskSettings
 from task_svc.dispatcher import CONFIG_CODES, engine_error_message
 from task_svc.engine_client import TRANSIENT_CODES, EngineClient, TrialsRun
@@ -237,6 +239,18 @@ class SweepRunner:
             config = trial_config(sweep, trials[0])
             params = [trial_params(sweep, t) for t in trials]
             code = sweep.strategy_code
+            carrier = sweep.trace_context
+        # The sweep's creation trace continues here (any replica, any time later): each batch is
+        # a span under it, and the engine's RunTrials a child of the batch — one sweep, one trace.
+        with continued_span("sweep.batch", carrier, {
+                "zquant.sweep_id": batch.sweep_id, "zquant.trials": len(trials),
+                "zquant.trial_numbers": [t.number for t in trials], "zquant.fold": trials[0].fold,
+                "zquant.phase": trials[0].phase}):
+            self._run_batch(run, trials, spec, code, config, params)
+
+    def _run_batch(self, run: _BatchRun, trials: list[SweepTrial], spec: SweepSpec, code: str,
+                   config: dict[str, object], params: list[dict[str, object]]) -> None:
+        batch = run.batch
         request = engine_pb2.RunTrialsRequest(
             strategy_code=code, config=engine_pb2.BacktestConfig(**config), reference=f"sweep-{batch.sweep_id}")
         for p in params:

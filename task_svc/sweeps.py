@@ -43,6 +43,7 @@ from services.db import transaction
 from services.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, Unavailable
 from services.paging import page_window, parse_page
 from services.principal import Principal
+from services.tracing import current_carrier
 from sweeplib.errors import SweepInputError
 from sweeplib.metrics import METRICS
 from sweeplib.overfit import deflated_sharpe, nav_returns, per_period_sharpe
@@ -367,7 +368,8 @@ class Sweeps:
                 request_json=json.dumps(inp.search, separators=(",", ":"), ensure_ascii=False),
                 method=spec.method.upper(), max_trials=spec.max_trials, max_parallel=spec.max_parallel,
                 status=SweepStatus.PENDING.value, error_message="", generations=0, engine_version=version,
-                data_hash=data_hash, folds_json=json.dumps(folds), created_at=now, updated_at=now))
+                data_hash=data_hash, folds_json=json.dumps(folds), created_at=now, updated_at=now,
+                trace_context=current_carrier()))
             while plan(session, sweep, spec):  # cached trials may finish a search (or the sweep) at once
                 pass
         return sweep

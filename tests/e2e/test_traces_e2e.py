@@ -4,7 +4,8 @@ engine services behind the real gateway, a backtest submitted over REST with a W
 auth_svc's Authenticate (task_svc checking the caller), the dispatcher's run (claimed later,
 continued from the context stored on the task row) and engine_svc's RunBacktest under it — and
 the services' JSON log lines written inside those spans carry the trace id next to the request
-id. (Tracing off, the default, is tests/unit/services/test_tracing.py.)"""
+id. One sweep, one trace: each trial batch is a span under the creating call, with engine_svc's
+RunTrials under it. (Tracing off, the default, is tests/unit/services/test_tracing.py.)"""
 
 from __future__ import annotations
 
@@ -49,6 +50,8 @@ def traced(tmp_path_factory: pytest.TempPathFactory, module_gateway_factory) -> 
                                 extra_env={"OTEL_TRACES_EXPORTER": "console", "OTEL_BSP_SCHEDULE_DELAY": "100",
                                            # every call asks auth_svc, so the submission's span has a child there
                                            "ZQ_AUTH_CACHE_SECONDS": "0",
+                                           # a sweep of 3 trials runs as two batches (2 + 1)
+                                           "ZQ_SWEEP_BATCH_TRIALS": "2",
                                            "ZQ_LOG_LEVEL": "DEBUG"})  # the per-call access log lines
         http = cleanup.enter_context(httpx.Client(base_url=f"{real.gateway.url}/api/v1", timeout=30))  # type: ignore[attr-defined]
         resp = http.post("/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
@@ -146,3 +149,44 @@ def test_one_backtest_is_one_trace_across_the_three_services(traced: Traced) -> 
     engine_rpc = [e for e in logs["engine"] if e["msg"] == "rpc" and e.get("method") == wanted["engine"]
                   and e.get("trace_id") == trace_id]
     assert len(engine_rpc) == 1 and engine_rpc[0]["span_id"] == engine_server["context"]["span_id"][2:]
+
+
+def test_one_sweep_is_one_trace_whose_spans_cover_its_trial_batches(traced: Traced) -> None:
+    trace_id, parent_span = secrets.token_hex(16), secrets.token_hex(8)
+    headers = {**traced.headers, "traceparent": f"00-{trace_id}-{parent_span}-01"}
+    resp = traced.http.post("/backtest/sweeps", headers=headers, json={
+        "strategy_code": CODE, "config": CONFIG, "space": {"weight": {"values": [1, 2, 3]}}})
+    assert resp.status_code == 201, resp.text
+    sweep_id = resp.json()["id"]
+    deadline = time.monotonic() + 45
+    while time.monotonic() < deadline:
+        sweep = traced.http.get(f"/backtest/sweeps/{sweep_id}", headers=traced.headers).json()
+        if sweep["status"] in ("completed", "failed", "cancelled"):
+            break
+        time.sleep(0.2)
+    assert sweep["status"] == "completed" and sweep["done"] == 3, sweep
+
+    create = "/zquant.backtest.v1.SweepRestService/CreateSweep"
+    run_trials = "/zquant.engine.v1.EngineService/RunTrials"
+    deadline = time.monotonic() + 10  # spans are exported in batches every 100 ms
+    while True:
+        spans = _spans(traced.real, trace_id)
+        batches = [s for s in spans["task"] if s["name"] == "sweep.batch"]
+        engine_runs = [s for s in spans["engine"] if s["name"] == run_trials]
+        if (len(batches) == 2 and len(engine_runs) == 2) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    by_id = {s["context"]["span_id"]: s for ss in spans.values() for s in ss}
+    creating = next(s for s in spans["task"] if s["name"] == create and s["kind"] == "SpanKind.SERVER")
+    assert creating["parent_id"] == f"0x{parent_span}"
+    # The batches continue the creating call (stored on the sweep row) and cover every trial once.
+    assert len(batches) == 2, _names(spans["task"])
+    assert all(b["parent_id"] == creating["context"]["span_id"] for b in batches)
+    assert all(b["attributes"]["zquant.sweep_id"] == sweep_id for b in batches)
+    numbers = sorted(n for b in batches for n in b["attributes"]["zquant.trial_numbers"])
+    assert numbers == [1, 2, 3] and sorted(b["attributes"]["zquant.trials"] for b in batches) == [1, 2]
+    # Each engine RunTrials is the child of a client call made inside one batch span.
+    assert len(engine_runs) == 2
+    parents = sorted(by_id[by_id[r["parent_id"]]["parent_id"]]["context"]["span_id"] for r in engine_runs)
+    assert parents == sorted(b["context"]["span_id"] for b in batches)
+    assert all(by_id[r["parent_id"]]["kind"] == "SpanKind.CLIENT" for r in engine_runs)
