@@ -73,6 +73,8 @@ def space_pb(space: dict[str, Any]) -> dict[str, sweep_pb2.ParamSpace]:
             if any(isinstance(entry.get(k), float) for k in ("min", "max", "step")) or any(
                     isinstance(v, float) for v in entry.get("values") or []):
                 ps.type = "float"  # so the space read back and sent again is the same space
+            elif entry.get("min") is not None:
+                ps.type = "int"  # min/max/step are doubles in the message: say the range is of ints
         out[name] = ps
     return out
 

@@ -465,6 +465,7 @@ def test_int_parameters_stay_ints_for_the_strategy_in_rest_json_and_when_promote
     ints(got["best"]["params"])
     assert got["params"] == {"lot": 100} and type(got["params"]["lot"]) is int
     assert got["space"]["long_window"]["values"] == [10] and type(got["space"]["long_window"]["values"][0]) is int
+    assert (got["space"]["short_window"]["type"], got["space"]["ratio"]["type"]) == ("int", "float")
     hm = rest.to_json_value(api.GetHeatmap(sweep_pb2.GetHeatmapRequest(sweep_id=done.id, x="short_window",
                                                                        y="ratio")))
     assert hm["x_values"] == [3, 4] and all(type(x) is int for x in hm["x_values"]) and hm["y_values"] == [0.25, 0.5]
