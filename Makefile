@@ -5,7 +5,8 @@
 #   make down     stop exactly what `make up` started (pid files in $ZQ_DATA_DIR/run)
 #   make status   state and health of every process
 #   make test     pytest over tests/ (fails if nothing is collected); npm ci for the web client test
-#   make proto    regenerate services/stubs, deploy/envoy.pb and deploy/openapi.json from protos/
+#   make proto    regenerate services/stubs, deploy/envoy.pb, deploy/openapi.json and
+#                 deploy/request_types.lua from protos/
 #   make web      npm ci (when package-lock.json changed) + the console and report builds
 #                 (when web/ changed): web/dist/console (served by Envoy), backtest_report/assets
 #   make lint     ruff + buf lint
@@ -100,6 +101,6 @@ bench: proto web
 	if [ $$found -eq 0 ]; then echo "make bench: no bench/*.py yet" >&2; exit 1; fi
 
 clean:
-	rm -rf services/stubs deploy/envoy.pb deploy/openapi.json build dist *.egg-info .pytest_cache .ruff_cache \
+	rm -rf services/stubs deploy/envoy.pb deploy/openapi.json deploy/request_types.lua build dist *.egg-info .pytest_cache .ruff_cache \
 		$(WEB_CLIENT_TEST)/node_modules web/dist web/node_modules backtest_report/assets
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -16,6 +16,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 ENVOY_TEMPLATE = ROOT / "deploy" / "envoy.yaml"
 DESCRIPTOR = ROOT / "deploy" / "envoy.pb"
+# The gateway's request body check (Lua, hand-written); it reads the JSON types `make proto`
+# writes next to the descriptor set (request_types.lua) from the path in this variable.
+REQUEST_CHECK = ROOT / "deploy" / "request_check.lua"
+REQUEST_TYPES_ENV = "ZQ_GATEWAY_REQUEST_TYPES"
 
 DEFAULT_GATEWAY_PORT = 8080
 DEFAULT_ADMIN_PORT = 9901

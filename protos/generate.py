@@ -7,6 +7,8 @@ Output:
   gateway can print BadRequest details in JSON).
 - ``deploy/openapi.json``: the OpenAPI 3.1 description of the REST paths (protos/openapi.py),
   served by the gateway at GET /api/v1/openapi.json.
+- ``deploy/request_types.lua``: the JSON types of every REST request body (protos/request_types.py),
+  which the gateway checks bodies against before transcoding (deploy/request_check.lua).
 
 google/* protos come from the googleapis-common-protos wheel and are not generated here:
 generating them would shadow the wheel's modules.
@@ -23,6 +25,7 @@ PROTO_DIR = ROOT / "protos"
 STUB_DIR = ROOT / "services" / "stubs"
 DESCRIPTOR = ROOT / "deploy" / "envoy.pb"
 OPENAPI = ROOT / "deploy" / "openapi.json"
+REQUEST_TYPES = ROOT / "deploy" / "request_types.lua"
 
 
 def googleapis_include() -> Path:
@@ -76,12 +79,14 @@ def generate() -> None:
         if path not in sys.path:
             sys.path.insert(0, path)
     import openapi  # protos/openapi.py, next to this script
+    import request_types  # protos/request_types.py
 
     openapi.write(DESCRIPTOR, OPENAPI)
+    request_types.write(REQUEST_TYPES)
 
 
 if __name__ == "__main__":
     generate()
-    print(f"generated {len(proto_files())} protos into {STUB_DIR.relative_to(ROOT)}, {DESCRIPTOR.relative_to(ROOT)} "
-          f"and {OPENAPI.relative_to(ROOT)}")
+    print(f"generated {len(proto_files())} protos into {STUB_DIR.relative_to(ROOT)}, {DESCRIPTOR.relative_to(ROOT)}, "
+          f"{OPENAPI.relative_to(ROOT)} and {REQUEST_TYPES.relative_to(ROOT)}")
     sys.exit(0)

@@ -237,6 +237,10 @@ def test_default_render_changes_only_the_generated_file_paths():
             "  # render: openapi_document",
         ),
         (
+            "                        filename: deploy/request_check.lua  # render: request_check",
+            f"                        filename: {ROOT / 'deploy' / 'request_check.lua'}  # render: request_check",
+        ),
+        (
             "                      proto_descriptor: deploy/envoy.pb  # render: proto_descriptor",
             f"                      proto_descriptor: {devstack.DESCRIPTOR}  # render: proto_descriptor",
         ),
@@ -299,7 +303,9 @@ def test_committed_config_validates_from_the_repo_root(envoy, descriptor_path):
 def test_rendered_config_passes_envoy_validate(envoy, descriptor_path, tmp_path, ports):
     config = devstack.GatewayConfig(descriptor=descriptor_path, **ports)
     path = devstack.write_envoy_config(tmp_path, config)
-    result = devstack.validate_envoy_config(path, envoy)
+    # Validation runs the request check's Lua, which loads its JSON types from the path
+    # devstack gives Envoy, wherever Envoy runs.
+    result = devstack.validate_envoy_config(path, envoy, cwd=tmp_path, env=config.envoy_env(os.environ))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -325,3 +331,13 @@ def test_render_writes_one_endpoint_per_replica(envoy, descriptor_path, tmp_path
     values = config.render_values()
     with pytest.raises(ValueError, match="one length"):
         devstack.render_envoy_config({**values, "task_port": [60052]})
+
+
+def test_the_request_check_fails_closed_without_its_json_types(envoy, descriptor_path, tmp_path):
+    """A gateway whose request check cannot load its types does not start (no unchecked bodies)."""
+    config = devstack.GatewayConfig(descriptor=descriptor_path)
+    path = devstack.write_envoy_config(tmp_path, config)
+    env = {**os.environ, "ZQ_GATEWAY_REQUEST_TYPES": str(tmp_path / "missing.lua")}
+    result = devstack.validate_envoy_config(path, envoy, cwd=tmp_path, env=env)
+    assert result.returncode != 0
+    assert "missing.lua" in result.stdout + result.stderr
