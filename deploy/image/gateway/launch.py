@@ -10,6 +10,9 @@ same variables the services use, writes the result to /tmp and execs Envoy:
     ZQ_GATEWAY_STATS_PORT                     /stats/prometheus only (9902)
     ZQ_AUTH_ADDR, ZQ_TASK_ADDR, ZQ_ENGINE_ADDR upstreams, host:port (zquant-auth:50051, ...)
     ZQ_GATEWAY_CONCURRENCY                    Envoy worker threads (2)
+
+The request check's JSON types (request_types.lua, staged next to the descriptor set they were
+generated with) are named to Envoy's Lua by ZQ_GATEWAY_REQUEST_TYPES, which this launcher sets.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import sys
 CONFIG = "/srv/gateway/envoy.json"
 RENDERED = "/tmp/envoy.json"  # noqa: S108  (the pod's private, memory-backed /tmp)
 ENVOY = "/usr/local/bin/envoy"
+REQUEST_TYPES = "/srv/gateway/request_types.lua"  # read by request_check.lua (deploy/request_check.lua)
 
 
 def _addr(value: str) -> tuple[str, int]:
@@ -60,6 +64,8 @@ def main() -> int:
         json.dump(config, fh)
     argv = [ENVOY, "-c", RENDERED, "--concurrency", os.environ.get("ZQ_GATEWAY_CONCURRENCY") or "2",
             "--disable-hot-restart", "--log-level", os.environ.get("ZQ_GATEWAY_LOG_LEVEL") or "warn", *sys.argv[1:]]
+    # The types baked with this config, whatever the environment says: they must match it.
+    os.environ["ZQ_GATEWAY_REQUEST_TYPES"] = REQUEST_TYPES
     os.execv(ENVOY, argv)  # noqa: S606  (replaces this process: Envoy gets the signals)
     return 1
 
