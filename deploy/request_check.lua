@@ -332,7 +332,7 @@ local function skip_value(path, depth, json_path, json_depth)
     if json_path then
       json_depth = json_depth + 1
       if json_depth > MAX_JSON_DEPTH then
-        reject(json_path, format("is nested too deeply: JSON may nest at most %d arrays/objects", MAX_JSON_DEPTH))
+        reject(json_path, TYPES.json_depth_message)
       end
     end
     local close = c == 123 and 125 or 93

@@ -18,9 +18,8 @@ from google.protobuf import struct_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from services.errors import InvalidArgument
+from services.json_limits import DEPTH_MESSAGE, MAX_JSON_DEPTH
 
-MAX_JSON_DEPTH = 32  # arrays/objects inside each other; a JSON Schema or params need far fewer
-DEPTH_MESSAGE = f"is nested too deeply: JSON may nest at most {MAX_JSON_DEPTH} arrays/objects"
 PROTOBUF_MAX_DEPTH = 100  # the protobuf runtime's recursion limit when parsing
 _STRUCT_TYPES = frozenset({"google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue"})
 

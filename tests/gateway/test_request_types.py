@@ -13,7 +13,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, struct_pb2, timesta
 
 import devstack
 from protos import request_types
-from services.user_json import MAX_JSON_DEPTH
+from services.json_limits import DEPTH_MESSAGE, MAX_JSON_DEPTH
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +31,10 @@ def schema() -> request_types.Schema:
 
 def test_the_generated_file_is_current(descriptor_path, schema):
     committed = descriptor_path.with_name("request_types.lua").read_text()
-    assert committed == request_types.render(schema, MAX_JSON_DEPTH), "run `make proto`"
-    assert f"max_json_depth = {MAX_JSON_DEPTH}," in committed  # the services' rule, not a copy
+    assert committed == request_types.render(schema, MAX_JSON_DEPTH, DEPTH_MESSAGE), "run `make proto`"
+    # The services' rule and words, not a copy of them.
+    assert f"max_json_depth = {MAX_JSON_DEPTH}," in committed
+    assert f'json_depth_message = "{DEPTH_MESSAGE}",' in committed
 
 
 def test_every_operation_with_a_body_has_a_route_and_no_other(descriptor_path, schema):
@@ -129,7 +131,7 @@ def test_templates_the_check_cannot_match_fail_generation(template):
 def test_lua_rendering_quotes_and_json_names(schema):
     assert request_types._lua_string('a"b\\c\n\u00e9') == '"a\\"b\\\\c\\10\\195\\169"'
     assert request_types._lua_key("and") == '["and"]' and request_types._lua_key("is_admin") == "is_admin"
-    text = request_types.render(schema, 32)
+    text = request_types.render(schema, 32, "is nested too deeply")
     assert '["zquant.auth.v1.CreateUserRequest"] = {isAdmin = "is_admin", roleId = "role_id", ' \
            'passwordConfirm = "password_confirm"},' in text
     assert '      is_admin = {name = "is_admin", kind = "bool"},' in text
