@@ -48,6 +48,10 @@ SERVER_OPTIONS = [
     # The gateway refuses requests with more than 16 KiB of headers (431, deploy/envoy.yaml);
     # what it lets through (the transcoder adds a copy of the path) must fit here.
     ("grpc.max_metadata_size", 64 * 1024),
+    # Clients reconnect (and re-resolve DNS) at least every 5 minutes, so a replica added by a
+    # scale-up gets its share of a long-lived channel's calls; calls in flight finish first
+    # (no max_connection_age_grace: a backtest stream may run long).
+    ("grpc.max_connection_age_ms", 300_000),
 ]
 
 

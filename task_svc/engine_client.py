@@ -9,6 +9,7 @@ the engine failed).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -21,6 +22,23 @@ from services.logs import RequestIdClientInterceptor
 from services.tracing import traced_channel
 
 TRANSIENT_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED})
+# Calls spread over every engine address the target resolves to (gRPC's default, pick_first,
+# sends everything to the first one: one task replica would use one engine however many run).
+# An engine that is down is skipped until it reconnects.
+ROUND_ROBIN = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
+
+
+GRPC_SCHEMES = frozenset({"dns", "ipv4", "ipv6", "unix", "unix-abstract", "vsock"})
+
+
+def engine_target(addr: str) -> str:
+    """The gRPC target for ``ZQ_ENGINE_ADDR``: ``host:port`` (every address DNS gives for the
+    name, e.g. a headless Kubernetes Service), a comma-separated list of ``ip:port`` (several
+    engines on known addresses), or any gRPC target URI as it is (``dns:///…``, ``ipv4:…``)."""
+    items = [a.strip() for a in addr.split(",") if a.strip()]
+    if len(items) > 1 and items[0].split(":", 1)[0] not in GRPC_SCHEMES:
+        return "ipv4:" + ",".join(items)
+    return addr
 
 
 class EngineUnavailable(Exception):
@@ -91,12 +109,14 @@ class _GrpcRun:
 
 
 class GrpcEngineClient:
-    """EngineService over one shared channel (gRPC multiplexes calls; it reconnects itself)."""
+    """EngineService over one shared channel (gRPC multiplexes calls; it reconnects itself),
+    round-robin over the engine replicas the address names (``engine_target``)."""
 
     def __init__(self, addr: str, *, metadata: Callable[[], Sequence[tuple[str, str]]] = list,
                  timeout: float = 15.0) -> None:
         self._channel = grpc.intercept_channel(
-            traced_channel(grpc.insecure_channel(addr, options=[
+            traced_channel(grpc.insecure_channel(engine_target(addr), options=[
+                ("grpc.service_config", ROUND_ROBIN),
                 ("grpc.max_receive_message_length", 64 * 1024 * 1024),
                 ("grpc.max_send_message_length", 64 * 1024 * 1024),
                 # Fail fast while the engine is down instead of waiting out backoff.
