@@ -52,6 +52,9 @@ SERVER_OPTIONS = [
     # scale-up gets its share of a long-lived channel's calls; calls in flight finish first
     # (no max_connection_age_grace: a backtest stream may run long).
     ("grpc.max_connection_age_ms", 300_000),
+    # Clients' keepalive pings (task_svc → engine, every ZQ_TASK_ENGINE_KEEPALIVE_SECONDS while a
+    # run streams) are welcome however often: never answered with GOAWAY "too_many_pings".
+    ("grpc.http2.max_ping_strikes", 0),
 ]
 
 

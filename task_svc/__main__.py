@@ -46,7 +46,7 @@ def serve(server_settings: ServerSettings) -> None:
 
     settings = TaskSettings.from_env()
     engine_client = GrpcEngineClient(service_addr("engine"), metadata=engine_credentials,
-                                     timeout=settings.engine_timeout)
+                                     timeout=settings.engine_timeout, keepalive=settings.engine_keepalive)
     app = TaskApp(server_settings, settings, RemoteAuthenticator(service_addr("auth")), engine_client)
     serve_until_signal(app.start_server(), app.begin)
 

@@ -13,6 +13,7 @@
 | ZQ_TASK_PROGRESS_INTERVAL | 0.5 | min seconds between progress writes per task (≤ 2/s) |
 | ZQ_TASK_WATCH_TICK_SECONDS | 2.0 | watchers re-read the row at least this often (safety net) |
 | ZQ_TASK_ENGINE_TIMEOUT | 15 | deadline of ValidateStrategy / ListSymbols calls |
+| ZQ_TASK_ENGINE_KEEPALIVE_SECONDS | 20 | ping engines this often during calls; a hung one's runs go back to PENDING |
 | ZQ_TASK_GRPC_WORKERS | 16 | threads for blocking work (SQL, auth and engine calls); watch streams hold none |
 | ZQ_TASK_MAX_WATCHES_PER_USER | 32 | open watch streams (any watch) one user may hold on a replica (beyond → 429) |
 | ZQ_TASK_MAX_WATCHES | 10000 | open watch streams of all users on one replica (beyond → 429) |
@@ -50,6 +51,7 @@ class TaskSettings:
     progress_interval: float = 0.5
     watch_tick_seconds: float = 2.0
     engine_timeout: float = 15.0
+    engine_keepalive: float = 20.0
     grpc_workers: int = 16
     max_watches_per_user: int = 32
     max_watches: int = 10000
@@ -73,6 +75,7 @@ class TaskSettings:
             progress_interval=env_float("ZQ_TASK_PROGRESS_INTERVAL", 0.5),
             watch_tick_seconds=env_float("ZQ_TASK_WATCH_TICK_SECONDS", 2.0),
             engine_timeout=env_float("ZQ_TASK_ENGINE_TIMEOUT", 15.0),
+            engine_keepalive=env_float("ZQ_TASK_ENGINE_KEEPALIVE_SECONDS", 20.0),
             grpc_workers=env_int("ZQ_TASK_GRPC_WORKERS", 16),
             max_watches_per_user=max(1, env_int("ZQ_TASK_MAX_WATCHES_PER_USER", 32)),
             max_watches=max(1, env_int("ZQ_TASK_MAX_WATCHES", 10000)),

@@ -113,7 +113,7 @@ class GrpcEngineClient:
     round-robin over the engine replicas the address names (``engine_target``)."""
 
     def __init__(self, addr: str, *, metadata: Callable[[], Sequence[tuple[str, str]]] = list,
-                 timeout: float = 15.0) -> None:
+                 timeout: float = 15.0, keepalive: float = 20.0) -> None:
         self._channel = grpc.intercept_channel(
             traced_channel(grpc.insecure_channel(engine_target(addr), options=[
                 ("grpc.service_config", ROUND_ROBIN),
@@ -122,6 +122,14 @@ class GrpcEngineClient:
                 # Fail fast while the engine is down instead of waiting out backoff.
                 ("grpc.initial_reconnect_backoff_ms", 200),
                 ("grpc.max_reconnect_backoff_ms", 2000),
+                # A hung engine (frozen, partitioned: no RST) would hold a run's stream, which has
+                # no deadline, forever: pings while calls are open find it, and the closed
+                # connection fails its calls UNAVAILABLE (the run goes back to the queue).
+                ("grpc.keepalive_time_ms", int(keepalive * 1000)),
+                ("grpc.keepalive_timeout_ms", int(keepalive * 1000)),
+                ("grpc.http2.max_pings_without_data", 0),
+                ("grpc.http2.min_time_between_pings_ms", int(keepalive * 1000)),
+                ("grpc.http2.ping_timeout_ms", int(keepalive * 1000)),  # else a ping waits 60 s
             ])),
             RequestIdClientInterceptor(),
         )

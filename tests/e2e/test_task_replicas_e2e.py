@@ -126,10 +126,10 @@ def task_row(db_url: str, task_id: int) -> dict[str, object]:
     conninfo = make_url(db_url).set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(conninfo, autocommit=True) as conn:
         row = conn.execute(
-            "SELECT status, lease_owner, attempts FROM backtest_tasks WHERE id = %s", (task_id,)
+            "SELECT status, lease_owner, attempts, retries FROM backtest_tasks WHERE id = %s", (task_id,)
         ).fetchone()
     assert row is not None, task_id
-    return {"status": row[0], "lease_owner": row[1], "attempts": row[2]}
+    return {"status": row[0], "lease_owner": row[1], "attempts": row[2], "retries": row[3]}
 
 
 class Api:
@@ -315,7 +315,8 @@ class Stack:
         self.handles: list[devstack.Handle] = []
         self.apis: list[Api] = []
 
-    def start_replica(self, name: str, engine_addr: str | None = None, lease: float = 10.0) -> Replica:
+    def start_replica(self, name: str, engine_addr: str | None = None, lease: float = 10.0,
+                      **extra: str) -> Replica:
         """task_svc with one worker slot, replica id `name`, on the test's task database."""
         addr = f"127.0.0.1:{devstack.free_port()}"
         settings = {
@@ -327,10 +328,18 @@ class Stack:
             "ZQ_TASK_POLL_SECONDS": "0.25",
             "ZQ_TASK_PROGRESS_INTERVAL": "0.2",
             "ZQ_ENGINE_ADDR": engine_addr or self.platform.env["ZQ_ENGINE_ADDR"],
+            **extra,
         }
         handle = devstack.start_service("task", service_env(self.platform.env, self.base / name, **settings))
         self.handles.append(handle)
         return Replica(name, addr, handle)
+
+    def start_engine(self, name: str) -> tuple[str, devstack.Handle]:
+        """Another engine_svc on the platform's market data (stopped with the test)."""
+        addr = f"127.0.0.1:{devstack.free_port()}"
+        handle = devstack.start_service("engine", service_env(self.platform.env, self.base / name, ZQ_ENGINE_ADDR=addr))
+        self.handles.append(handle)
+        return addr, handle
 
     def api(self, replica: Replica, engine_addr: str | None = None) -> Api:
         """A gateway whose task cluster is `replica` (and its engine cluster `engine_addr`)."""
@@ -768,3 +777,35 @@ def test_a_killed_task_replica_costs_a_read_nothing(stack: Stack, platform: Plat
     assert retried >= 1, stats
     assert worst <= RETRY_SLACK, sorted(round(s.seconds, 2) for s in samples)[-5:]
     assert a.handle.alive() and not b.handle.alive()
+
+
+def test_a_frozen_engine_under_a_run_sends_the_task_to_another_engine(stack: Stack, platform: Platform) -> None:
+    """task_svc's own channel to the engines (round-robin over both, keepalive 1 s here): a run
+    whose engine freezes mid-stream (no RST, so only the keepalive can tell) goes back to the
+    queue and completes on the other engine, instead of staying RUNNING for ever."""
+    other_addr, other = stack.start_engine("engine-b")
+    replica = stack.start_replica("replica-a", engine_addr=f"{platform.env['ZQ_ENGINE_ADDR']},{other_addr}",
+                                  ZQ_TASK_ENGINE_KEEPALIVE_SECONDS="1", ZQ_TASK_RETRY_BASE_SECONDS="0.5")
+    api = stack.api(replica)
+    engines = {platform.engine.pid: platform.engine, other.pid: other}
+    task = api.run(SLOW, platform.market, {"pause": 0.06})  # >= 7 s per run
+    running_on = wait_for("a sandbox worker for the run",
+                          lambda: next((pid for pid in engines if sandbox_workers(pid)), None), 20)
+    api.wait_status(task, "running", timeout=10)
+    victim = engines[running_on]  # type: ignore[index]
+    survivor = next(h for pid, h in engines.items() if pid != running_on)
+    os.kill(victim.pid, signal.SIGSTOP)
+    frozen_at = time.monotonic()
+    try:
+        wait_for("the run to start again on the other engine", lambda: sandbox_workers(survivor.pid), 15)
+        moved_after = time.monotonic() - frozen_at
+        done = api.wait_status(task, "completed", "failed", "cancelled", timeout=40)
+    finally:
+        os.kill(victim.pid, signal.SIGCONT)
+    print(f"\nrun moved to the other engine {moved_after:.2f} s after its engine froze")
+    assert done["status"] == "completed" and done["error_message"] == "" and done["progress"] == 1.0, done
+    # An unavailable engine is not the run's fault: not counted as an attempt, but as a retry.
+    row = task_row(stack.task_db, task)
+    assert (done["attempts"], row["retries"]) == (1, 1), row
+    # keepalive 1 s + 1 s to answer, then the retry back-off (0.5 s) and a new worker's start.
+    assert moved_after < 8, moved_after

@@ -3,8 +3,18 @@ and an engine that goes away is skipped (no call fails while another engine is u
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
 import pytest
+from google.protobuf import struct_pb2
 from tasksvc_fakes import FakeEngineServer
+from zquant.engine.v1 import engine_pb2
 
 from task_svc.engine_client import GrpcEngineClient, engine_target
 
@@ -39,3 +49,39 @@ def test_calls_round_robin_over_engines_and_skip_one_that_is_down() -> None:
     finally:
         for e in engines:
             e.stop()
+
+
+FROZEN_ENGINE = """
+import sys, time
+from tasksvc_fakes import FakeEngineServer
+server = FakeEngineServer().start()
+print(server.port, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_run_on_an_engine_that_hangs_fails_unavailable_after_the_keepalive() -> None:
+    """A run's stream has no deadline; an engine that stops answering without closing its
+    connection (SIGSTOP here; a partition in life) is found by the keepalive ping: the call fails
+    UNAVAILABLE (the dispatcher's "try again on another engine") after ~2 × keepalive."""
+    child = subprocess.Popen([sys.executable, "-c", FROZEN_ENGINE], stdout=subprocess.PIPE, text=True,
+                             cwd=Path(__file__).parent, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    try:
+        port = int(child.stdout.readline())  # type: ignore[union-attr]
+        client = GrpcEngineClient(f"127.0.0.1:{port}", timeout=5, keepalive=0.5)
+        params = struct_pb2.Struct()
+        params.update({"fake": {"outcome": "hang"}})
+        run = client.run_backtest(engine_pb2.RunBacktestRequest(reference="task-1", strategy_code=CODE, params=params))
+        events = run.events()
+        next(events)  # the run streams
+        os.kill(child.pid, signal.SIGSTOP)
+        frozen_at = time.monotonic()
+        with pytest.raises(grpc.RpcError) as info:
+            for _ in events:
+                pass
+        assert info.value.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+        assert time.monotonic() - frozen_at < 5  # without the keepalive: never
+    finally:
+        os.kill(child.pid, signal.SIGCONT)
+        child.kill()
+        child.wait()
