@@ -110,14 +110,6 @@ CLUSTER_OF_REST_SERVICE = {
 
 
 @pytest.fixture(scope="module")
-def descriptor_path() -> Path:
-    path = Path(os.environ.get("ZQ_GATEWAY_DESCRIPTOR") or devstack.DESCRIPTOR)
-    if not path.is_file():
-        pytest.fail(f"{path} is missing: run `make proto`")
-    return path
-
-
-@pytest.fixture(scope="module")
 def services(descriptor_path: Path) -> dict[str, descriptor_pb2.ServiceDescriptorProto]:
     """zquant services in the descriptor set, by full name."""
     fds = descriptor_pb2.FileDescriptorSet.FromString(descriptor_path.read_bytes())

@@ -5,22 +5,12 @@ tests/e2e/test_gateway_transcoding.py; fuzzed against the real stack: tests/e2e/
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
-import devstack
 from protos import openapi
 from tests.gateway.test_envoy_config import REST_EXTRAS, REST_TABLE
-
-
-@pytest.fixture(scope="module")
-def descriptor_path() -> Path:
-    path = Path(os.environ.get("ZQ_GATEWAY_DESCRIPTOR") or devstack.DESCRIPTOR)
-    if not path.is_file():
-        pytest.fail(f"{path} is missing: run `make proto`")
-    return path
 
 
 @pytest.fixture(scope="module")

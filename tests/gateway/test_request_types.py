@@ -5,23 +5,12 @@ tests/e2e/test_gateway_request_check.py."""
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool, struct_pb2, timestamp_pb2, wrappers_pb2
 
-import devstack
 from protos import request_types
 from services.json_limits import DEPTH_MESSAGE, MAX_JSON_DEPTH
-
-
-@pytest.fixture(scope="module")
-def descriptor_path() -> Path:
-    path = Path(os.environ.get("ZQ_GATEWAY_DESCRIPTOR") or devstack.DESCRIPTOR)
-    if not path.is_file():
-        pytest.fail(f"{path} is missing: run `make proto`")
-    return path
 
 
 @pytest.fixture(scope="module")
