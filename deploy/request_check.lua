@@ -185,6 +185,29 @@ local function skip_space()
   P = e + 1
 end
 
+-- One more array/object open around P: the new depth, or a rejection past MAX_DEPTH.
+local function enter(path, depth)
+  if depth >= MAX_DEPTH then
+    reject(path, format("is nested too deeply: a request body may nest at most %d arrays/objects", MAX_DEPTH))
+  end
+  return depth + 1
+end
+
+-- After a member or element: true at the closing bracket `close` (consumed), else past the ','.
+local function closed(path, close)
+  skip_space()
+  local d = byte(S, P)
+  if d == close then
+    P = P + 1
+    return true
+  elseif d ~= 44 then
+    syntax(path, close == 125 and "expected ',' or '}'" or "expected ',' or ']'")
+  end
+  P = P + 1
+  skip_space()
+  return false
+end
+
 local function utf8_of(code)
   if code < 0x80 then
     return char(code)
@@ -278,6 +301,21 @@ local function read_string(path, want)
 end
 
 -- Reads the number at P. Returns its text and whether it has a fraction or an exponent.
+-- A member's key at P and the ':' after it; P is left on the value. `want`: return the key.
+local function read_key(path, want)
+  if byte(S, P) ~= 34 then
+    syntax(path, "expected a string key")
+  end
+  local key = read_string(path, want)
+  skip_space()
+  if byte(S, P) ~= 58 then
+    syntax(path, "expected ':'")
+  end
+  P = P + 1
+  skip_space()
+  return key
+end
+
 local function read_number(path)
   local _, e = find(S, "^-?%d+", P)
   if e == nil then
@@ -324,11 +362,7 @@ end
 local function skip_value(path, depth, json_path, json_depth)
   local c = byte(S, P)
   if c == 123 or c == 91 then -- { [
-    depth = depth + 1
-    if depth > MAX_DEPTH then
-      reject(json_path or path, format("is nested too deeply: a request body may nest at most %d arrays/objects",
-        MAX_DEPTH))
-    end
+    depth = enter(json_path or path, depth)
     if json_path then
       json_depth = json_depth + 1
       if json_depth > MAX_JSON_DEPTH then
@@ -344,28 +378,12 @@ local function skip_value(path, depth, json_path, json_depth)
     end
     while true do
       if c == 123 then
-        if byte(S, P) ~= 34 then
-          syntax(path, "expected a string key")
-        end
-        read_string(path, false)
-        skip_space()
-        if byte(S, P) ~= 58 then
-          syntax(path, "expected ':'")
-        end
-        P = P + 1
-        skip_space()
+        read_key(path, false)
       end
       skip_value(path, depth, json_path, json_depth)
-      skip_space()
-      local d = byte(S, P)
-      P = P + 1
-      if d == close then
+      if closed(path, close) then
         return
-      elseif d ~= 44 then
-        P = P - 1
-        syntax(path, c == 123 and "expected ',' or '}'" or "expected ',' or ']'")
       end
-      skip_space()
     end
   elseif c == 34 then
     read_string(path, false)
@@ -545,10 +563,7 @@ local function check_field(path, field, depth)
     if c ~= 123 then
       reject(path, "must be a JSON object (a map), not " .. found_kind())
     end
-    depth = depth + 1
-    if depth > MAX_DEPTH then
-      reject(path, format("is nested too deeply: a request body may nest at most %d arrays/objects", MAX_DEPTH))
-    end
+    depth = enter(path, depth)
     P = P + 1
     skip_space()
     if byte(S, P) == 125 then
@@ -556,44 +571,25 @@ local function check_field(path, field, depth)
       return
     end
     while true do
-      if byte(S, P) ~= 34 then
-        syntax(path, "expected a string key")
-      end
-      local key = read_string(path, true)
+      local key = read_key(path, true)
       local key_kind = field.map_key
       if (INTEGER[key_kind] and not find(key, "^-?%d+$")) or (key_kind == "bool" and key ~= "true" and key ~= "false") then
         reject(path, format("map keys must be %s", key_kind == "bool" and "\"true\" or \"false\"" or "integers"))
       end
-      skip_space()
-      if byte(S, P) ~= 58 then
-        syntax(path, "expected ':'")
-      end
-      P = P + 1
-      skip_space()
       local entry = path .. "." .. key
       if byte(S, P) == 110 and kind ~= "value" then
         reject(entry, EXPECTED[kind] and (EXPECTED[kind] .. ", not null") or "must not be null")
       end
       check_value(entry, field, kind, depth)
-      skip_space()
-      local d = byte(S, P)
-      P = P + 1
-      if d == 125 then
+      if closed(path, 125) then
         return
-      elseif d ~= 44 then
-        P = P - 1
-        syntax(path, "expected ',' or '}'")
       end
-      skip_space()
     end
   elseif field.repeated then
     if c ~= 91 then
       reject(path, "must be a JSON array, not " .. found_kind())
     end
-    depth = depth + 1
-    if depth > MAX_DEPTH then
-      reject(path, format("is nested too deeply: a request body may nest at most %d arrays/objects", MAX_DEPTH))
-    end
+    depth = enter(path, depth)
     P = P + 1
     skip_space()
     if byte(S, P) == 93 then
@@ -607,16 +603,9 @@ local function check_field(path, field, depth)
         reject(element, EXPECTED[kind] and (EXPECTED[kind] .. ", not null") or "must not be null")
       end
       check_value(element, field, kind, depth)
-      skip_space()
-      local d = byte(S, P)
-      P = P + 1
-      if d == 93 then
+      if closed(path, 93) then
         return
-      elseif d ~= 44 then
-        P = P - 1
-        syntax(path, "expected ',' or ']'")
       end
-      skip_space()
       index = index + 1
     end
   end
@@ -625,10 +614,7 @@ end
 
 -- The object at P as `message`; `path` is its field path ("" for the body itself).
 check_object = function(path, message, depth)
-  depth = depth + 1
-  if depth > MAX_DEPTH then
-    reject(path, format("is nested too deeply: a request body may nest at most %d arrays/objects", MAX_DEPTH))
-  end
+  depth = enter(path, depth)
   local fields = MESSAGES[message]
   local prefix = path == "" and "" or path .. "."
   P = P + 1
@@ -638,32 +624,16 @@ check_object = function(path, message, depth)
     return
   end
   while true do
-    if byte(S, P) ~= 34 then
-      syntax(path, "expected a string key")
-    end
-    local key = read_string(path, true)
-    skip_space()
-    if byte(S, P) ~= 58 then
-      syntax(path, "expected ':'")
-    end
-    P = P + 1
-    skip_space()
+    local key = read_key(path, true)
     local field = fields[key]
     if field then
       check_field(prefix .. field.name, field, depth)
     else
       skip_value(prefix .. key, depth, nil, 0)
     end
-    skip_space()
-    local d = byte(S, P)
-    P = P + 1
-    if d == 125 then
+    if closed(path, 125) then
       return
-    elseif d ~= 44 then
-      P = P - 1
-      syntax(path, "expected ',' or '}'")
     end
-    skip_space()
   end
 end
 
