@@ -42,12 +42,13 @@ import argparse
 import importlib
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from benchext import importable, qfq_prices, run_json_child  # bench/ is sys.path[0] as a script
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES: dict[str, tuple[int, int]] = {"S": (50, 1000), "M": (300, 2500), "L": (1000, 2500)}
@@ -173,23 +174,6 @@ def load_panel(path: Path) -> Any:
         return Panel(dates=z["dates"], symbols=tuple(z["symbols"].tolist()), bars=bars, is_st=z["is_st"])
 
 
-def qfq_close(panel: Any) -> Any:
-    """Close scaled by adj_factor / the last factor: the series the external libraries trade on.
-    Our strategy sees qfq as of each day, which differs from this only by a factor that is the
-    same over any window without an ex-date, so the MA signals agree."""
-    import numpy as np
-
-    from engine_svc.engine.market import MarketTape
-
-    tape = MarketTape.over(panel, "hfq")
-    for _ in panel.dates:
-        tape.advance()
-    last = tape.adj_known[-1]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mult = np.where(np.isnan(tape.adj_known), 1.0, tape.adj_known / np.where(np.isnan(last), 1.0, last))
-    return {k: panel.bars[k] * mult for k in ("open", "high", "low", "close")}
-
-
 # ------------------------------------------------------------------------------------ child side
 def _preload() -> None:
     """Import what a timed section uses, so load_s / run_s measure work, not imports."""
@@ -261,7 +245,7 @@ def _signals(panel: Any) -> tuple[Any, Any, Any]:
     """(close DataFrame in the adjusted view, entries, exits) for the external libraries."""
     import pandas as pd
 
-    close = pd.DataFrame(qfq_close(panel)["close"], index=pd.DatetimeIndex(panel.dates), columns=list(panel.symbols))
+    close = pd.DataFrame(qfq_prices(panel)["close"], index=pd.DatetimeIndex(panel.dates), columns=list(panel.symbols))
     ma5 = close.rolling(5).mean()
     ma20 = close.rolling(20).mean()
     want = ma5 > ma20
@@ -311,7 +295,7 @@ def run_external_case(case: str, size: str, prefix: Path) -> dict[str, Any]:
                 elif not want and self.position:
                     self.position.close()
 
-        view = qfq_close(panel)  # trade on the prices the signal is computed on
+        view = qfq_prices(panel)  # trade on the prices the signal is computed on
         index = pd.DatetimeIndex(panel.dates)
         trades, final = 0, 0.0
         for j in range(len(panel.symbols)):
@@ -359,54 +343,15 @@ def child_main(case: str, size: str, prefix: Path) -> None:
 
 
 # ----------------------------------------------------------------------------------- parent side
-def external_available(case: str, python: str) -> bool:
-    mod = "backtesting" if case == "backtesting" else "vectorbt"
-    probe = subprocess.run([python, "-c", f"import {mod}"], capture_output=True, check=False, cwd=ROOT)
-    return probe.returncode == 0
-
-
 def run_child(case: str, size: str, prefix: Path, timeout: float, python: str = sys.executable,
               zquant_src: str | None = None) -> dict[str, Any]:
     """One case in a fresh interpreter; the peak RSS of exactly that child comes from wait4."""
     path = [str(ROOT), str(ROOT / "bench")]
     if case == ORIGINAL_CASE and zquant_src:  # its `zquant` package must shadow the stubs' one
         path.insert(0, zquant_src)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(path), OPENBLAS_NUM_THREADS="1")
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(
-            [python, str(Path(__file__).resolve()), "--child", case, size, str(prefix)],
-            stdout=out, stderr=err, cwd=ROOT, env=env,
-        )
-        status, usage = _wait(proc, timeout)
-        wall = time.perf_counter() - t0
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = out.read().decode(), err.read().decode(errors="replace")
-    if status is None:
-        return {"case": case, "size": size, "error": f"timeout after {timeout:.0f} s"}
-    if status != 0:
-        return {"case": case, "size": size, "error": (stderr.strip().splitlines() or ["?"])[-1]}
-    rec = json.loads(stdout.strip().splitlines()[-1])
-    # ru_maxrss is in KiB on Linux
-    rec.update({"case": case, "size": size, "wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024})
+    rec = run_json_child([str(Path(__file__).resolve()), "--child", case, size, str(prefix)], python, timeout, path)
+    rec.update({"case": case, "size": size})
     return rec
-
-
-def _wait(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int | None, Any]:
-    """Reap ``proc`` with os.wait4 (its own rusage, unlike the cumulative RUSAGE_CHILDREN)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        pid, raw, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid == proc.pid:
-            proc.returncode = os.waitstatus_to_exitcode(raw)
-            return proc.returncode, usage
-        if time.monotonic() > deadline:
-            proc.kill()
-            _, raw, usage = os.wait4(proc.pid, 0)
-            proc.returncode = os.waitstatus_to_exitcode(raw)
-            return None, usage
-        time.sleep(0.02)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -434,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     notes: list[str] = []
     for ext in EXTERNAL_CASES:
-        if ext in cases and not external_available(ext, args.external_python):
+        if ext in cases and not importable(args.external_python, "backtesting" if ext == "backtesting" else "vectorbt"):
             cases.remove(ext)
             notes.append(f"{ext}: not importable in {args.external_python}, skipped "
                          "(--external-python with a venv made as bench/README.md says)")
