@@ -303,6 +303,9 @@ def main() -> int:
                                       args.external_timeout)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    for rec in report["external"].values():
+        if isinstance(rec, dict) and "timed_s" in rec and "sweep_100" in report:
+            rec["vs_sweep_wall"] = round(rec["timed_s"] / report["sweep_100"]["wall_s"], 4)
     report["external_differs"] = EXTERNAL_DIFFERS
     report["load_average_end"] = list(os.getloadavg())
 
@@ -328,7 +331,7 @@ def main() -> int:
         if isinstance(rec, str) or "error" in rec:
             print(f"{label:<22}{rec if isinstance(rec, str) else 'error: ' + rec['error']}")
             continue
-        vs = f"{rec['timed_s'] / s['wall_s']:.2f}x the sweep's wall"
+        vs = f"{rec['vs_sweep_wall']:.3f}x the sweep's wall"
         if case == "backtesting":
             note = f"{len(rec['per_stock'])} stocks x Backtest.optimize, {rec['backtests']} runs, walls summed; {vs}"
         else:
