@@ -3,6 +3,7 @@
 import type { FunctionComponent } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import type { MessageKey } from "./i18n";
+import { prefetchTaskPage } from "./pages/taskData";
 
 export interface PageProps {
   params: Record<string, string>;
@@ -13,6 +14,8 @@ export interface Route {
   pattern: string;
   title: MessageKey;
   load: () => Promise<{ default: FunctionComponent<PageProps> }>;
+  /** Work the page will need that can start before its code has loaded (data, other chunks). */
+  prefetch?: (params: Record<string, string>) => void;
   /** Shown in the top navigation. */
   nav?: boolean;
 }
@@ -20,7 +23,8 @@ export interface Route {
 export const routes: Route[] = [
   { pattern: "/tasks", title: "nav.tasks", nav: true, load: () => import("./pages/Tasks") },
   { pattern: "/new", title: "nav.new", nav: true, load: () => import("./pages/NewBacktest") },
-  { pattern: "/tasks/:id", title: "nav.tasks", load: () => import("./pages/TaskDetail") },
+  { pattern: "/tasks/:id", title: "nav.tasks", load: () => import("./pages/TaskDetail"),
+    prefetch: (p) => prefetchTaskPage(Number(p.id)) },
   { pattern: "/compare", title: "nav.compare", nav: true, load: () => import("./pages/Compare") },
   { pattern: "/sweeps", title: "nav.sweeps", nav: true, load: () => import("./pages/Sweeps") },
   { pattern: "/sweeps/new", title: "nav.sweeps", load: () => import("./pages/NewSweep") },
@@ -54,6 +58,15 @@ export function match(path: string): { route: Route; params: Record<string, stri
     }
   }
   return null;
+}
+
+/** The page the URL names: its code, and whatever it can fetch before that code runs. Called at
+ *  boot, so a reload or a link into the app does not wait for the app's first render to start. */
+export function preparePage(path: string): void {
+  const found = match(path);
+  if (!found) return;
+  found.route.load().catch(() => undefined); // the page's own load() reports a failure
+  found.route.prefetch?.(found.params);
 }
 
 export function navigate(path: string): void {

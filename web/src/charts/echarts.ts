@@ -34,9 +34,14 @@ function summarize(option: Option): SeriesSummary[] {
   }));
 }
 
-/** Draws (or redraws) a chart into `el`; returns a disposer. */
-export function draw(el: HTMLElement, option: Option): { update(o: Option): void; dispose(): void } {
-  const chart = echarts.init(el, undefined, { renderer: "svg" });
+/** Draws (or redraws) a chart into `el`; returns a disposer. `size`, when the caller has measured
+ *  `el` already, spares ECharts measuring it again (a forced layout when other charts have just
+ *  drawn); 0 or absent means "measure". */
+export function draw(el: HTMLElement, option: Option, size?: { width: number; height: number }):
+    { update(o: Option): void; dispose(): void } {
+  const chart = echarts.init(el, undefined, {
+    renderer: "svg", width: size?.width || undefined, height: size?.height || undefined,
+  });
   const apply = (o: Option) => {
     chart.setOption(o, { notMerge: true });
     el.dataset.series = JSON.stringify(summarize(o));
@@ -44,12 +49,13 @@ export function draw(el: HTMLElement, option: Option): { update(o: Option): void
   apply(option);
   // Redraw on a real size change only: the observer also reports the size it starts with, and a
   // resize is a full redraw.
-  let size = `${el.clientWidth}x${el.clientHeight}`;
+  let drawn = `${chart.getWidth()}x${chart.getHeight()}`;
   const ro = typeof ResizeObserver === "undefined" ? null : new ResizeObserver(() => {
     const now = `${el.clientWidth}x${el.clientHeight}`;
-    if (now !== size) {
-      size = now;
-      chart.resize();
+    if (now !== drawn) {
+      drawn = now;
+      // Explicit: a size given to init would otherwise stay.
+      chart.resize({ width: el.clientWidth, height: el.clientHeight });
     }
   });
   ro?.observe(el);

@@ -1,5 +1,6 @@
-import { useEffect, useRef } from "preact/hooks";
+import { useEffect, useLayoutEffect, useRef } from "preact/hooks";
 import type { Option } from "../charts/echarts";
+import { preloadCharts } from "../charts/load";
 
 interface Props {
   option: Option;
@@ -11,24 +12,20 @@ interface Props {
 
 type Drawn = ReturnType<typeof import("../charts/echarts").draw>;
 
-// ECharts is the largest chunk: it is fetched on demand, and a page that will draw charts calls
-// preloadCharts() first so the download runs while its data is being fetched.
-let charts: Promise<typeof import("../charts/echarts")> | null = null;
-export function preloadCharts(): Promise<typeof import("../charts/echarts")> {
-  charts ??= import("../charts/echarts");
-  return charts;
-}
-
 /** One ECharts figure; redraws when `option` changes. */
 export function Chart({ option, label, height = 320, testId }: Props) {
   const ref = useRef<HTMLDivElement>(null);
   const handle = useRef<Drawn | null>(null);
   const latest = useRef(option);
   latest.current = option;
-  useEffect(() => {
+  // Before the browser paints (a layout effect), so the page's first frame has its charts. The
+  // size is read here, while no chart has drawn yet: a page's charts then cost one layout, where
+  // each ECharts init measuring its own container would force another after the previous draw.
+  useLayoutEffect(() => {
     let live = true;
+    const size = { width: ref.current?.clientWidth ?? 0, height: ref.current?.clientHeight ?? 0 };
     void preloadCharts().then(({ draw }) => {
-      if (live && ref.current) handle.current = draw(ref.current, latest.current);
+      if (live && ref.current) handle.current = draw(ref.current, latest.current, size);
     });
     return () => {
       live = false;

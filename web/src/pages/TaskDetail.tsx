@@ -1,17 +1,18 @@
 import { useEffect, useMemo, useState } from "preact/hooks";
 import {
-  cancelTask, deleteTask, downloadReport, getBars, getEquity, getLogs, getOrderSummary, getPositions, getTask,
-  listExRights, listOrders, listRoundTrips, listTrades,
+  cancelTask, deleteTask, downloadReport, getBars, getLogs, getPositions, listExRights, listOrders, listRoundTrips,
+  listTrades,
 } from "../api/client";
 import { watchTask } from "../api/stream";
 import {
-  type EquitySeries, type Order, ORDER_STATUSES, type OrderSummary, type RoundTrip, type Task, type Trade,
+  type EquitySeries, type Order, ORDER_STATUSES, type OrderSummary, type RoundTrip, type Task, TERMINAL, type Trade,
 } from "../api/types";
 import { bytes, int, num, pct } from "../analytics/format";
 import { lineOf } from "../analytics/lines";
 import { candleOption } from "../charts/options";
 import { runCharts } from "../charts/run";
-import { Chart, preloadCharts } from "../components/Chart";
+import { preloadCharts } from "../charts/load";
+import { Chart } from "../components/Chart";
 import { LazyCodeEditor } from "../components/LazyCodeEditor";
 import { ErrorBox, errorText, Loading } from "../components/Feedback";
 import { useAsync } from "../components/hooks";
@@ -20,20 +21,24 @@ import { ProgressBar, StatusBadge } from "../components/StatusBadge";
 import { type Column, PagedTable } from "../components/Table";
 import { lang, type MessageKey, t } from "../i18n";
 import { navigate, type PageProps } from "../router";
+import { loadResults, loadTask } from "./taskData";
 
 const L = (k: string) => t(k as MessageKey);
 
 export default function TaskDetail({ params }: PageProps) {
   const id = Number(params.id);
   useEffect(() => { void preloadCharts(); }, []);
-  const first = useAsync(() => getTask(id), [id]);
+  const first = useAsync(() => loadTask(id), [id]);
   const [task, setTask] = useState<Task | null>(null);
   const [actionError, setActionError] = useState("");
   useEffect(() => { if (first.data) setTask(first.data); }, [first.data]);
+  // Live while the task can still change: a finished task never does, so its page opens no stream.
+  const live = first.data !== undefined && !TERMINAL.has(first.data.status);
   useEffect(() => {
+    if (!live) return undefined;
     const h = watchTask(id, { onEvent: (ev) => setTask((cur) => ({ ...ev.task, strategy_code: cur?.strategy_code ?? ev.task.strategy_code })) });
     return () => h.close();
-  }, [id]);
+  }, [id, live]);
 
   if (first.error && !task) return <ErrorBox error={first.error} onRetry={first.reload} />;
   if (!task) return <Loading />;
@@ -105,10 +110,7 @@ function CodeAndConfig({ task, errorLine, open = false }: { task: Task; errorLin
 
 function Completed({ task }: { task: Task }) {
   const id = task.id;
-  const data = useAsync(async () => {
-    const [equity, summary] = await Promise.all([getEquity(id), getOrderSummary(id)]);
-    return { equity, summary };
-  }, [id]);
+  const data = useAsync(() => loadResults(id), [id]);
   const [log, setLog] = useState(false);
   // The tables, candles and logs below the charts render after the charts have been painted:
   // what a reader sees first is not kept waiting for what needs scrolling.
