@@ -1,6 +1,7 @@
 """Envoy serves the console's files at /console/ (direct_response from files), same origin as
 the API: content types, caching (hashed assets immutable, index revalidated), security headers,
-gzip, and the API's JSON errors untouched. Uses a small fake build, not the real one."""
+gzip (the build's precompressed variant when there is one, else compressed by Envoy), and the
+API's JSON errors untouched. Uses a small fake build, not the real one."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ pytestmark = pytest.mark.envoy
 
 INDEX = b"<!doctype html><html><head><script type=module src=/console/assets/app-1a2b3c.js></script></head></html>"
 SCRIPT = b"console.log('zquant');\n" * 400  # > 1 KiB, so it is worth compressing
+# The build's variant (web/vite.config.ts): not what Envoy would produce, so a test can tell them apart.
+SCRIPT_GZ = gzip.compress(SCRIPT, compresslevel=1, mtime=0)
+LAZY = b"export const zquant = 1;\n" * 400  # a file the build left without a variant
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +28,8 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "assets").mkdir()
     (root / "index.html").write_bytes(INDEX)
     (root / "assets" / "app-1a2b3c.js").write_bytes(SCRIPT)
+    (root / "assets" / "app-1a2b3c.js.gz").write_bytes(SCRIPT_GZ)
+    (root / "assets" / "lazy-7a8b9c.js").write_bytes(LAZY)
     (root / "assets" / "app-4d5e6f.css").write_bytes(b"body{margin:0}")
     return root
 
@@ -61,14 +67,39 @@ def test_hashed_assets_are_immutable_with_their_content_type(gateway) -> None:
     assert css.headers["content-type"] == "text/css; charset=utf-8"
 
 
-def test_gzip_when_accepted(gateway) -> None:
+def _raw(url: str, accept_encoding: str) -> tuple[httpx.Response, bytes]:
+    """The response and its body as sent (not decoded)."""
     with httpx.Client() as client:
-        raw = client.send(client.build_request("GET", gateway.url + "/console/assets/app-1a2b3c.js",
-                                               headers={"accept-encoding": "gzip"}), stream=True)
-        body = b"".join(raw.iter_raw())
-    assert raw.headers["content-encoding"] == "gzip"
-    assert len(body) < len(SCRIPT) / 10
-    assert gzip.decompress(body) == SCRIPT
+        resp = client.send(client.build_request("GET", url, headers={"accept-encoding": accept_encoding}), stream=True)
+        return resp, b"".join(resp.iter_raw())
+
+
+def test_precompressed_variant_when_gzip_is_accepted(gateway) -> None:
+    url = gateway.url + "/console/assets/app-1a2b3c.js"
+    for accept in ("gzip", "gzip, deflate, br, zstd", "deflate, gzip;q=0.5"):
+        resp, body = _raw(url, accept)
+        assert resp.status_code == 200
+        assert resp.headers["content-encoding"] == "gzip"
+        assert body == SCRIPT_GZ, accept  # the build's file as it is: not decoded, not compressed again
+        assert resp.headers["content-type"] == "application/javascript; charset=utf-8"
+        assert resp.headers["cache-control"] == "public, max-age=31536000, immutable"
+        assert resp.headers["vary"].lower() == "accept-encoding"
+        _security(resp)
+    # Refusing gzip (q=0) or not asking for it: the plain file, same headers otherwise.
+    for accept in ("identity", "gzip;q=0", "deflate, gzip;q=0.0", "x-gzip"):
+        resp, body = _raw(url, accept)
+        assert "content-encoding" not in resp.headers, accept
+        assert body == SCRIPT
+        assert resp.headers["vary"].lower() == "accept-encoding"
+        assert resp.headers["cache-control"] == "public, max-age=31536000, immutable"
+        _security(resp)
+
+
+def test_gzip_by_envoy_when_there_is_no_variant(gateway) -> None:
+    resp, body = _raw(gateway.url + "/console/assets/lazy-7a8b9c.js", "gzip")
+    assert resp.headers["content-encoding"] == "gzip"
+    assert len(body) < len(LAZY) / 10
+    assert gzip.decompress(body) == LAZY
 
 
 def test_unknown_console_path_is_404_and_root_redirects(gateway) -> None:
@@ -89,8 +120,14 @@ def test_api_errors_keep_their_json_shape(gateway) -> None:
 def test_route_generation_rules(tmp_path: Path, dist: Path) -> None:
     routes = console_routes.console_routes(dist)
     paths = [r["match"].get("path") or r["match"].get("prefix") for r in routes]
-    assert paths == ["/", "/console", "/console/", "/console/assets/app-1a2b3c.js", "/console/assets/app-4d5e6f.css",
-                     "/console/index.html", "/console/"]
+    # The precompressed variant first (only for clients accepting gzip), then the plain file; the
+    # .gz file has no URL of its own.
+    assert paths == ["/", "/console", "/console/", "/console/assets/app-1a2b3c.js", "/console/assets/app-1a2b3c.js",
+                     "/console/assets/app-4d5e6f.css", "/console/assets/lazy-7a8b9c.js", "/console/index.html",
+                     "/console/"]
+    assert [h["name"] for h in routes[3]["match"]["headers"]] == ["accept-encoding"]
+    assert routes[3]["direct_response"]["body"]["filename"].endswith("app-1a2b3c.js.gz")
+    assert "headers" not in routes[4]["match"]
     with pytest.raises(console_routes.ConsoleBuildError, match=r"index\.html"):
         console_routes.console_routes(tmp_path)
     (tmp_path / "index.html").write_text("x")
