@@ -390,6 +390,8 @@ class WorkerHandle:
             if self._proc.stdin is not None:
                 with contextlib.suppress(OSError):
                     self._proc.stdin.close()
+            # The number may be reused by the next file this process opens: never write to it again.
+            self._stdin_fd = -1
             for attr in ("_out_fd", "_pidfd"):
                 fd = getattr(self, attr)
                 if fd >= 0:
@@ -443,7 +445,10 @@ class WorkerHandle:
 
     def finish(self, grace: float) -> None:
         """Ask an interactive job to end (an ``end`` frame) and wait up to ``grace`` seconds for
-        its final frame, so what it printed is flushed; ``close`` does the rest."""
+        its final frame, so what it printed is flushed; ``close`` does the rest. Nothing to do when
+        the worker is already gone and closed (it died: its error is what the caller reports)."""
+        if self._stdin_fd < 0:
+            return
         if self.bwrap:
             self._sampled_rss_mb = _tree_peak_rss_mb(self.pid)
         self._pending += protocol.frame_bytes({"type": "end"})
@@ -588,6 +593,9 @@ class WorkerHandle:
     def _send_some(self) -> None:
         """Write as much of the queue as the pipe takes, in one writev: a day's frame is several
         buffers, and one syscall wakes the worker once."""
+        if self._stdin_fd < 0:  # closed: the worker is gone, and its exit says why
+            self._pending = []
+            return
         try:
             n = os.writev(self._stdin_fd, self._pending[:_IOV_MAX])
         except BlockingIOError:

@@ -173,6 +173,18 @@ def test_infinite_loop_hits_the_cpu_limit(run_strategy: Run) -> None:
     assert time.monotonic() - t0 < 60
 
 
+def test_a_worker_killed_after_some_days_reports_its_limit_not_an_internal_error(run_strategy: Run) -> None:
+    """The worker dies (SIGKILL at the hard CPU limit, no error frame) after answering two days:
+    the run's error is the limit. The trusted side's end-of-run step must not write to the closed
+    pipe (its fd number may already belong to another file of the service): it used to raise
+    EBADF there, which became "internal error in the engine service"."""
+    code = "import signal\nsignal.signal(signal.SIGXCPU, signal.SIG_IGN)\nif len(self.seen) >= 2:\n" \
+           "    while True:\n        pass\nself.seen.append(1)"
+    code = strategy(code).replace("    def on_bar", "    seen = []\n\n    def on_bar", 1)
+    err = fails(run_strategy, code, cpu_seconds=1, wall_seconds=60)
+    assert (err.kind, err.message) == ("cpu_time", "CPU time limit exceeded (1 s)")
+
+
 def test_ignoring_sigxcpu_still_hits_the_cpu_limit(run_strategy: Run) -> None:
     code = "import signal\nsignal.signal(signal.SIGXCPU, signal.SIG_IGN)\nwhile True:\n    pass"
     err = fails(run_strategy, code, cpu_seconds=1, wall_seconds=60)
