@@ -59,10 +59,13 @@ def test_fuzzing_the_gateway_finds_no_5xx_and_no_schema_violation(tmp_path: Path
                               json={"username": "fuzzer", "password": "fuzzer-password-1"}).json()["access_token"]
         argv = [st, "run", f"{url}/api/v1/openapi.json", "--checks", ",".join(CHECKS),
                 "--max-examples", str(MAX_EXAMPLES), "--max-time", str(MAX_SECONDS), "--seed", "20261124",
-                "--header", f"Authorization: Bearer {token}", "--request-timeout", "30", "--workers", "2",
+                "--header", f"Authorization: Bearer {token}", "--request-timeout", "30", "--workers", "1",
                 "--no-color", "--generation-database", "none",
                 *[a for op in STREAMS for a in ("--exclude-operation-id", op)]]
 
+        # One worker: with two threads, hypothesis's ast.parse of lambda sources races on CPython
+        # 3.11's shared AST recursion counter ("SystemError: AST constructor recursion depth
+        # mismatch") and schemathesis reports its own crash as a failure.
         # In tmp: schemathesis keeps a crash cache in its working directory.
         run = subprocess.run(argv, capture_output=True, text=True, timeout=MAX_SECONDS + 180, cwd=tmp_path)
         assert run.returncode == 0, run.stdout[-20000:] + run.stderr[-5000:]
