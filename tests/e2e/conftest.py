@@ -151,15 +151,6 @@ def envoy_binary() -> str:
     return binary
 
 
-@pytest.fixture(scope="session")
-def envoy_descriptor() -> Path:
-    """deploy/envoy.pb; ZQ_GATEWAY_DESCRIPTOR points the tests at another descriptor set."""
-    path = Path(os.environ.get("ZQ_GATEWAY_DESCRIPTOR") or devstack.DESCRIPTOR)
-    if not path.is_file():
-        pytest.fail(f"{path} is missing: run `make proto`")
-    return path
-
-
 @pytest.fixture
 def start_gateway(tmp_path: Path, envoy_binary: str, envoy_descriptor: Path) -> Iterator[GatewayFactory]:
     factory = GatewayFactory(tmp_path, envoy_descriptor)

@@ -110,9 +110,9 @@ CLUSTER_OF_REST_SERVICE = {
 
 
 @pytest.fixture(scope="module")
-def services(descriptor_path: Path) -> dict[str, descriptor_pb2.ServiceDescriptorProto]:
+def services(envoy_descriptor: Path) -> dict[str, descriptor_pb2.ServiceDescriptorProto]:
     """zquant services in the descriptor set, by full name."""
-    fds = descriptor_pb2.FileDescriptorSet.FromString(descriptor_path.read_bytes())
+    fds = descriptor_pb2.FileDescriptorSet.FromString(envoy_descriptor.read_bytes())
     return {
         f"{file.package}.{service.name}": service
         for file in fds.file
@@ -175,11 +175,11 @@ def test_typed_rpcs_have_no_http_rule_and_only_internal_ones_lack_a_rest_binding
     assert unbound == INTERNAL_RPCS
 
 
-def test_response_body_only_names_http_body_fields(services, descriptor_path):
+def test_response_body_only_names_http_body_fields(services, envoy_descriptor):
     """Envoy 1.40's transcoder refuses `response_body` unless the field is a google.api.HttpBody
     ("Setting response_body is not supported yet for non-HttpBody fields"), and then fails to
     load the whole config. Checked here so the message names the RPCs."""
-    fds = descriptor_pb2.FileDescriptorSet.FromString(descriptor_path.read_bytes())
+    fds = descriptor_pb2.FileDescriptorSet.FromString(envoy_descriptor.read_bytes())
     messages = {f".{file.package}.{message.name}": message for file in fds.file for message in file.message_type}
     offenders = []
     for full_name, service in services.items():
@@ -272,8 +272,8 @@ def test_render_rejects_missing_or_unknown_values():
         devstack.render_envoy_config(values, template)
 
 
-def test_committed_config_validates_from_the_repo_root(envoy, descriptor_path):
-    if descriptor_path != devstack.DESCRIPTOR:
+def test_committed_config_validates_from_the_repo_root(envoy, envoy_descriptor):
+    if envoy_descriptor != devstack.DESCRIPTOR:
         pytest.skip("the committed file names deploy/envoy.pb")
     result = devstack.validate_envoy_config(Path("deploy/envoy.yaml"), envoy, cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -292,8 +292,8 @@ def test_committed_config_validates_from_the_repo_root(envoy, descriptor_path):
         },
     ],
 )
-def test_rendered_config_passes_envoy_validate(envoy, descriptor_path, tmp_path, ports):
-    config = devstack.GatewayConfig(descriptor=descriptor_path, **ports)
+def test_rendered_config_passes_envoy_validate(envoy, envoy_descriptor, tmp_path, ports):
+    config = devstack.GatewayConfig(descriptor=envoy_descriptor, **ports)
     path = devstack.write_envoy_config(tmp_path, config)
     # Validation runs the request check's Lua, which loads its JSON types from the path
     # devstack gives Envoy, wherever Envoy runs.
@@ -301,9 +301,9 @@ def test_rendered_config_passes_envoy_validate(envoy, descriptor_path, tmp_path,
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_render_writes_one_endpoint_per_replica(envoy, descriptor_path, tmp_path):
+def test_render_writes_one_endpoint_per_replica(envoy, envoy_descriptor, tmp_path):
     config = devstack.GatewayConfig(
-        descriptor=descriptor_path, task_addr="127.0.0.1:60052, 0.0.0.0:60062", engine_addr="127.0.0.1:60053"
+        descriptor=envoy_descriptor, task_addr="127.0.0.1:60052, 0.0.0.0:60062", engine_addr="127.0.0.1:60053"
     )
     path = devstack.write_envoy_config(tmp_path, config)
     clusters = {c["name"]: c for c in yaml.safe_load(path.read_text())["static_resources"]["clusters"]}
@@ -325,9 +325,9 @@ def test_render_writes_one_endpoint_per_replica(envoy, descriptor_path, tmp_path
         devstack.render_envoy_config({**values, "task_port": [60052]})
 
 
-def test_the_request_check_fails_closed_without_its_json_types(envoy, descriptor_path, tmp_path):
+def test_the_request_check_fails_closed_without_its_json_types(envoy, envoy_descriptor, tmp_path):
     """A gateway whose request check cannot load its types does not start (no unchecked bodies)."""
-    config = devstack.GatewayConfig(descriptor=descriptor_path)
+    config = devstack.GatewayConfig(descriptor=envoy_descriptor)
     path = devstack.write_envoy_config(tmp_path, config)
     env = {**os.environ, "ZQ_GATEWAY_REQUEST_TYPES": str(tmp_path / "missing.lua")}
     result = devstack.validate_envoy_config(path, envoy, cwd=tmp_path, env=env)

@@ -14,16 +14,16 @@ from tests.gateway.test_envoy_config import REST_EXTRAS, REST_TABLE
 
 
 @pytest.fixture(scope="module")
-def document(descriptor_path: Path) -> dict:
-    return json.loads(descriptor_path.with_name("openapi.json").read_text())
+def document(envoy_descriptor: Path) -> dict:
+    return json.loads(envoy_descriptor.with_name("openapi.json").read_text())
 
 
 def _operations(document: dict) -> set[tuple[str, str]]:
     return {(verb.upper(), path) for path, ops in document["paths"].items() for verb in ops}
 
 
-def test_the_committed_build_is_current(document, descriptor_path):
-    assert document == json.loads(json.dumps(openapi.build(descriptor_path))), "run `make proto`"
+def test_the_committed_build_is_current(document, envoy_descriptor):
+    assert document == json.loads(json.dumps(openapi.build(envoy_descriptor))), "run `make proto`"
 
 
 def test_it_lists_exactly_the_transcoded_paths(document):

@@ -18,16 +18,16 @@ def schema() -> request_types.Schema:
     return request_types.build()
 
 
-def test_the_generated_file_is_current(descriptor_path, schema):
-    committed = descriptor_path.with_name("request_types.lua").read_text()
+def test_the_generated_file_is_current(envoy_descriptor, schema):
+    committed = envoy_descriptor.with_name("request_types.lua").read_text()
     assert committed == request_types.render(schema, MAX_JSON_DEPTH, DEPTH_MESSAGE), "run `make proto`"
     # The services' rule and words, not a copy of them.
     assert f"max_json_depth = {MAX_JSON_DEPTH}," in committed
     assert f'json_depth_message = "{DEPTH_MESSAGE}",' in committed
 
 
-def test_every_operation_with_a_body_has_a_route_and_no_other(descriptor_path, schema):
-    document = json.loads(descriptor_path.with_name("openapi.json").read_text())
+def test_every_operation_with_a_body_has_a_route_and_no_other(envoy_descriptor, schema):
+    document = json.loads(envoy_descriptor.with_name("openapi.json").read_text())
     with_body = {(verb.upper(), path) for path, ops in document["paths"].items()
                  for verb, op in ops.items() if "requestBody" in op}
     assert {(verb, path) for verb, path, _ in schema.routes} == with_body
