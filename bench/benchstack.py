@@ -106,9 +106,6 @@ class BenchStack:
             task_addr=self.env["ZQ_TASK_ADDR"], engine_addr=self.env["ZQ_ENGINE_ADDR"], console_dist=console_dist))
         wait_healthy(self.ports["admin"], ["auth", "task", "engine"])
 
-    def pid(self, service: str) -> int:
-        return next(h.pid for h in self.handles if h.name == service)
-
     def pids(self, service: str) -> list[int]:
         return [h.pid for h in self.handles if h.name == service]
 

@@ -169,10 +169,6 @@ class Tasks:
             raise NotFound(f"task {task_id} not found")
         return task
 
-    def find(self, user_id: int, task_id: int) -> Task | None:
-        with self.sessions() as session:
-            return TaskRepository(session, user_id).get(task_id)
-
     def find_many(self, keys: list[tuple[int, int]]) -> dict[tuple[int, int], Task]:
         """Rows by (user_id, task_id); a pair with no row (gone, or not that user's) is absent."""
         with self.sessions() as session:

@@ -77,6 +77,16 @@ def _spans(real: RealStack, trace_id: str) -> dict[str, list[dict]]:
             for name, handle in real.handles.items()}
 
 
+def _finished(traced: Traced, path: str, timeout: float = 45) -> dict:
+    """The task or sweep at `path` once it is in a terminal state (or as it is at the timeout)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        item = traced.http.get(path, headers=traced.headers).json()
+        if item["status"] in ("completed", "failed", "cancelled") or time.monotonic() > deadline:
+            return item
+        time.sleep(0.2)
+
+
 def _names(spans: list[dict]) -> set[str]:
     return {s["name"] for s in spans}
 
@@ -88,12 +98,7 @@ def test_one_backtest_is_one_trace_across_the_three_services(traced: Traced) -> 
     assert resp.status_code == 201, resp.text
     task_id = resp.json()["id"]
 
-    deadline = time.monotonic() + 45
-    while time.monotonic() < deadline:
-        task = traced.http.get(f"/backtest/tasks/{task_id}", headers=traced.headers).json()
-        if task["status"] in ("completed", "failed", "cancelled"):
-            break
-        time.sleep(0.2)
+    task = _finished(traced, f"/backtest/tasks/{task_id}")
     assert task["status"] == "completed", task
     # A server stream on task_svc's grpc.aio server, traced too: a finished task's watch is
     # its snapshot, then the stream ends.
@@ -158,12 +163,7 @@ def test_one_sweep_is_one_trace_whose_spans_cover_its_trial_batches(traced: Trac
         "strategy_code": CODE, "config": CONFIG, "space": {"weight": {"values": [1, 2, 3]}}})
     assert resp.status_code == 201, resp.text
     sweep_id = resp.json()["id"]
-    deadline = time.monotonic() + 45
-    while time.monotonic() < deadline:
-        sweep = traced.http.get(f"/backtest/sweeps/{sweep_id}", headers=traced.headers).json()
-        if sweep["status"] in ("completed", "failed", "cancelled"):
-            break
-        time.sleep(0.2)
+    sweep = _finished(traced, f"/backtest/sweeps/{sweep_id}")
     assert sweep["status"] == "completed" and sweep["done"] == 3, sweep
 
     create = "/zquant.backtest.v1.SweepRestService/CreateSweep"
