@@ -128,7 +128,6 @@ class GrpcEngineClient:
                 ("grpc.keepalive_time_ms", int(keepalive * 1000)),
                 ("grpc.keepalive_timeout_ms", int(keepalive * 1000)),
                 ("grpc.http2.max_pings_without_data", 0),
-                ("grpc.http2.min_time_between_pings_ms", int(keepalive * 1000)),
                 ("grpc.http2.ping_timeout_ms", int(keepalive * 1000)),  # else a ping waits 60 s
             ])),
             RequestIdClientInterceptor(),
