@@ -322,6 +322,7 @@ class Dispatcher:
                         return
                 elif kind == "result":
                     self._finish_completed(run, event.result)
+                    run.handle.finish()
                     return
                 elif kind == "error":
                     err = event.error

@@ -25,6 +25,7 @@ TRANSIENT_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOUR
 # Calls spread over every engine address the target resolves to (gRPC's default, pick_first,
 # sends everything to the first one: one task replica would use one engine however many run).
 # An engine that is down is skipped until it reconnects.
+FINISH_SECONDS = 5.0  # the status follows the last event at once; longer means a hung engine
 ROUND_ROBIN = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
 
 
@@ -61,6 +62,8 @@ class EngineRun(Protocol):
 
     def events(self) -> Iterator[engine_pb2.RunBacktestEvent]: ...
 
+    def finish(self) -> None: ...
+
     def cancel(self) -> None: ...
 
 
@@ -68,6 +71,8 @@ class TrialsRun(Protocol):
     """One running batch of trials: iterate its events; cancel() kills the engine's worker."""
 
     def events(self) -> Iterator[engine_pb2.RunTrialsEvent]: ...
+
+    def finish(self) -> None: ...
 
     def cancel(self) -> None: ...
 
@@ -103,6 +108,14 @@ class _GrpcRun:
 
     def events(self) -> Iterator[engine_pb2.RunBacktestEvent]:
         return iter(self._call)  # type: ignore[call-overload]
+
+    def finish(self) -> None:
+        """Wait for the call's status after the last event. A call dropped unread is cancelled
+        when it is garbage collected, so the engine would count a delivered result as CANCELLED."""
+        try:
+            self._call.exception(timeout=FINISH_SECONDS)  # type: ignore[attr-defined]
+        except grpc.FutureTimeoutError:
+            self._call.cancel()
 
     def cancel(self) -> None:
         self._call.cancel()

@@ -270,6 +270,7 @@ class SweepRunner:
                     self._backoff = 0.0
                     per_trial = (time.monotonic() - started) / max(1, len(trials))
                     self._store(run, trials, results, per_trial, spec)
+                    run.handle.finish()
                     return
                 elif kind == "error":
                     err = event.error

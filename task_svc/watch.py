@@ -5,7 +5,8 @@ Rules (docs/architecture.md, "Task states": status is data, committed before it 
   (its hint is already queued), so the terminal state is never missed;
 - hints only trigger a re-read of the row; the row is what is sent (a hint may be stale,
   duplicated or — across replicas — lost);
-- with no hint for ``tick`` seconds the row is re-read anyway (safety net for lost NOTIFYs);
+- with no hint for ``tick`` seconds the row is re-read anyway (safety net for lost NOTIFYs;
+  WatchTasks re-reads every unfinished task it has sent, at most once per ``tick``);
 - PROGRESS events are throttled to one per ``progress_interval`` per task (the latest state
   is sent when the interval ends); STATUS events are never throttled. Transitions that happen
   within one re-read (e.g. RUNNING then COMPLETED a millisecond later) may coalesce into one
@@ -93,6 +94,7 @@ async def watch_tasks(reads: WatchReads, bus: EventBus, user_id: int, *, tick: f
             yield WatchEvent(SNAPSHOT, task.id, user_id, task, False)
         sent_at: dict[int, float] = {}
         dirty: set[int] = set()  # tasks with throttled progress still to send
+        swept_at = time.monotonic()
         while True:
             wait = tick
             if dirty:
@@ -104,6 +106,9 @@ async def watch_tasks(reads: WatchReads, bus: EventBus, user_id: int, *, tick: f
             ids = set(dirty)
             if hint is not None:
                 ids.add(hint.task_id)
+            if time.monotonic() - swept_at >= tick:  # the safety net for lost hints
+                swept_at = time.monotonic()
+                ids.update(tid for tid, task in known.items() if not _is_terminal(task))
             dirty.clear()
             for tid in sorted(ids):
                 row = await reads.find(user_id, tid)

@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
 import devstack
@@ -237,8 +238,17 @@ def test_login_run_a_template_and_watch_it_live(console: Console, stack: Stack) 
     page.wait_for_selector("[data-testid=live].on")
     # Submit through the API while the list is open: the row must appear and move by itself.
     task = stack.run(strategy_code=SLOW_CODE, strategy_name="live", config=CONFIG)
-    row = f"tr[data-task-id='{task['id']}']"
-    page.wait_for_selector(f"{row}[data-status=completed]", timeout=90_000)
+    task_id = task["id"]
+    row = f"tr[data-task-id='{task_id}']"
+    try:
+        page.wait_for_selector(f"{row}:is([data-status=completed], [data-status=failed], [data-status=cancelled])",
+                               timeout=90_000)
+    except PlaywrightTimeout:
+        seen = page.evaluate(f"window.__seen['{task_id}']")
+        api = stack.get(f"/api/v1/backtest/tasks/{task_id}").json()
+        raise AssertionError(f"the row never showed an end: it went through {seen}, the API says {api}") from None
+    done = stack.get(f"/api/v1/backtest/tasks/{task_id}").json()
+    assert page.get_attribute(row, "data-status") == "completed", done
     seen = page.evaluate(f"window.__seen['{task['id']}']")
     assert seen[-1] == "completed"
     assert "running" in seen, seen

@@ -97,8 +97,17 @@ def test_a_backtest_is_visible_in_the_metrics(make_app, connect, engine, monkeyp
     for _ in watch:  # the stream ends after the terminal event
         pass
 
-    after = scrape(task_port)
-    eng = scrape(engine["metrics"])
+    # The task is COMPLETED as soon as the result arrives; the engine counts its call a moment
+    # later, when the stream's status is sent.
+    deadline = time.monotonic() + 10
+    while True:
+        after = scrape(task_port)
+        eng = scrape(engine["metrics"])
+        if eng.value("grpc_server_handled_total", grpc_service=ENGINE, grpc_method="RunBacktest", grpc_code="OK") \
+                > before.value("grpc_server_handled_total", grpc_service=ENGINE, grpc_method="RunBacktest",
+                               grpc_code="OK") or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
 
     def delta(name: str, **labels: str) -> float:
         return after.value(name, **labels) - before.value(name, **labels)
@@ -112,6 +121,9 @@ def test_a_backtest_is_visible_in_the_metrics(make_app, connect, engine, monkeyp
         == before.value("grpc_server_streams_open", grpc_service=TASKS, grpc_method="WatchTask")
     # per-RPC, engine_svc: the dispatcher's call
     assert delta("grpc_server_handled_total", grpc_service=ENGINE, grpc_method="RunBacktest", grpc_code="OK") == 1
+    # the dispatcher reads the call to its end: a delivered result is not counted as cancelled
+    assert delta("grpc_server_handled_total", grpc_service=ENGINE, grpc_method="RunBacktest",
+                 grpc_code="CANCELLED") == 0
     assert delta("grpc_server_handling_seconds_count", grpc_service=ENGINE, grpc_method="RunBacktest") == 1
 
     # task_svc domain

@@ -141,3 +141,36 @@ def test_batched_reads_stay_scoped_to_each_watcher_and_batches_are_bounded() -> 
         assert (await reads.find(3, 103)).status == "RUNNING"
 
     asyncio.run(scenario())
+
+
+def test_watch_tasks_delivers_a_change_whose_hint_was_lost() -> None:
+    """The tick is WatchTasks' safety net too: a task that finishes without a hint reaching this
+    replica (a lost NOTIFY) still shows its terminal state, while another task's progress keeps
+    hints coming."""
+    async def scenario() -> None:
+        bus = EventBus()
+        store = Store({(1, 7): _row(7, 1, "RUNNING"), (1, 8): _row(8, 1, "RUNNING")})
+        store.active_tasks = lambda user_id: [store.rows[(1, 7)], store.rows[(1, 8)]]  # type: ignore[attr-defined]
+        stream = watch_tasks(WatchReads(store), bus, 1, tick=0.3, progress_interval=0.05)  # type: ignore[arg-type]
+        assert [(e.kind, e.task_id) for e in [await anext(stream), await anext(stream)]] == [
+            ("SNAPSHOT", 7), ("SNAPSHOT", 8)]
+        store.rows[(1, 7)] = _row(7, 1, "COMPLETED")  # committed, but its hint never arrives
+
+        async def progress_of_8() -> None:
+            for i in range(40):
+                store.rows[(1, 8)] = SimpleNamespace(**{**vars(_row(8, 1, "RUNNING")), "progress": i / 40})
+                bus.publish(TaskHint(8, 1, "RUNNING", "progress"))
+                await asyncio.sleep(0.05)
+
+        feeder = asyncio.create_task(progress_of_8())
+        started = time.monotonic()
+        while True:
+            event = await asyncio.wait_for(anext(stream), 5)
+            if event.task_id == 7:
+                break
+        assert (event.kind, event.task.status, event.terminal) == ("STATUS", "COMPLETED", True)
+        assert time.monotonic() - started < 1.5  # within a tick or two, not never
+        feeder.cancel()
+        bus.close()
+
+    asyncio.run(scenario())
