@@ -1,6 +1,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { cancelTask, deleteTask, listTasks } from "../api/client";
 import { watchTasks } from "../api/stream";
+import { applyTaskEvent } from "./taskRows";
 import { type Task, TASK_STATUSES, type TaskStatus, TERMINAL } from "../api/types";
 import { dateTime } from "../analytics/format";
 import { ErrorBox, errorText } from "../components/Feedback";
@@ -32,16 +33,9 @@ export default function Tasks({ query }: PageProps) {
     const h = watchTasks({
       onState: setLive,
       onEvent(ev) {
-        if (ev.kind === "snapshot") return;
-        if (ev.kind === "deleted") { page.reload(); return; }
         setRows((cur) => {
-          const i = cur.findIndex((r) => r.id === ev.task.id);
-          if (i < 0) {
-            if (ev.kind === "status" && ev.task.status === "pending") page.reload();
-            return cur;
-          }
-          const next = cur.slice();
-          next[i] = ev.task;
+          const { rows: next, reload } = applyTaskEvent(cur, ev);
+          if (reload) page.reload();
           return next;
         });
       },
