@@ -232,7 +232,10 @@ class MarketTape:
             self._first_factor(j, r)
         for r, j in rows.rescale:
             self._rescale_at(r, j)
-        self.dates_str += np.datetime_as_string(rows.dates, unit="D").tolist()
+        if len(rows.dates) == 1:  # a day's feed: str() of one date is a fraction of the array call
+            self.dates_str.append(str(rows.dates[0]))
+        else:
+            self.dates_str += np.datetime_as_string(rows.dates, unit="D").tolist()
         self._derived = hi
 
     def rows(self, lo: int, hi: int) -> DerivedRows:

@@ -276,12 +276,17 @@ class HostedSide:
         self.channel.start(session.init_message(), warmup, session.feed(daywire.DAY, slice(rows.start, rows.start + 1)))
 
     def run_day(self, session: TrustedSession, k: int, i: int, resolved: list[Order]) -> None:
+        # Tomorrow's feed is built while the strategy works on today (it leaves only once today's
+        # reply is in); with the reply in, tomorrow goes out first, so the strategy starts on it
+        # while we decode and replay today.
+        tomorrow = session.feed(daywire.DAY, slice(i + 1, i + 2)) if i + 1 < session.rows.stop else None
+        body = self.channel.receive()
+        if tomorrow is not None:
+            self.channel.send(tomorrow)
         try:
-            reply = daywire.decode_reply(self.channel.receive(), len(session.tape.symbols))
+            reply = daywire.decode_reply(body, len(session.tape.symbols))
         except daywire.WireError as exc:
             raise ProtocolViolation(f"invalid day reply from the strategy process: {exc}") from None
-        if i + 1 < session.rows.stop:  # the strategy may start on tomorrow while we replay today
-            self.channel.send(session.feed(daywire.DAY, slice(i + 1, i + 2)))
         try:
             session.apply_reply(i, reply)
         except it.IntentError as exc:

@@ -241,6 +241,7 @@ class WorkerHandle:
         self._eof = False
         self._poller: select.poll | None = None
         self._polling = (False, True)  # (stdin registered, output registered)
+        self.on_close: Callable[[], None] | None = None  # called once, after close() (SparePool)
 
     # ---- start -----------------------------------------------------------------------------
 
@@ -402,6 +403,9 @@ class WorkerHandle:
                 if self._logs.is_alive():
                     self._logs.stop.set()
                     self._logs.join(timeout=1.0)
+            done, self.on_close = self.on_close, None
+            if done is not None:
+                done()
 
     # ---- run -------------------------------------------------------------------------------
     # One job: ``open`` (wait until the worker is hardened, send the job frame), then frames both
@@ -690,11 +694,18 @@ class SparePool:
     so a run skips the ~0.15 s start-up. Taking one sends it the run's limits; it hardens with
     them before it reads anything of the user's. A dedicated thread starts the spares: a worker
     dies with the thread that started it (PR_SET_PDEATHSIG is per thread), so that thread lives as
-    long as the pool. Without a compatible spare ``take`` starts a worker as before."""
+    long as the pool. Without a compatible spare ``take`` starts a worker as before.
+
+    A taken spare's slot is refilled when its run has ended (its handle is closed), not while the
+    run goes on: starting an interpreter costs ~0.15–0.2 s of CPU, which a run on a one-CPU engine
+    pod (or a busy host) would lose to it. ``size`` is the number of runs at once that find a warm
+    worker."""
 
     def __init__(self, limits: SandboxLimits, *, size: int = 1, job: str = "strategy") -> None:
         self.limits, self.size, self.job = limits, size, job
         self._spares: list[WorkerHandle] = []
+        self._busy = 0  # taken spares whose run has not ended
+        self._starting: WorkerHandle | None = None
         self._lock = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._keep_filled, name="sandbox-spares", daemon=True)
@@ -709,25 +720,38 @@ class SparePool:
         if spare is not None:
             if spare.alive() and spare.job == self.job:
                 try:
-                    return spare.assign(limits, symbol_days=symbol_days, data_bytes=data_bytes)
+                    spare.assign(limits, symbol_days=symbol_days, data_bytes=data_bytes)
                 except ValueError:
                     pass
+                else:
+                    with self._lock:
+                        self._busy += 1
+                    spare.on_close = self._run_ended
+                    return spare
             spare.close()
         return WorkerHandle(self.job, limits, symbol_days=symbol_days, data_bytes=data_bytes).start()
+
+    def _run_ended(self) -> None:
+        with self._lock:
+            self._busy -= 1
+            self._lock.notify_all()
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
             spares, self._spares = self._spares, []
+            starting = self._starting
             self._lock.notify_all()
         for spare in spares:
             spare.close()
+        if starting is not None:  # do not wait for its imports: its thread sees it die
+            starting.kill()
         self._thread.join(timeout=5)
 
     def _keep_filled(self) -> None:
         while True:
             with self._lock:
-                while not self._closed and len(self._spares) >= self.size:
+                while not self._closed and len(self._spares) + self._busy >= self.size:
                     self._lock.wait()
                 if self._closed:
                     return
@@ -736,8 +760,18 @@ class SparePool:
             except OSError:
                 time.sleep(1.0)  # cannot start one now: runs start their own meanwhile
                 continue
-            if not spare.await_spare(timeout=60.0):
+            with self._lock:
+                self._starting = spare
+                if self._closed:
+                    spare.kill()
+            ready = spare.await_spare(timeout=60.0)
+            with self._lock:
+                self._starting = None
+                closed = self._closed
+            if not ready:
                 spare.close()
+                if closed:
+                    return
                 time.sleep(1.0)
                 continue
             with self._lock:

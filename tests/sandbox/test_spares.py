@@ -73,3 +73,41 @@ def test_a_dead_spare_is_not_handed_out_and_close_leaves_nothing(mode: str) -> N
         assert run_in_sandbox(panel, BUY, config_for(panel), limits=limits, spares=pool).result["trades"]
     finally:
         pool.close()
+
+
+def test_a_taken_spare_is_replaced_once_its_run_has_ended(mode: str) -> None:
+    """Starting an interpreter takes CPU a run on a one-CPU pod would lose: the slot of a taken
+    spare is held by its run and refilled after the run's worker is closed."""
+    limits = limits_for(mode, cpu_seconds=5, wall_seconds=20)
+    pool = SparePool(limits)
+    try:
+        _wait_spare(pool)
+        first = pool._spares[0]
+        handle = pool.take(limits)
+        assert handle is first
+        with pool._lock:  # the run holds the only slot: nothing to start while it goes on
+            assert pool._busy == 1 and not pool._spares and pool._starting is None
+        handle.close()
+        with pool._lock:
+            assert pool._busy == 0
+        _wait_spare(pool)
+        assert pool._spares[0].pid != first.pid
+    finally:
+        pool.close()
+
+
+def test_closing_the_pool_stops_a_spare_still_starting(mode: str) -> None:
+    """close() kills a spare whose imports are under way instead of waiting for them."""
+    limits = limits_for(mode, cpu_seconds=5, wall_seconds=20)
+    pool = SparePool(limits)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with pool._lock:
+            starting = pool._starting
+        if starting is not None:
+            break
+        time.sleep(0.001)
+    assert starting is not None
+    pool.close()
+    assert not pool._thread.is_alive()
+    assert starting.returncode is not None  # reaped: killed or, had it just got ready, closed
