@@ -31,7 +31,6 @@ WARMUP, DAY = 1, 2
 FEED_HEAD = struct.Struct("<BIIIIII")  # kind, first row, rows, channels, ex-rights, first factors, re-scales
 REPLY_HEAD = struct.Struct("<IIIQdd")  # intents, arrays, log lines, order count, cash, reserved
 MAX_LOG_BYTES_PER_DAY = 8 * 1024 * 1024
-_EPOCH = np.datetime64("1970-01-01", "D")
 
 
 class WireError(ValueError):
@@ -51,7 +50,7 @@ def encode_feed(kind: int, first_row: int, rows: DerivedRows) -> list[bytes | me
     ex, first, rescale = rows.ex_rights, rows.first_factor, rows.rescale
     parts: list[bytes | memoryview] = [
         FEED_HEAD.pack(kind, first_row, n, c, len(ex), len(first), len(rescale)),
-        (rows.dates.astype("datetime64[D]") - _EPOCH).astype("<i8").tobytes(),
+        rows.dates.astype("<M8[D]").tobytes(),  # int64 days since the epoch
         memoryview(np.ascontiguousarray(rows.block, dtype="<f8")).cast("B"),
         rows.is_st.astype(np.uint8).tobytes(),
     ]
@@ -68,28 +67,35 @@ def decode_feed(buf: bytes | bytearray | memoryview, n_symbols: int, n_channels:
         raise WireError("feed too short")
     kind, first_row, n, c, n_ex, n_first, n_rescale = FEED_HEAD.unpack_from(mv)
     S = n_symbols
-    sizes = (n * 8, n * c * S * 8, n * S, n_ex * 8, n_ex * 16, n_first * 8, n_rescale * 8)
-    if kind not in (WARMUP, DAY) or c != n_channels or len(mv) != FEED_HEAD.size + sum(sizes):
+    at_block = FEED_HEAD.size + n * 8
+    at_st = at_block + n * c * S * 8
+    at_events = at_st + n * S
+    if (kind not in (WARMUP, DAY) or c != n_channels
+            or len(mv) != at_events + n_ex * 24 + n_first * 8 + n_rescale * 8):
         raise WireError("feed has the wrong layout")
-    offsets = list(itertools.accumulate(sizes, initial=FEED_HEAD.size))
-
-    def pairs(k: int, count: int, dtype: str) -> list[list[Any]]:
-        return np.frombuffer(mv, dtype=dtype, count=2 * count, offset=offsets[k]).reshape(count, 2).tolist()
-
-    ex_at = ex_val = first = rescale = []
+    ex_rights: list[tuple[int, int, float, float]] = []
+    first: list[tuple[int, int]] = []
+    rescale: list[tuple[int, int]] = []
     if n_ex or n_first or n_rescale:  # most days have none
-        ex_at, ex_val = pairs(3, n_ex, "<i4"), pairs(4, n_ex, "<f8")
-        first, rescale = pairs(5, n_first, "<i4"), pairs(6, n_rescale, "<i4")
-        for r, j in itertools.chain(ex_at, first, rescale):
+        sizes = (n_ex * 8, n_ex * 16, n_first * 8, n_rescale * 8)
+        offsets = list(itertools.accumulate(sizes, initial=at_events))
+
+        def pairs(k: int, count: int, dtype: str) -> list[list[Any]]:
+            return np.frombuffer(mv, dtype=dtype, count=2 * count, offset=offsets[k]).reshape(count, 2).tolist()
+
+        ex_at, ex_val = pairs(0, n_ex, "<i4"), pairs(1, n_ex, "<f8")
+        first_at, rescale_at = pairs(2, n_first, "<i4"), pairs(3, n_rescale, "<i4")
+        for r, j in itertools.chain(ex_at, first_at, rescale_at):
             if not (first_row <= r < first_row + n and 0 <= j < S):
                 raise WireError("feed event outside its rows")
-    rows = DerivedRows(
-        dates=_EPOCH + np.frombuffer(mv, dtype="<i8", count=n, offset=offsets[0]).astype("timedelta64[D]"),
-        block=np.frombuffer(mv, dtype="<f8", count=n * c * S, offset=offsets[1]).reshape(n, c, S),
-        is_st=np.frombuffer(mv, dtype=np.uint8, count=n * S, offset=offsets[2]).reshape(n, S).view(bool),
-        ex_rights=[(r, j, q, px) for (r, j), (q, px) in zip(ex_at, ex_val, strict=True)],
-        first_factor=[(r, j) for r, j in first],
-        rescale=[(r, j) for r, j in rescale],
+        ex_rights = [(r, j, q, px) for (r, j), (q, px) in zip(ex_at, ex_val, strict=True)]
+        first = [(r, j) for r, j in first_at]
+        rescale = [(r, j) for r, j in rescale_at]
+    rows = DerivedRows(  # views into the message: MarketTape.append copies them
+        dates=np.frombuffer(mv, dtype="<M8[D]", count=n, offset=FEED_HEAD.size),  # days since the epoch
+        block=np.frombuffer(mv, dtype="<f8", count=n * c * S, offset=at_block).reshape(n, c, S),
+        is_st=np.frombuffer(mv, dtype=np.uint8, count=n * S, offset=at_st).reshape(n, S).view(bool),
+        ex_rights=ex_rights, first_factor=first, rescale=rescale,
     )
     return Feed(kind, first_row, rows)
 

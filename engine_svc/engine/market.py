@@ -207,6 +207,10 @@ class MarketTape:
         Every channel of a row lives in one store, so appending a day is one copy."""
         names = channels(daily_basic)
         store = np.empty((n_rows, len(names), len(symbols)))
+        # Every row is written before the run ends: touch the pages now, in one pass (M: 66 MB,
+        # ~10-20 ms) rather than one day at a time in append (page faults cost ~35 µs a day there,
+        # measured in place). NaN: a row not appended yet holds no value.
+        store.fill(np.nan)
         chan = {name: store[:, k] for k, name in enumerate(names)}
         basic = {f: chan[f] for f in DAILY_BASIC_FIELDS} if daily_basic else None
         tape = cls(np.full(n_rows, np.datetime64("NaT"), dtype="datetime64[D]"), tuple(symbols),
