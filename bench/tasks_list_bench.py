@@ -27,7 +27,10 @@ Steps:
   7. baseline, interleaved with both loops (one call after every list call, same user): GetTask of
      one task — the fixed cost of a call (auth check, gRPC, Envoy) that every page pays too; the
      report gives each path's p50 as a ratio to it;
-  8. EXPLAIN (ANALYZE, BUFFERS) of the repository's own statements (TaskRepository.page_statements:
+  8. CPU per list call (user + system time of task_svc, of the database's PostgreSQL backends and,
+     for the gateway loop, of Envoy, over each measured loop ÷ its list calls; each list call's
+     GetTask included): far steadier than latency on a shared host;
+  9. EXPLAIN (ANALYZE, BUFFERS) of the repository's own statements (TaskRepository.page_statements:
      the page query and the total count) for the cases that miss the target (--explain all:
      every case), with the plan's execution time and the index it used.
 
@@ -106,6 +109,26 @@ def wait_cluster_healthy(admin_port: int, name: str, timeout: float = 30.0) -> N
                     return
         time.sleep(0.1)
     raise RuntimeError(f"Envoy cluster {name} not healthy after {timeout}s")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of these processes so far (Linux /proc): what a call costs the machine,
+    which moves far less with other load than the call's latency does."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def backends(conninfo: str, db_name: str) -> list[int]:
+    """The PostgreSQL server processes serving the bench's database."""
+    with psycopg.connect(conninfo, autocommit=True) as c:
+        return [r[0] for r in c.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", (db_name,))]
 
 
 def insert_tasks(url: str, user_ids: list[int], n: int) -> float:
@@ -279,10 +302,17 @@ def main() -> int:
         for case in cases:  # warm-up: connections, auth cache, plans
             call(case)
             base_call()
+        task_pid = next(h.pid for h in handles if h.name == "task")
+        envoy_pid = next(h.pid for h in handles if h.name == "envoy")
+        pg_pids = backends(admin_conninfo, db_name)
+        cpu_before = (cpu_seconds([task_pid]), cpu_seconds(pg_pids))
         for _ in range(args.calls):
             for case in cases:
                 timings[case].append(call(case))
                 base_grpc.append(base_call())
+        n_grpc = args.calls * len(cases)
+        cpu_grpc = {"task_svc_ms": round((cpu_seconds([task_pid]) - cpu_before[0]) / n_grpc * 1000, 2),
+                    "postgres_ms": round((cpu_seconds(pg_pids) - cpu_before[1]) / n_grpc * 1000, 2)}
 
         gw_timings: dict[tuple[str, str, int], list[float]] = {c: [] for c in cases}
         with httpx.Client(base_url=f"http://127.0.0.1:{ports['gw']}", timeout=30) as http:
@@ -314,10 +344,15 @@ def main() -> int:
             for case in cases:
                 gw_call(case)
                 gw_base_call()
+            pg_pids = backends(admin_conninfo, db_name)
+            cpu_before = (cpu_seconds([task_pid]), cpu_seconds(pg_pids), cpu_seconds([envoy_pid]))
             for _ in range(args.calls):
                 for case in cases:
                     gw_timings[case].append(gw_call(case))
                     base_gw.append(gw_base_call())
+            cpu_gw = {"task_svc_ms": round((cpu_seconds([task_pid]) - cpu_before[0]) / n_grpc * 1000, 2),
+                      "postgres_ms": round((cpu_seconds(pg_pids) - cpu_before[1]) / n_grpc * 1000, 2),
+                      "envoy_ms": round((cpu_seconds([envoy_pid]) - cpu_before[2]) / n_grpc * 1000, 2)}
 
         results = {f"{o} {d} skip={s}": summary_ms(timings[(o, d, s)]) for o, d, s in cases}
         gw_results = {f"{o} {d} skip={s}": summary_ms(gw_timings[(o, d, s)]) for o, d, s in cases}
@@ -350,6 +385,7 @@ def main() -> int:
         "limit": LIMIT,
         "calls_per_case": args.calls, "cases": results, "overall_grpc": overall,
         "gateway_cases": gw_results, "overall_gateway": gateway, "baseline": baseline, "ratios": ratios,
+        "cpu_per_list_call": {"grpc": cpu_grpc, "gateway": cpu_gw},
         "wrong_answers": bad[:10],
         "target_p99_ms": TARGET_MS, "missed": [f"{o} {d} skip={s}" for o, d, s in missed],
         "gateway_target_p99_ms": GATEWAY_TARGET_MS, "gateway_missed": gw_missed,
@@ -369,6 +405,9 @@ def main() -> int:
           f"{gateway['p50_ms']:>9} {gateway['p99_ms']:>7} {gateway['max_ms']:>7}")
     for name, b in baseline.items():
         print(f"{'baseline ' + name:<30} {b['p50_ms']:>9} {b['p99_ms']:>7} {b['max_ms']:>7}")
+    print(f"CPU per list call + its GetTask, ms: gRPC loop task_svc {cpu_grpc['task_svc_ms']} postgres "
+          f"{cpu_grpc['postgres_ms']}; gateway loop task_svc {cpu_gw['task_svc_ms']} postgres {cpu_gw['postgres_ms']} "
+          f"envoy {cpu_gw['envoy_ms']}")
     print(f"list p50 / GetTask p50: gRPC {ratios['grpc_list_p50_over_get_task_p50']}×, "
           f"gateway {ratios['gateway_list_p50_over_get_task_p50']}×")
     print(f"targets p99 < {TARGET_MS} ms (gRPC) / < {GATEWAY_TARGET_MS} ms (gateway): "

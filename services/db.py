@@ -39,6 +39,16 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+def make_read_session_factory(factory: sessionmaker[Session]) -> sessionmaker[Session]:
+    """Sessions (on the same engine and pool as ``factory``'s) for reads made of ONE statement:
+    autocommit, so the read costs that statement's round trip alone — no BEGIN before it, no
+    ROLLBACK after (on a loaded host each round trip is a wake-up of the database and of this
+    thread). Each statement sees its own snapshot (as under PostgreSQL's READ COMMITTED anyway),
+    so a read whose statements must agree belongs in an ordinary session."""
+    engine = factory.kw["bind"]
+    return sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
+
+
 @contextmanager
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session whose work is committed on success and rolled back on any exception."""

@@ -53,6 +53,10 @@ ALWAYS_PUBLIC_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.S
 
 
 class Authenticator(Protocol):
+    """May also offer ``authenticate_cached(credentials) -> Principal | None``: the answer when it
+    is at hand without blocking (None otherwise). The aio interceptor then authenticates on the
+    event loop and offloads `authenticate` only on a miss (`services.auth_client`)."""
+
     def authenticate(self, credentials: Credentials) -> Principal: ...
 
 
@@ -114,6 +118,18 @@ def _authenticate(authenticator: Authenticator, metadata: tuple[tuple[str, Any],
     if not credentials.present:
         raise Unauthenticated("credentials required: Authorization: Bearer <token> or X-API-Key + X-API-Secret")
     return authenticator.authenticate(credentials)
+
+
+def _authenticate_cached(authenticator: Authenticator, metadata: tuple[tuple[str, Any], ...]) -> Principal | None:
+    """`_authenticate` when the authenticator can answer without blocking, else None."""
+    cached = getattr(authenticator, "authenticate_cached", None)
+    if cached is None:
+        return None
+    credentials = Credentials.from_metadata(metadata)
+    if not credentials.present:
+        raise Unauthenticated("credentials required: Authorization: Bearer <token> or X-API-Key + X-API-Secret")
+    principal: Principal | None = cached(credentials)
+    return principal
 
 
 def _error_status(exc: Exception, method: str) -> tuple[str, status_pb2.Status]:
@@ -328,7 +344,12 @@ class _AioCallScope:
         self.principal_token = set_principal(None)
         if self.needs_auth:
             assert self.owner.authenticator is not None
-            set_principal(await _offload(_authenticate, self.owner.authenticator, metadata))
+            # A cached answer on the loop: an executor hop (two thread wake-ups) costs more than
+            # a cache lookup, and the call's own work usually takes one hop already.
+            principal = _authenticate_cached(self.owner.authenticator, metadata)
+            if principal is None:
+                principal = await _offload(_authenticate, self.owner.authenticator, metadata)
+            set_principal(principal)
 
     async def fail(self, exc: Exception) -> None:
         if isinstance(exc, grpc.aio.AbortError):  # the handler ended the call itself

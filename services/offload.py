@@ -26,4 +26,15 @@ def offloaded(method: Callable[[Any, Request], Reply]) -> Callable[[Any, Request
     async def run(self: Any, request: Request, context: Any) -> Reply:
         return await asyncio.to_thread(method, self, request)
 
+    run._offloaded_body = method  # type: ignore[attr-defined]
     return run
+
+
+def blocking_body(handler: Callable[..., Any]) -> Callable[[Any], Any] | None:
+    """The blocking body of a bound ``@offloaded`` method, bound to the same servicer (None for
+    any other handler): a caller with blocking work of its own after the body (the REST
+    rendering of a reply) runs both in one executor hop."""
+    body = getattr(handler, "_offloaded_body", None)
+    if body is None:
+        return None
+    return functools.partial(body, handler.__self__)  # type: ignore[attr-defined]

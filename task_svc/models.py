@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Protocol
 
 from sqlalchemy import (
     Boolean,
@@ -97,6 +98,7 @@ class Task(TaskBase):
         Index("ix_tasks_user_updated", "user_id", "updated_at", "id"),
         Index("ix_tasks_user_status", "user_id", "status", "created_at"),
         Index("ix_tasks_user_status_id", "user_id", "status", "id"),  # ORDER BY status, id
+        Index("ix_tasks_user_id", "user_id", "id"),  # ORDER BY id
         Index("ix_tasks_user_name", "user_id", "strategy_name", "id"),
         # Dispatcher: the queue head and the expired-lease scan.
         Index("ix_tasks_status_created", "status", "created_at", "id"),
@@ -137,6 +139,42 @@ class Task(TaskBase):
     updated_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     completed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class TaskTotal(TaskBase):
+    """A user's number of tasks, kept by triggers on backtest_tasks in the writing transaction
+    (migration 0009): the list's total without counting. The service never writes it."""
+
+    __tablename__ = "backtest_task_totals"
+
+    user_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    tasks: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class TaskRow(Protocol):
+    """A task as the list shows it: an ORM `Task`, or a plain row of the listed columns
+    (`repository.LIST_COLUMNS`), which a page is read as."""
+
+    id: int
+    user_id: int
+    strategy_id: int | None
+    strategy_name: str
+    params_json: str
+    config_json: str
+    start_date: str
+    end_date: str
+    status: str
+    error_message: str
+    failure_kind: str
+    failure_line: int
+    progress: float
+    equity: float
+    current_date: str
+    attempts: int
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
 
 
 class Result(TaskBase):

@@ -16,6 +16,7 @@ change hints only after it commits.
 
 from __future__ import annotations
 
+from collections import namedtuple
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,7 +24,7 @@ from sqlalchemy import ColumnElement, Select, and_, func, or_, select, tuple_, u
 from sqlalchemy.orm import Session, defer
 
 from services.paging import Page, count_rows, escape_like, ordered
-from task_svc.models import ACTIVE_STATUSES, Result, Strategy, Task, TaskStatus, utcnow
+from task_svc.models import ACTIVE_STATUSES, Result, Strategy, Task, TaskRow, TaskStatus, TaskTotal, utcnow
 
 # ---------------------------------------------------------------------------- watch reads
 
@@ -91,6 +92,18 @@ class StrategyRepository:
 
 # ---------------------------------------------------------------------------- tasks
 
+# What a listed task shows (task_svc.servicer.task_to_pb reads these): every column but the code
+# snapshot and the dispatcher's bookkeeping.
+LIST_COLUMNS = (
+    Task.id, Task.user_id, Task.strategy_id, Task.strategy_name, Task.params_json, Task.config_json,
+    Task.start_date, Task.end_date, Task.status, Task.error_message, Task.failure_kind, Task.failure_line,
+    Task.progress, Task.equity, Task.current_date, Task.attempts, Task.created_at, Task.updated_at,
+    Task.started_at, Task.completed_at,
+)
+# A listed row: a named tuple reads its fields ~10× faster than SQLAlchemy's Row (2,000 field
+# reads a page; 0.57 → 0.1 ms with the tuples built).
+ListedTask = namedtuple("ListedTask", [c.key for c in LIST_COLUMNS] + ["total"])  # type: ignore[misc]
+
 TASK_ORDER = {
     "id": Task.id, "name": Task.strategy_name, "status": Task.status,
     "created_at": Task.created_at, "updated_at": Task.updated_at,
@@ -118,27 +131,38 @@ class TaskRepository:
 
     def page_statements(self, page: Page, status: TaskStatus | None = None,
                         search: str = "") -> tuple[Select, Select]:
-        """(count, rows) of a page. Rows: the page's ids by an index range scan (a deep OFFSET
-        then skips index entries, not whole rows), joined to those rows without the code
-        snapshot the list never shows — one statement. ``search``: strategy name contains it
-        (any case; LIKE wildcards in it are literal)."""
+        """(count, rows) of a page, each one statement. Rows: the page's ids by an index range
+        scan (a deep OFFSET then skips index entries, not whole rows), joined to those rows'
+        listed columns (`LIST_COLUMNS`: not the code snapshot, which the list never shows), with
+        the total in every row as a scalar subquery — one round trip for a page that has rows.
+        ``search``: strategy name contains it (any case; LIKE wildcards in it are literal)."""
         ids_stmt = select(Task.id).where(Task.user_id == self.user_id)
         if status is not None:
             ids_stmt = ids_stmt.where(Task.status == status.value)
         if search:
             ids_stmt = ids_stmt.where(Task.strategy_name.ilike(f"%{escape_like(search)}%", escape="\\"))
-        count = select(func.count()).select_from(ids_stmt.subquery())
+        if status is None and not search:
+            # All of the user's tasks: the total the database keeps (models.TaskTotal), not a
+            # count of 10,000 index entries on every page.
+            count = select(func.coalesce(select(TaskTotal.tasks).where(TaskTotal.user_id == self.user_id)
+                                         .scalar_subquery(), 0))
+        else:
+            count = select(func.count()).select_from(ids_stmt.subquery())
         key = TASK_ORDER[page.order_by]
         ids = ordered(ids_stmt, key, Task.id, page.descending).offset(page.skip).limit(page.limit).subquery()
-        rows = select(Task).join(ids, Task.id == ids.c.id).options(defer(Task.strategy_code))
+        rows = select(*LIST_COLUMNS, count.scalar_subquery().label("total")).join(ids, Task.id == ids.c.id)
         return count, ordered(rows, key, Task.id, page.descending)
 
-    def list_page(self, page: Page, status: TaskStatus | None = None, search: str = "") -> tuple[list[Task], int]:
+    def list_page(self, page: Page, status: TaskStatus | None = None,
+                  search: str = "") -> tuple[list[TaskRow], int]:
+        """A page of the caller's tasks as plain rows (no ORM objects: 100 of them cost more to
+        build than the query) and the total. A page past the end has no row to carry the total:
+        then the count runs on its own."""
         count, rows = self.page_statements(page, status, search)
-        total = int(self.session.scalar(count) or 0)
-        if total <= page.skip:
-            return [], total
-        return list(self.session.scalars(rows)), total
+        found = [ListedTask._make(row) for row in self.session.execute(rows)]
+        if not found:
+            return [], int(self.session.scalar(count) or 0)
+        return found, int(found[0].total)  # type: ignore[return-value]
 
     def count_active(self) -> int:
         return int(self.session.scalar(

@@ -6,13 +6,12 @@ async generators on the loop (watch.py), so open streams hold no thread."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import grpc
 from google.api import httpbody_pb2
-from google.protobuf import struct_pb2, timestamp_pb2
+from google.protobuf import timestamp_pb2
 from zquant.backtest.v1 import task_pb2, task_pb2_grpc
 from zquant.engine.v1 import engine_pb2
 
@@ -21,10 +20,10 @@ from services.offload import offloaded
 from services.principal import current_principal
 from task_svc.config import TaskSettings
 from task_svc.events import EventBus
-from task_svc.models import Result, Task, TaskStatus
+from task_svc.models import Result, TaskRow, TaskStatus
 from task_svc.result_views import ResultViews, RowQuery
 from task_svc.results import final_portfolio, load_result
-from task_svc.tasks import RunRequest, Tasks, stored_config
+from task_svc.tasks import RunRequest, Tasks, stored_config_fields, stored_json
 from task_svc.watch import WatchEvent, watch_task, watch_tasks
 from task_svc.watch_reads import WatchReads
 
@@ -37,27 +36,36 @@ REPORT_CSP = ("sandbox allow-scripts allow-modals; default-src 'none'; script-sr
               "style-src 'unsafe-inline'; img-src data:")
 
 
-def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
-    """A stored time (naive UTC) as a Timestamp; plain arithmetic, 4× cheaper than
-    Timestamp.FromDatetime (four per task, 100 tasks per ListTasks page)."""
+def timestamp_fields(value: datetime | None) -> dict[str, int] | None:
+    """A stored time (naive UTC) as a Timestamp's fields (None: unset) — a dict is what a
+    message constructor takes for a sub-message without building and copying one. Plain
+    arithmetic, 4× cheaper than Timestamp.FromDatetime (four per task, 100 tasks per page)."""
     if value is None:
         return None
     if value.tzinfo is not None:
         value = value.astimezone(UTC).replace(tzinfo=None)
     delta = value - _EPOCH
-    return timestamp_pb2.Timestamp(seconds=delta.days * 86400 + delta.seconds, nanos=delta.microseconds * 1000)
+    return {"seconds": delta.days * 86400 + delta.seconds, "nanos": delta.microseconds * 1000}
 
 
-def task_to_pb(task: Task) -> task_pb2.Task:
-    params = struct_pb2.Struct()
-    params.update(json.loads(task.params_json or "{}"))
+def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
+    fields = timestamp_fields(value)
+    return timestamp_pb2.Timestamp(**fields) if fields is not None else None
+
+
+_STATUS = task_pb2.Task.Status.Value
+
+
+def task_to_pb(task: TaskRow) -> task_pb2.Task:
+    # Sub-messages (times, config, params) as dicts: the constructor builds them in place; built
+    # as messages first, each was built twice (measured 0.6× the time for a page of 100).
     return task_pb2.Task(
         id=task.id, user_id=task.user_id, strategy_id=task.strategy_id or 0, strategy_name=task.strategy_name,
-        status=task_pb2.Task.Status.Value(task.status), error_message=task.error_message,
-        progress=task.progress, created_at=timestamp(task.created_at), updated_at=timestamp(task.updated_at),
-        started_at=timestamp(task.started_at), completed_at=timestamp(task.completed_at),
-        start_date=task.start_date, end_date=task.end_date,
-        config=stored_config(task.config_json), params=params, equity=task.equity,
+        status=_STATUS(task.status), error_message=task.error_message,
+        progress=task.progress, created_at=timestamp_fields(task.created_at),
+        updated_at=timestamp_fields(task.updated_at), started_at=timestamp_fields(task.started_at),
+        completed_at=timestamp_fields(task.completed_at), start_date=task.start_date, end_date=task.end_date,
+        config=stored_config_fields(task.config_json), params=stored_json(task.params_json), equity=task.equity,
         current_date=task.current_date, attempts=task.attempts,
         failure_kind=task_pb2.TaskFailure.Kind.Value(task.failure_kind) if task.failure_kind else 0,
         failure_line=task.failure_line)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from services.errors import NotFound
 from task_svc.events import EventBus
-from task_svc.models import Task, TaskStatus
+from task_svc.models import TaskRow, TaskStatus
 from task_svc.watch_reads import WatchReads
 
 SNAPSHOT, STATUS, PROGRESS, DELETED = "SNAPSHOT", "STATUS", "PROGRESS", "DELETED"
@@ -36,15 +36,15 @@ class WatchEvent:
     kind: str
     task_id: int
     user_id: int
-    task: Task | None  # None for DELETED
+    task: TaskRow | None  # None for DELETED
     terminal: bool
 
 
-def _is_terminal(task: Task) -> bool:
+def _is_terminal(task: TaskRow) -> bool:
     return TaskStatus(task.status).terminal
 
 
-def _progress_key(task: Task) -> tuple[float, str, float]:
+def _progress_key(task: TaskRow) -> tuple[float, str, float]:
     return (task.progress, task.current_date, task.equity)
 
 
@@ -88,7 +88,7 @@ async def watch_tasks(reads: WatchReads, bus: EventBus, user_id: int, *, tick: f
                       progress_interval: float) -> AsyncIterator[WatchEvent]:
     """Every change to the user's tasks; starts with a SNAPSHOT of each active task."""
     with bus.subscribe_async(user_id=user_id) as sub:
-        known: dict[int, Task] = {}
+        known: dict[int, TaskRow] = {}
         for task in await reads.active_tasks(user_id):
             known[task.id] = task
             yield WatchEvent(SNAPSHOT, task.id, user_id, task, False)

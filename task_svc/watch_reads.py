@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
-from task_svc.models import Task
+from task_svc.models import Task, TaskRow
 
 MAX_BATCH = 500  # keys per query (PostgreSQL and SQLite bind parameters stay well within limits)
 
@@ -23,7 +23,7 @@ Key = tuple[int, int]  # (user_id, task_id)
 
 class RowSource(Protocol):
     def find_many(self, keys: list[Key]) -> dict[Key, Task]: ...
-    def active_tasks(self, user_id: int) -> list[Task]: ...
+    def active_tasks(self, user_id: int) -> list[TaskRow]: ...
 
 
 class WatchReads:
@@ -43,7 +43,7 @@ class WatchReads:
             self._drainer = asyncio.create_task(self._drain())
         return await future
 
-    async def active_tasks(self, user_id: int) -> list[Task]:
+    async def active_tasks(self, user_id: int) -> list[TaskRow]:
         return await asyncio.to_thread(self.source.active_tasks, user_id)
 
     async def _drain(self) -> None:

@@ -176,3 +176,104 @@ def test_service_flag_reaches_the_principal(server: AuthServer, remote: RemoteAu
                                  metadata=server.admin_md())
     time.sleep(CACHE + 0.1)
     assert remote.authenticate(creds).is_service is True
+
+
+def _count_authenticate(ra: RemoteAuthenticator) -> list[int]:
+    calls: list[int] = []
+    real = ra._stub.Authenticate
+
+    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    ra._stub.Authenticate = counting  # type: ignore[method-assign]
+    return calls
+
+
+def _refreshed(ra: RemoteAuthenticator) -> None:
+    """Waits for the background refresh in flight (its own thread) to finish."""
+    assert ra._refresher is not None
+    ra._refresher.submit(lambda: None).result(timeout=10)
+
+
+def test_cached_answers_need_no_call_and_unknown_ones_say_so(server: AuthServer) -> None:
+    clock = FakeClock()
+    ra = RemoteAuthenticator(server.addr, cache_seconds=2.0, clock=clock)
+    try:
+        user, password = server.new_user()
+        creds = Credentials(bearer_token=server.login(user.username, password).access_token)
+        assert ra.authenticate_cached(creds) is None  # no signing keys yet: the blocking path fetches them
+        calls = _count_authenticate(ra)
+        principal = ra.authenticate(creds)
+        assert ra.authenticate_cached(creds) == principal
+        assert len(calls) == 1
+        with pytest.raises(Unauthenticated):  # a forged signature is refused as it stands
+            ra.authenticate_cached(Credentials(bearer_token=creds.bearer_token[:-4] + "AAAA"))
+        other, other_pw = server.new_user()
+        assert ra.authenticate_cached(Credentials(bearer_token=server.login(other.username, other_pw).access_token)) \
+            is None  # valid token, user not confirmed yet
+        key = server.stub.CreateApiKey(pb.CreateApiKeyRequest(name="k"), metadata=bearer(creds.bearer_token))
+        key_creds = Credentials(api_key=key.access_key, api_secret=key.secret_key)
+        assert ra.authenticate_cached(key_creds) is None
+        assert ra.authenticate(key_creds).auth_method == "api_key"
+        assert ra.authenticate_cached(key_creds).user_id == user.id  # type: ignore[union-attr]
+        clock.t += 2.0  # expired: nothing cached any more
+        assert ra.authenticate_cached(creds) is None
+        assert ra.authenticate_cached(key_creds) is None
+    finally:
+        ra.close()
+
+
+def test_answer_in_use_is_refreshed_ahead_and_revocation_still_lands_within_the_cache_time(
+        server: AuthServer) -> None:
+    clock = FakeClock()
+    ra = RemoteAuthenticator(server.addr, cache_seconds=2.0, clock=clock)
+    try:
+        user, password = server.new_user()
+        creds = Credentials(bearer_token=server.login(user.username, password).access_token)
+        calls = _count_authenticate(ra)
+        assert ra.authenticate(creds).user_id == user.id
+        clock.t += 0.9  # first half of the answer's life: served, no refresh
+        assert ra.authenticate_cached(creds).user_id == user.id  # type: ignore[union-attr]
+        assert len(calls) == 1 and ra._refresher is None
+        clock.t += 0.2  # second half: served at once, confirmed again in the background
+        assert ra.authenticate_cached(creds).user_id == user.id  # type: ignore[union-attr]
+        _refreshed(ra)
+        assert len(calls) == 2
+        clock.t += 1.5  # past the first answer's expiry (2.0 s), within the refreshed one's
+        assert ra.authenticate_cached(creds).user_id == user.id  # type: ignore[union-attr]
+        _refreshed(ra)  # 1.5 s into the refreshed answer: refreshed again
+        assert len(calls) == 3
+        # Disabled: the next refresh brings the refusal, which is then served from the cache.
+        server.stub.UpdateUser(pb.UpdateUserRequest(user_id=user.id, is_active=False), metadata=server.admin_md())
+        clock.t += 1.1
+        assert ra.authenticate_cached(creds).user_id == user.id  # type: ignore[union-attr]
+        _refreshed(ra)
+        with pytest.raises(PermissionDenied):
+            ra.authenticate_cached(creds)
+        with pytest.raises(PermissionDenied):
+            ra.authenticate(creds)
+        assert len(calls) == 4
+    finally:
+        ra.close()
+
+
+def test_a_refresh_that_fails_leaves_the_answer_to_expire_on_time(db_url: str) -> None:
+    own = start_auth_server(db_url)
+    user, password = own.new_user()
+    creds = Credentials(bearer_token=own.login(user.username, password).access_token)
+    clock = FakeClock()
+    ra = RemoteAuthenticator(own.addr, cache_seconds=2.0, timeout_seconds=1.0, clock=clock)
+    try:
+        assert ra.authenticate(creds).user_id == user.id
+        own.channel.close()
+        own.running.stop(grace=0)
+        clock.t += 1.5
+        assert ra.authenticate_cached(creds).user_id == user.id  # type: ignore[union-attr]
+        _refreshed(ra)  # auth_svc down: the refresh stores nothing
+        clock.t += 0.6  # 2.1 s after the only answer auth_svc gave
+        assert ra.authenticate_cached(creds) is None
+        with pytest.raises(Unavailable):
+            ra.authenticate(creds)
+    finally:
+        ra.close()

@@ -276,6 +276,24 @@ def test_list_tasks_order_and_paging(make_app, connect) -> None:
     assert [t.id for t in last.tasks] == sorted(ids)[4:] and last.total == 5
     cancelled = api.tasks.ListTasks(task_pb2.ListTasksRequest(status=S.CANCELLED, order_by="id", order="asc"))
     assert [t.id for t in cancelled.tasks] == [ids[1], ids[3]] and cancelled.total == 2
+    # A page past the end has no row to carry the total: it is counted on its own.
+    past = api.tasks.ListTasks(task_pb2.ListTasksRequest(skip=5, limit=2))
+    assert list(past.tasks) == [] and past.total == 5
+    searched = api.tasks.ListTasks(task_pb2.ListTasksRequest(search="ALPHA", order_by="id", order="asc"))
+    assert [t.id for t in searched.tasks] == [ids[1], ids[4]] and searched.total == 2
+    # Totals follow creates and deletes at once.
+    api.tasks.DeleteTask(task_pb2.DeleteTaskRequest(task_id=ids[0]))
+    extra = api.tasks.RunBacktest(run_request(strategy_name="echo")).id
+    api.tasks.RunBacktest(run_request(strategy_name="foxtrot"))
+    first = api.tasks.ListTasks(task_pb2.ListTasksRequest(order_by="id", order="asc", limit=2))
+    assert [t.id for t in first.tasks] == sorted(ids)[1:3] and first.total == 6
+    newest = api.tasks.ListTasks(task_pb2.ListTasksRequest(limit=1)).tasks[0]
+    assert newest.id > extra and newest.strategy_name == "foxtrot" and newest.status == S.PENDING
+    assert not newest.HasField("started_at") and newest.created_at.seconds > 0
+    one = api.tasks.GetTask(task_pb2.GetTaskRequest(task_id=newest.id))
+    assert one.strategy_code and not newest.strategy_code  # the list never carries the code
+    one.ClearField("strategy_code")
+    assert newest == one  # otherwise the same task, field for field (params, config, times)
     for bad in ({"limit": 1001}, {"limit": -1}, {"skip": -1}):
         expect(lambda bad=bad: api.tasks.ListTasks(task_pb2.ListTasksRequest(**bad)),
                grpc.StatusCode.INVALID_ARGUMENT)

@@ -181,3 +181,49 @@ def test_credentials_parsing_prefers_bearer_and_rejects_half_api_keys():
     assert not Credentials.from_metadata(()).present
     with pytest.raises(Unauthenticated):
         Credentials.from_metadata((("x-api-secret", "s"),))
+
+
+class CachingAuthenticator(TokenAuthenticator):
+    """Knows "good" without blocking; everything else needs the (blocking) full check."""
+
+    def __init__(self) -> None:
+        self.blocking: list[str] = []
+
+    def authenticate_cached(self, credentials: Credentials) -> Principal | None:
+        if credentials.bearer_token == "forged":
+            raise Unauthenticated("invalid access token")
+        return Principal(7, "alice", False, "jwt") if credentials.bearer_token == "good" else None
+
+    def authenticate(self, credentials: Credentials) -> Principal:
+        self.blocking.append(credentials.bearer_token or credentials.api_key)
+        return super().authenticate(credentials)
+
+
+def test_aio_server_takes_a_cached_answer_on_the_loop_and_offloads_only_a_miss() -> None:
+    authenticator = CachingAuthenticator()
+
+    def register(server: grpc.aio.Server) -> list[str]:
+        auth_pb2_grpc.add_AuthServiceServicer_to_server(AioFakeAuth(), server)
+        return ["zquant.auth.v1.AuthService"]
+
+    settings = ServerSettings(service="kit", addr="127.0.0.1:0", database_url="sqlite://", grace_seconds=1)
+    running = build_aio_server(settings, register=register, authenticator=authenticator)
+    running.set_serving(True)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as ch:
+            stub = auth_pb2_grpc.AuthServiceStub(ch)
+            assert stub.GetMe(auth_pb2.GetMeRequest(), metadata=[("authorization", "Bearer good")]).id == 7
+            assert authenticator.blocking == []
+            me = stub.GetMe(auth_pb2.GetMeRequest(), metadata=[("x-api-key", "k"), ("x-api-secret", "s")])
+            assert me.id == 8 and authenticator.blocking == ["k"]
+            for token, code in (("forged", grpc.StatusCode.UNAUTHENTICATED),
+                                ("disabled", grpc.StatusCode.PERMISSION_DENIED)):
+                with pytest.raises(grpc.RpcError) as err:
+                    stub.GetMe(auth_pb2.GetMeRequest(), metadata=[("authorization", f"Bearer {token}")])
+                assert err.value.code() == code
+            assert authenticator.blocking == ["k", "disabled"]  # "forged": refused by the cached check
+            with pytest.raises(grpc.RpcError) as err:
+                stub.GetMe(auth_pb2.GetMeRequest())
+            assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        running.stop(grace=0)
