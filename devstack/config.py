@@ -52,6 +52,8 @@ SERVICES: dict[str, ServiceSpec] = {
 DEFAULT_ADDRS = {"auth": "127.0.0.1:50051", "task": "127.0.0.1:50052", "engine": "127.0.0.1:50053"}
 ENVOY = "envoy"
 ALL_PROCESSES = [*SERVICES, ENVOY]
+# Engine processes `up` starts by default: one per core (each with one slot), at most this many.
+MAX_DEFAULT_ENGINES = 8
 
 
 
@@ -68,6 +70,32 @@ def data_dir(env: Mapping[str, str] | None = None) -> Path:
 def service_addr(name: str, env: Mapping[str, str] | None = None) -> str:
     env = os.environ if env is None else env
     return env_get(env, f"ZQ_{name.upper()}_ADDR", DEFAULT_ADDRS[name])
+
+
+def engine_addrs(env: Mapping[str, str] | None = None) -> list[str]:
+    """Where the engine processes of a local stack listen, one address each: every address
+    ``ZQ_ENGINE_ADDR`` lists, or — one address given — ``ZQ_ENGINE_PROCESSES`` of them (default:
+    one per core, at most MAX_DEFAULT_ENGINES) on consecutive ports from it.
+
+    One process per core rather than one process with a slot per core: the trusted side of each
+    backtest runs in the engine's process, and two of them in one process share its GIL (two
+    sweep batches took 1.5x the ideal as two threads of one engine, 0.95x as two engines;
+    bench/README.md). task_svc and the gateway balance over the addresses."""
+    env = os.environ if env is None else env
+    items = [a.strip() for a in service_addr("engine", env).split(",") if a.strip()]
+    if len(items) != 1:
+        return items
+    count = int(env_get(env, "ZQ_ENGINE_PROCESSES", str(min(os.cpu_count() or 1, MAX_DEFAULT_ENGINES))))
+    if count < 1:
+        raise ValueError(f"ZQ_ENGINE_PROCESSES must be at least 1, got {count}")
+    host, port = split_addr(items[0])
+    shown = f"[{host}]" if ":" in host else host
+    return [items[0]] + [f"{shown}:{port + k}" for k in range(1, count)]
+
+
+def engine_label(index: int) -> str:
+    """The pid and log file name of the index-th engine process: engine, engine-2, engine-3, …"""
+    return "engine" if index == 0 else f"engine-{index + 1}"
 
 
 def split_addr(addr: str) -> tuple[str, int]:

@@ -222,18 +222,20 @@ def wait_http_ready(handle: Handle, url: str, timeout: float = 30.0) -> None:
     raise _fail(handle, f"{url} not ready after {timeout:.0f}s ({last})")
 
 
-def start_service(name: str, env: Mapping[str, str] | None = None, timeout: float = 60.0) -> Handle:
+def start_service(name: str, env: Mapping[str, str] | None = None, timeout: float = 60.0,
+                  label: str | None = None) -> Handle:
     """Start service `name` (auth, task, engine) and wait until it is SERVING.
 
     `env` is the complete environment of the service (default: this process's); ZQ_DATA_DIR
-    and ZQ_<NAME>_ADDR in it decide where it keeps files and where it listens.
+    and ZQ_<NAME>_ADDR in it decide where it keeps files and where it listens. `label` names
+    its pid and log files when several processes of one service share a data dir (default `name`).
     """
     spec = SERVICES[name]
     full_env = child_env(base=env)
     directory = Path(full_env["ZQ_DATA_DIR"])
     addr = service_addr(name, full_env)
     handle = spawn(
-        name,
+        label or name,
         spec.argv(),
         directory=directory,
         env=full_env,

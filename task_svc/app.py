@@ -61,8 +61,8 @@ class TaskApp:
         self.views = ResultViews(self.sessions, engine_client)
         self.dispatcher = Dispatcher(self.sessions, engine_client, self.bus, self.publisher, settings)
         self._metrics = telemetry.watch_tasks(self.sessions)  # tasks by status, queue depth
-        self.sweeps = Sweeps(self.sessions, engine_client, self.tasks, settings)
         self.sweep_runner = SweepRunner(self.sessions, engine_client, settings)
+        self.sweeps = Sweeps(self.sessions, engine_client, self.tasks, settings, on_created=self.sweep_runner.wake)
         self.server: AioRunningServer | None = None
         # Every server stream task_svc has is a watch (of tasks or of sweeps, typed or REST):
         # counted per user.

@@ -16,8 +16,11 @@ Fairness: a batch is one engine call, so it takes one engine slot for the time o
 FIFO slot queue of the engine and get the next free slot, so a large sweep cannot starve them.
 Between sweeps, the one with the fewest running batches is served first (``TrialQueue``).
 
-Engine unreachable, busy or shutting down → the batch is released (QUEUED again, attempt not
-charged) for any replica to take, and this replica stops claiming for a back-off that doubles
+An engine with no free slot refuses a batch at once (batches never wait in an engine's queue,
+where they would wait for that engine's running batch while another engine idles): the call is
+made again at once, and the channel's round-robin takes it to the next engine.
+Engine unreachable, busy after BUSY_RETRIES re-calls, or shutting down → the batch is released
+(QUEUED again, attempt not charged) for any replica to take, and this replica stops claiming for a back-off that doubles
 while its engine keeps refusing (a replica whose engine died must not keep taking batches from
 the replicas whose engines work); a batch the engine fails as a whole (limits, worker
 crash) fails its trials with the engine's message.
@@ -30,6 +33,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 
 import grpc
@@ -53,6 +57,7 @@ GUARD_SECONDS = 0.25
 RETRY_SECONDS = 0.5
 MAX_RETRY_SECONDS = 10.0
 IDLE_CHECK_SECONDS = 2.0
+BUSY_RETRIES = 8  # immediate re-calls of a batch an engine refused for want of a free slot
 BATCH_SYMBOL_DAYS = 25 * 10 * 1225
 SPLIT_KINDS = frozenset({engine_pb2.EngineError.TIME_LIMIT, engine_pb2.EngineError.CPU_LIMIT,
                          engine_pb2.EngineError.MEMORY_LIMIT})
@@ -260,9 +265,7 @@ class SweepRunner:
         started = time.monotonic()
         results: dict[int, engine_pb2.TrialResult] = {}
         try:
-            run.attach(self.engine.run_trials(request))
-            assert run.handle is not None
-            for event in run.handle.events():
+            for event in self._engine_events(run, request):
                 kind = event.WhichOneof("event")
                 if kind == "trial":
                     results[event.trial.index] = event.trial
@@ -305,6 +308,28 @@ class SweepRunner:
             else:
                 details = exc.details() or code_.name  # type: ignore[attr-defined]
                 self._fail_all(run, trials, f"the engine rejected the batch ({code_.name}): {details}")
+
+    def _engine_events(self, run: _BatchRun, request: engine_pb2.RunTrialsRequest
+                       ) -> Iterator[engine_pb2.RunTrialsEvent]:
+        """The batch's RunTrials events. An engine with no free slot refuses a batch at once
+        (RESOURCE_EXHAUSTED before any event: batches never wait in an engine's queue); the call is
+        made again right away, and the channel's round-robin sends it to the next engine — up to
+        BUSY_RETRIES times before the refusal counts (the batch released, this replica backing off)."""
+        for attempt in range(BUSY_RETRIES + 1):
+            run.attach(self.engine.run_trials(request))
+            assert run.handle is not None
+            events = run.handle.events()
+            try:
+                first = next(events, None)
+            except grpc.RpcError as exc:
+                busy = exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
+                if busy and attempt < BUSY_RETRIES and not run.reason:
+                    continue
+                raise
+            if first is not None:
+                yield first
+                yield from events
+            return
 
     def _store(self, run: _BatchRun, trials: list[SweepTrial], results: dict[int, engine_pb2.TrialResult],
                per_trial: float, spec: object) -> None:

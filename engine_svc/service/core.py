@@ -309,19 +309,19 @@ class EngineCore:
         message = SHUTDOWN_MESSAGE if run.shutdown or self._shutting_down else CANCELLED_MESSAGE
         return RunFailure("CANCELLED", message, logs=logs)
 
-    def _admit(self) -> Ticket:
+    def _admit(self, *, wait: bool = True) -> Ticket:
         if self._shutting_down:
             raise Unavailable("engine shutting down; retry on another replica")
         try:
-            return self.pool.reserve()
+            return self.pool.reserve(wait=wait)
         except SlotsBusy as exc:
             raise ResourceExhausted(str(exc)) from None
         except SlotsClosed:
             raise Unavailable("engine shutting down; retry on another replica") from None
 
-    def _admitted_panel(self, config: BacktestConfig) -> tuple[Panel, Ticket]:
+    def _admitted_panel(self, config: BacktestConfig, *, wait: bool = True) -> tuple[Panel, Ticket]:
         """A slot, then the run's market data; the slot goes back if the data cannot be loaded."""
-        ticket = self._admit()
+        ticket = self._admit(wait=wait)
         try:
             return self._load_panel(config), ticket
         except BaseException:
@@ -339,14 +339,18 @@ class EngineCore:
     # -- RunTrials ------------------------------------------------------------------------------
 
     def prepare_trials(self, request: TrialsRequest) -> PreparedRun:
-        """As ``prepare`` for a batch of parameter sets (the same admission: one slot per batch)."""
+        """As ``prepare`` for a batch of parameter sets: one slot per batch, but only a slot free
+        now — a batch never waits in this engine's queue (RESOURCE_EXHAUSTED instead). The sweep
+        runner then takes it to an engine with a free slot: queued here, it would wait for this
+        engine's running batch while another engine idles (task_svc's round-robin does not know
+        which engine is free), and single tasks keep the queue to themselves."""
         _check_code(request.strategy_code)
         if not 1 <= len(request.params) <= MAX_TRIALS_PER_CALL:
             raise InvalidArgument.field("params", f"must hold 1 to {MAX_TRIALS_PER_CALL} parameter sets, "
                                                   f"got {len(request.params)}")
         config = build_config(request.config, {})
         spec = BacktestSpec(request.strategy_code, request.config, {}, request.reference)
-        return PreparedRun(spec, config, *self._admitted_panel(config), list(request.params))
+        return PreparedRun(spec, config, *self._admitted_panel(config, wait=False), list(request.params))
 
     def execute_trials(
         self, prepared: PreparedRun, on_event: Callable[[RunEvent], None], cancel: threading.Event

@@ -61,12 +61,13 @@ class SlotPool:
         self._waiting: deque[Ticket] = deque()
         self._closed = False
 
-    def reserve(self) -> Ticket:
-        """Admit one call (as waiting) or raise SlotsBusy / SlotsClosed without blocking."""
+    def reserve(self, *, wait: bool = True) -> Ticket:
+        """Admit one call (as waiting) or raise SlotsBusy / SlotsClosed without blocking.
+        ``wait=False``: only when a slot is free now (nothing ahead of it), never into the queue."""
         with self._cond:
             if self._closed:
                 raise SlotsClosed("engine shutting down; not accepting new backtests")
-            if self._running + len(self._waiting) >= self.slots + self.queue:
+            if self._running + len(self._waiting) >= self.slots + (self.queue if wait else 0):
                 raise SlotsBusy(self._running, len(self._waiting))
             ticket = Ticket(self)
             self._waiting.append(ticket)

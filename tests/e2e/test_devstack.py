@@ -87,6 +87,30 @@ def test_wait_grpc_serving_reports_the_log_tail_when_the_process_dies(tmp_path):
     assert not handle.pid_path.exists()
 
 
+def test_engine_layout_one_process_per_core_each_with_one_slot() -> None:
+    """`up` starts ZQ_ENGINE_PROCESSES engines (default: one per core) on consecutive ports, or
+    one per address ZQ_ENGINE_ADDR lists; task_svc and the gateway get every address."""
+    from devstack.cli import engine_env
+
+    assert devstack.engine_addrs({"ZQ_ENGINE_ADDR": "127.0.0.1:7000", "ZQ_ENGINE_PROCESSES": "3"}) == [
+        "127.0.0.1:7000", "127.0.0.1:7001", "127.0.0.1:7002"]
+    assert devstack.engine_addrs({"ZQ_ENGINE_ADDR": "[::1]:7000", "ZQ_ENGINE_PROCESSES": "2"}) == [
+        "[::1]:7000", "[::1]:7001"]
+    assert devstack.engine_addrs({"ZQ_ENGINE_ADDR": "10.0.0.1:1,10.0.0.2:2", "ZQ_ENGINE_PROCESSES": "5"}) == [
+        "10.0.0.1:1", "10.0.0.2:2"]
+    cores = min(os.cpu_count() or 1, devstack.config.MAX_DEFAULT_ENGINES)
+    assert len(devstack.engine_addrs({})) == cores
+    assert [devstack.engine_label(k) for k in range(3)] == ["engine", "engine-2", "engine-3"]
+
+    env = engine_env({"ZQ_ENGINE_ADDR": "127.0.0.1:7000", "ZQ_ENGINE_PROCESSES": "2"})
+    assert (env["ZQ_ENGINE_ADDR"], env["ZQ_ENGINE_SLOTS"]) == ("127.0.0.1:7000,127.0.0.1:7001", "1")
+    assert (env["ZQ_TASK_WORKERS"], env["ZQ_SWEEP_WORKERS"]) == ("2", "2")
+    own = engine_env({"ZQ_ENGINE_PROCESSES": "2", "ZQ_ENGINE_SLOTS": "3", "ZQ_SWEEP_WORKERS": "1"})
+    assert (own["ZQ_ENGINE_SLOTS"], own["ZQ_TASK_WORKERS"], own["ZQ_SWEEP_WORKERS"]) == ("3", "6", "1")
+    single = engine_env({"ZQ_ENGINE_PROCESSES": "1", "ZQ_ENGINE_SLOTS": "4"})
+    assert (single["ZQ_ENGINE_ADDR"], single["ZQ_TASK_WORKERS"]) == ("127.0.0.1:50053", "4")
+
+
 def run_cli(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "devstack", command, "--timeout", "60"],
@@ -109,6 +133,8 @@ def test_cli_up_is_idempotent_and_down_stops_everything(stack_env, envoy_binary)
     """
     directory = Path(stack_env["ZQ_DATA_DIR"])
     gateway = f"http://127.0.0.1:{stack_env['ZQ_GATEWAY_PORT']}"
+    # Two engine processes, as `up` starts on two cores (each its own free port here).
+    stack_env["ZQ_ENGINE_ADDR"] = f"{stack_env['ZQ_ENGINE_ADDR']},127.0.0.1:{devstack.free_port()}"
     pids: dict[str, str] = {}
     try:
         first = run_cli("up", stack_env)
@@ -116,6 +142,8 @@ def test_cli_up_is_idempotent_and_down_stops_everything(stack_env, envoy_binary)
         assert "curl -s -X POST" in first.stdout
         pids = {p.stem: p.read_text().strip() for p in (directory / "run").glob("*.pid")}
         assert "envoy" in pids
+        if devstack.SERVICES["engine"].available():
+            assert {"engine", "engine-2"} <= set(pids), pids
         expected = 200 if devstack.SERVICES["auth"].available() else 503
         assert httpx.get(f"{gateway}/healthz", timeout=10).status_code == expected
 
@@ -126,6 +154,8 @@ def test_cli_up_is_idempotent_and_down_stops_everything(stack_env, envoy_binary)
 
         status = run_cli("status", stack_env)
         assert "envoy  running" in status.stdout, status.stdout
+        for addr in stack_env["ZQ_ENGINE_ADDR"].split(","):
+            assert f"{addr} SERVING" in status.stdout, status.stdout
     finally:
         down = run_cli("down", stack_env)
     assert down.returncode == 0, down.stdout + down.stderr

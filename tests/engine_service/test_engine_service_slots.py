@@ -24,6 +24,29 @@ def test_admits_slots_plus_queue_then_refuses_with_counts() -> None:
     pool.reserve().release()  # a free queue place again
 
 
+def test_reserve_without_wait_takes_only_a_free_slot_never_the_queue() -> None:
+    """A sweep's batch (RunTrials) is admitted only where it runs at once: queued, it would wait
+    for this engine's running work while another engine's slot idles."""
+    pool = SlotPool(slots=2, queue=4)
+    first = pool.reserve(wait=False)
+    assert first.acquire(timeout=0)
+    second = pool.reserve(wait=False)  # the second slot is free
+    with pytest.raises(SlotsBusy) as info:
+        pool.reserve(wait=False)  # both slots taken (one still reserved): the queue has room, but no
+    assert (info.value.running, info.value.waiting) == (1, 1)
+    waiting = pool.reserve()  # a single run may still queue
+    assert second.acquire(timeout=0)
+    assert (pool.stats().running, pool.stats().waiting) == (2, 1)
+    first.release()
+    with pytest.raises(SlotsBusy):
+        pool.reserve(wait=False)  # the freed slot belongs to the run waiting for it
+    assert waiting.acquire(timeout=1)
+    second.release()
+    pool.reserve(wait=False).release()
+    waiting.release()
+    assert (pool.stats().running, pool.stats().waiting) == (0, 0)
+
+
 def test_waiter_gets_the_slot_when_it_frees() -> None:
     pool = SlotPool(slots=1, queue=1)
     first, second = pool.reserve(), pool.reserve()
