@@ -178,10 +178,11 @@ def status() -> int:
     directory = Path(env["ZQ_DATA_DIR"])
     gateway = GatewayConfig.from_env(env)
     healthy = True
-    engines = env["ZQ_ENGINE_ADDR"].split(",")
-    rows = [(name, name) for name in ALL_PROCESSES if name != "engine"]
-    rows[1:1] = [("engine", engine_label(k)) for k in range(len(engines))]  # in start order, after auth
-    for name, label in rows:
+    rows = [(name, name, service_addr(name, env) if name in SERVICES else "") for name in ALL_PROCESSES
+            if name != "engine"]
+    engines = [("engine", engine_label(k), a) for k, a in enumerate(env["ZQ_ENGINE_ADDR"].split(","))]
+    rows[1:1] = engines  # in start order: after auth
+    for name, label, addr in rows:
         handle = find_running(label, directory, _signature(name, directory))
         if name in SERVICES and not SERVICES[name].available():
             print(f"{label:<6} not built yet")
@@ -195,7 +196,6 @@ def status() -> int:
             detail += f", /healthz {_http_status(gateway.url + '/healthz')}"
             ok = detail.startswith("200")
         else:
-            addr = engines[int(label.partition("-")[2] or 1) - 1] if name == "engine" else service_addr(name, env)
             try:
                 with grpc.insecure_channel(connect_addr(addr)) as channel:
                     reply = health_pb2_grpc.HealthStub(channel).Check(
