@@ -65,8 +65,10 @@ AUTH = (("authorization", f"Bearer {TOKEN}"),)
 
 
 class _BenchAuth:
+    """The bench calls as task_svc does: RunBacktest is for service principals only."""
+
     def authenticate(self, credentials: Credentials) -> Principal:
-        return Principal(user_id=1, username="bench", is_admin=False, auth_method="jwt")
+        return Principal(user_id=1, username="bench", is_admin=False, auth_method="api_key", is_service=True)
 
 
 def _summary(values: list[float]) -> dict[str, float]:
