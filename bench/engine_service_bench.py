@@ -23,8 +23,10 @@ on whatever else is running (check `uptime`).
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import statistics
 import tempfile
 import threading
@@ -86,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="zq-engine-bench-"))
+    atexit.register(shutil.rmtree, tmp, True)
     engine = get_engine(f"sqlite:///{tmp / 'engine.db'}")
     ensure_schema(engine)
     write_synthetic(engine, args.symbols, args.days, seed=3, progress=False)

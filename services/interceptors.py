@@ -113,11 +113,15 @@ def _request_id(metadata: tuple[tuple[str, Any], ...]) -> str:
     return rid or new_request_id()
 
 
-def _authenticate(authenticator: Authenticator, metadata: tuple[tuple[str, Any], ...]) -> Principal:
+def _credentials(metadata: tuple[tuple[str, Any], ...]) -> Credentials:
     credentials = Credentials.from_metadata(metadata)
     if not credentials.present:
         raise Unauthenticated("credentials required: Authorization: Bearer <token> or X-API-Key + X-API-Secret")
-    return authenticator.authenticate(credentials)
+    return credentials
+
+
+def _authenticate(authenticator: Authenticator, metadata: tuple[tuple[str, Any], ...]) -> Principal:
+    return authenticator.authenticate(_credentials(metadata))
 
 
 def _authenticate_cached(authenticator: Authenticator, metadata: tuple[tuple[str, Any], ...]) -> Principal | None:
@@ -125,10 +129,7 @@ def _authenticate_cached(authenticator: Authenticator, metadata: tuple[tuple[str
     cached = getattr(authenticator, "authenticate_cached", None)
     if cached is None:
         return None
-    credentials = Credentials.from_metadata(metadata)
-    if not credentials.present:
-        raise Unauthenticated("credentials required: Authorization: Bearer <token> or X-API-Key + X-API-Secret")
-    principal: Principal | None = cached(credentials)
+    principal: Principal | None = cached(_credentials(metadata))
     return principal
 
 
