@@ -499,7 +499,10 @@ def test_a_batch_over_the_workers_cpu_limit_is_split_and_every_trial_runs_once(m
                                                                                 caplog) -> None:
     """The engine fails a whole batch that hits its worker's CPU limit (CPU_LIMIT): the runner
     puts the batch back (attempt not charged) and runs that sweep's trials in halves. 8 trials of
-    0.35 s CPU (2.8 s) in one worker exceed a 2 s limit; 4 of them (1.4 s) do not."""
+    0.45 s CPU (3.6 s) in one worker exceed a 2 s limit whatever the worker's start-up used (the
+    limit is counted from the next whole second after it: 2–3 s for the strategy — 0.35 s a trial
+    fit in that when the start-up was cheap); 4 of them (1.8 s) may split once more, and every
+    trial still runs once."""
     import logging
 
     from zquant.engine.v1 import engine_pb2_grpc
@@ -516,7 +519,7 @@ def test_a_batch_over_the_workers_cpu_limit_is_split_and_every_trial_runs_once(m
         channel = grpc.insecure_channel(f"127.0.0.1:{app.port}")
         api = SweepApi(channel, "user:8")
         grid = space(short_window={"values": [3, 4, 5, 6]}, long_window={"values": [10, 20]})
-        req = request(real_engine, params={"burn": 0.35}, space=grid)
+        req = request(real_engine, params={"burn": 0.45}, space=grid)
         req.strategy_code = CPU_BURNER
         with caplog.at_level(logging.WARNING, logger="zquant.task.sweeps"):
             done = wait_sweep(api, api.CreateSweep(req).id, S.COMPLETED, S.FAILED, timeout=90)
