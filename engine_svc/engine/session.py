@@ -106,6 +106,18 @@ def paced_gc() -> Iterator[None]:
                 gc.enable()
 
 
+def init_message(panel: Panel, code: str, config: BacktestConfig, n_rows: int) -> dict[str, Any]:
+    """Everything a strategy host needs besides the daily data (JSON-ready); ``panel`` holds the
+    run's symbols only, ``n_rows`` is the end of the run's rows."""
+    return {
+        "code": code,
+        "config": config.to_dict(),
+        "symbols": list(panel.symbols),
+        "n_rows": n_rows,
+        "daily_basic": panel.daily_basic is not None,
+    }
+
+
 def run_strategy_day(strategy: Any, ctx: Context, resolved: list[Order], arrays_mode: bool, code: str) -> None:
     """Tell the strategy about resolved orders, then call on_bar. Only calls into strategy code
     are guarded: an engine bug must not pose as a strategy error. MemoryError passes through so
@@ -198,14 +210,7 @@ class TrustedSession:
     # -- what a hosted strategy side needs from the trusted side ---------------------------------
     def init_message(self) -> dict[str, Any]:
         """Everything the strategy host needs besides the daily data (JSON-ready)."""
-        c = self.config
-        return {
-            "code": self.code,
-            "config": c.to_dict(),
-            "symbols": list(self.panel.symbols),
-            "n_rows": self.rows.stop,
-            "daily_basic": self.panel.daily_basic is not None,
-        }
+        return init_message(self.panel, self.code, self.config, self.rows.stop)
 
     def feed(self, kind: int, rows: slice) -> list[bytes | memoryview]:
         if kind == daywire.WARMUP:

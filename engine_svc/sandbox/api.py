@@ -20,6 +20,7 @@ from engine_svc.engine.session import (
     ProtocolViolation,
     TrustedSession,
     day_rows,
+    init_message,
     select_symbols,
 )
 from engine_svc.engine.trials import TrialsSession
@@ -91,6 +92,9 @@ def run_trials_in_sandbox(
 
 def _single(panel: Panel, code: str, cfg: BacktestConfig, channel: SandboxChannel,
             on_progress: ProgressFn | None) -> dict[str, Any]:
+    # The worker gets the run's description first: it sets up its tape and compiles the strategy
+    # while the trusted side builds its own tape.
+    channel.open(init_message(panel, code, cfg, day_rows(panel, cfg.start_date, cfg.end_date).stop))
     session = TrustedSession(panel, code, cfg)
     result = session.run(HostedSide(channel), on_progress)
     if session.mismatches:
@@ -142,10 +146,20 @@ class SandboxChannel:
         self.cancel = cancel
         self.started_at = started_at
         self.ok = False
+        self.opened: dict[str, Any] | None = None
+
+    def open(self, init: dict[str, Any]) -> None:
+        """Hand the worker its job (once it reports its layers) without waiting for more."""
+        self.handle.open({"init": init}, cancel=self.cancel, started_at=self.started_at)
+        self.handle.flush()
+        self.opened = init
 
     def start(self, init: dict[str, Any], warmup: list[bytes | memoryview] | None,
               first_day: list[bytes | memoryview]) -> None:
-        self.handle.open({"init": init}, cancel=self.cancel, started_at=self.started_at)
+        if self.opened is None:
+            self.open(init)
+        elif init != self.opened:
+            raise ValueError("the run's description changed after the worker got it")
         if warmup is not None:
             self.handle.send(warmup)
         self.handle.send(first_day)

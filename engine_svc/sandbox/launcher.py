@@ -435,6 +435,10 @@ class WorkerHandle:
             self._pending = protocol.frame_bytes({"type": "spec", "spec": self._limits_spec()})
         self._pump(until_ready=True)
 
+    def flush(self) -> None:
+        """Write what is queued (e.g. the job frame after ``open``)."""
+        self._pump()
+
     def send(self, parts: Sequence[bytes | memoryview]) -> None:
         """Queue a binary frame for the worker; returns once it is written (or the worker died,
         which the next ``receive`` reports)."""
