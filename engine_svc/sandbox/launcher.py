@@ -26,7 +26,7 @@ from typing import Any
 
 import engine_svc
 from engine_svc.engine.session import ProgressFn
-from engine_svc.sandbox import bwrap, protocol
+from engine_svc.sandbox import bwrap, protocol, spin
 from engine_svc.sandbox.errors import CANCELLED_MESSAGE, KINDS, SandboxError, classify_exit, wall_message
 from engine_svc.sandbox.limits import SandboxLimits
 from engine_svc.sandbox.worker import BOOTSTRAP, EXIT_SETUP_FAILED
@@ -250,6 +250,8 @@ class WorkerHandle:
         self.memory_mb = limits.memory_limit(data_bytes)
         self.cpu_limit = limits.cpu_limit(symbol_days)
         self.wall_limit = limits.wall_limit(symbol_days)
+        self.spin_us = spin.budget_us(limits.spin_us)
+        self._spin = spin.SpinWait(self.spin_us)
 
     def assign(self, limits: SandboxLimits, *, symbol_days: int = 0, data_bytes: int = 0) -> WorkerHandle:
         """Give a spare its job's limits (sent before the job; it hardens with them)."""
@@ -275,6 +277,7 @@ class WorkerHandle:
             "seccomp": lim.seccomp,
             "memory_mb": self.memory_mb,
             "result_max_bytes": lim.result_max_mb * 2**20,
+            "spin_us": self.spin_us,
             "rlimits": {
                 "memory_mb": self.memory_mb,
                 "cpu_seconds": self.cpu_limit,
@@ -537,7 +540,10 @@ class WorkerHandle:
                     self._send_some()
                     if not self._pending and not (want_frame or until_ready):
                         return None
-                events = dict(self._poller_for().poll(max(0, min(_POLL_SECONDS, self._deadline - now)) * 1000))
+                poller = self._poller_for()
+                # The worker's next frame is usually a few µs away: poll briefly before sleeping.
+                events = dict((want_frame and not self._pending and self._spin.poll(poller))
+                              or poller.poll(max(0, min(_POLL_SECONDS, self._deadline - now)) * 1000))
                 if self._pending and events.get(self._stdin_fd):
                     self._send_some()
                 if events.get(self._out_fd):

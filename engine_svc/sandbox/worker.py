@@ -21,11 +21,12 @@ import importlib
 import json
 import math
 import os
+import select
 import sys
 import time
 from typing import Any
 
-from engine_svc.sandbox import jobs, landlock, limits, protocol, seccomp
+from engine_svc.sandbox import jobs, landlock, limits, protocol, seccomp, spin
 from engine_svc.sandbox.errors import NO_RESULT_MESSAGE, memory_message
 from engine_svc.sandbox.usercode import JobError
 
@@ -128,10 +129,14 @@ def _finish(out_fd: int, header: dict[str, Any], body: bytes = b"") -> None:
 class _Pipe:
     """Frames to and from the parent for an interactive job (jobs.Pipe)."""
 
-    def __init__(self, out_fd: int) -> None:
+    def __init__(self, out_fd: int, spin_us: int) -> None:
         self.out_fd = out_fd
+        self.spin = spin.SpinWait(spin_us)
+        self.poller = select.poll()
+        self.poller.register(0, select.POLLIN)
 
     def read(self) -> tuple[dict[str, Any], bytearray]:
+        self.spin.poll(self.poller)  # the next day is usually a few µs away: poll before sleeping
         return protocol.read_frame(0, max_header=MAX_JOB_HEADER, max_body=MAX_JOB_BODY)
 
     def write_binary(self, parts: list[bytes | memoryview]) -> None:
@@ -143,7 +148,8 @@ def _run(spec: dict[str, Any], out_fd: int, job: jobs.Job) -> None:
     if header.get("type") != "job":
         raise protocol.ProtocolError(f"expected a job frame, got {header.get('type')!r}")
     try:
-        value = job.fn(header, body, _Pipe(out_fd) if job.interactive else _Progress(out_fd))
+        pipe = _Pipe(out_fd, int(spec.get("spin_us", 0))) if job.interactive else _Progress(out_fd)
+        value = job.fn(header, body, pipe)
         del body
         payload = _strict_json(value)
         cap = int(spec["result_max_bytes"])
