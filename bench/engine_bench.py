@@ -493,7 +493,8 @@ def _table(records: list[dict[str, Any]]) -> str:
     ]
     lines += [
         f"{r['size']}: {SPLIT_CASE} (ledger here, strategy in a sandboxed worker) total {r['total_s']:.3f} s = "
-        f"{r['total_vs_xs']:.2f}x the in-process xs run; peak RSS {r['peak_rss_mb']:.0f} + worker "
+        f"{r['total_vs_xs']:.2f}x the in-process xs run; run CPU {r['run_cpu_s']:.3f} s here + "
+        f"{r.get('worker_cpu_s', 0):.3f} s in the worker; peak RSS {r['peak_rss_mb']:.0f} + worker "
         f"{r.get('worker_rss_mb', 0):.0f} = {r['rss_sum_mb']:.0f} MB"
         for r in records if "total_vs_xs" in r
     ]
