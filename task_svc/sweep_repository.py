@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session, defer
 
 from services.paging import Page, count_rows, ordered
@@ -62,14 +62,26 @@ class SweepRepository:
         return self.session.scalar(select(SweepTrial.nav_json).where(
             SweepTrial.id == trial_id, SweepTrial.user_id == self.user_id)) or ""
 
-    def change_mark(self, sweep_id: int) -> tuple[Any, ...]:
-        """Changes whenever a trial of the sweep changes status or the sweep does (a cheap poll)."""
-        row = self.session.execute(
-            select(Sweep.status, func.count(SweepTrial.id), func.max(SweepTrial.finished_at),
-                   func.sum(case((SweepTrial.status == TrialStatus.RUNNING.value, 1), else_=0)))
-            .outerjoin(SweepTrial, SweepTrial.sweep_id == Sweep.id)
-            .where(Sweep.id == sweep_id, Sweep.user_id == self.user_id).group_by(Sweep.status)).first()
-        return tuple(row) if row is not None else ()
+    def status_counts(self, sweep: Sweep) -> dict[str, int]:
+        """Trials per status of a sweep ``get`` returned (so the caller's: its trials are its
+        owner's), from the (sweep_id, status, number) index alone — the rows, long with their NAV,
+        are not read."""
+        return {status: int(n) for status, n in self.session.execute(
+            select(SweepTrial.status, func.count()).where(SweepTrial.sweep_id == sweep.id)
+            .group_by(SweepTrial.status))}
+
+    def ids_with_status(self, sweep: Sweep, statuses: list[str]) -> list[int]:
+        """The ids of a sweep's trials in these statuses, from the index alone (as status_counts)."""
+        return list(self.session.scalars(select(SweepTrial.id).where(
+            SweepTrial.sweep_id == sweep.id, SweepTrial.status.in_(statuses))))
+
+    def trials_by_id(self, sweep_id: int, ids: list[int]) -> list[SweepTrial]:
+        """These trials of the sweep in number order, without their NAV."""
+        if not ids:
+            return []
+        return list(self.session.scalars(select(SweepTrial).where(
+            SweepTrial.sweep_id == sweep_id, SweepTrial.user_id == self.user_id, SweepTrial.id.in_(ids))
+            .options(defer(SweepTrial.nav_json, raiseload=True)).order_by(SweepTrial.number)))
 
     def trial(self, sweep_id: int, number: int) -> SweepTrial | None:
         return self.session.scalar(select(SweepTrial).where(

@@ -36,7 +36,7 @@ from typing import Any
 
 from google.protobuf import struct_pb2
 from sqlalchemy import select, text, update
-from sqlalchemy.orm import Session, defer, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 from zquant.engine.v1 import engine_pb2
 
 from services.db import transaction
@@ -401,11 +401,7 @@ class Sweeps:
             return sweep, repo.trials(sweep_id, with_nav=with_nav)
 
     def _summarize(self, sweep: Sweep, trials: Sequence[SweepTrial]) -> SweepView:
-        def nav(trial: SweepTrial) -> str:
-            with self.sessions() as session:
-                return SweepRepository(session, sweep.user_id).nav(trial.id)
-
-        return summarize(sweep, trials, nav)
+        return summarize(sweep, trials, self._nav_loader(sweep.user_id))
 
     def view(self, who: Principal, sweep_id: int) -> SweepView:
         sweep, trials = self._load(who.user_id, sweep_id)
@@ -547,27 +543,28 @@ class Sweeps:
         """SNAPSHOT, then PROGRESS / TRIAL / BEST as the trial rows change (read every
         ``interval`` seconds, so a trial finished on any replica shows), then STATUS (terminal).
         An async generator (task_svc serves on grpc.aio): between reads it holds no thread;
-        each read and ranking runs on the executor. A client that goes away cancels it."""
+        each read and ranking runs on the executor. A client that goes away cancels it.
+
+        After the snapshot a read costs what changed, not the sweep's size (_WatchState): the
+        sweep row and its trials per status, then only the trials finished since the last read."""
         sweep, rows = await asyncio.to_thread(self._load, user_id, sweep_id)
         view = await asyncio.to_thread(self._summarize, sweep, rows)
         yield WatchEvent("SNAPSHOT", view, terminal=sweep.status not in {s.value for s in SWEEP_ACTIVE})
         if sweep.status not in {s.value for s in SWEEP_ACTIVE}:
             return
-        seen = {t.id for t in rows if t.finished_at is not None or t.status == TrialStatus.CACHED.value}
+        state = _WatchState(sweep, rows, view)
         counts = view.counts
         best = view.best.row.number if view.best else 0
-        mark: tuple[Any, ...] = ()
         while True:
             await asyncio.sleep(interval)
-            polled = await asyncio.to_thread(self._poll, user_id, sweep_id, mark, seen)
+            polled = await asyncio.to_thread(self._poll, user_id, sweep_id, state)
             if polled is None:  # deleted
                 yield WatchEvent("STATUS", view, terminal=True)
                 return
-            if polled.mark == mark:
+            if polled.view is None:  # nothing changed
                 continue
-            mark, sweep, view = polled.mark, polled.sweep, polled.view
+            sweep, view = polled.sweep, polled.view
             for trial in polled.finished:
-                seen.add(trial.row.id)
                 yield WatchEvent("TRIAL", view, trial)
             if view.best is not None and view.best.row.number != best:
                 best = view.best.row.number
@@ -579,37 +576,92 @@ class Sweeps:
                 yield WatchEvent("PROGRESS", view)
             counts = view.counts
 
-    def _poll(self, user_id: int, sweep_id: int, mark: tuple[Any, ...], seen: set[int]) -> _Polled | None:
-        """One re-read for watch(): None once the sweep is gone; the same `mark` when nothing
-        changed; else the sweep, its summary and the trials finished since `seen` (ranked)."""
+    def _poll(self, user_id: int, sweep_id: int, state: _WatchState) -> _Polled | None:
+        """One re-read for watch(): None once the sweep is gone; no view when nothing changed;
+        else the sweep, its summary and the trials finished since the last read (ranked)."""
         with self.sessions() as session:
-            now_mark = SweepRepository(session, user_id).change_mark(sweep_id)
-        if not now_mark:
-            return None
-        if now_mark == mark:
-            return _Polled(now_mark, None, None, [])  # type: ignore[arg-type]
-        try:
-            sweep, rows = self._load(user_id, sweep_id)
-        except NotFound:
-            return None
-        view = self._summarize(sweep, rows)
-        finished = [t for t in rows if t.id not in seen and t.status in
-                    (TrialStatus.DONE.value, TrialStatus.FAILED.value, TrialStatus.CACHED.value)]
-        by_number = {}
+            repo = SweepRepository(session, user_id)
+            sweep = repo.get(sweep_id)
+            if sweep is None:
+                return None
+            tally = repo.status_counts(sweep)
+            mark = (sweep.status, tuple(sorted(tally.items())))
+            if mark == state.mark:
+                return _Polled(sweep, None, [])
+            new: list[SweepTrial] = []
+            if sum(tally.get(s, 0) for s in _FINISHED) > len(state.known):
+                ids = [i for i in repo.ids_with_status(sweep, list(_FINISHED)) if i not in state.known]
+                new = repo.trials_by_id(sweep_id, ids)
+        state.mark = mark
+        finished = state.add(sweep, new)
         if finished:
-            spec = search_spec(json.loads(sweep.spec_json), 10**9)
-            views = [_view(sweep, t) for t in rows]
-            for group in _groups(views).values():
-                rank_search(spec, group)
-            by_number = {v.row.number: v for v in views}
-        return _Polled(tuple(now_mark), sweep, view, [by_number[t.number] for t in finished])
+            state.summarize(sweep, self._nav_loader(user_id))
+        counts = count_trials(tally)
+        return _Polled(sweep, SweepView(sweep, counts, *state.search, *timing(sweep, counts)), finished)
+
+    def _nav_loader(self, user_id: int) -> Callable[[SweepTrial], str]:
+        def nav(trial: SweepTrial) -> str:
+            with self.sessions() as session:
+                return SweepRepository(session, user_id).nav(trial.id)
+
+        return nav
+
+
+# The trials a watch reports (TRIAL): with a result or failed. None of them changes again — every
+# write to a trial is conditional on it being QUEUED or RUNNING.
+_FINISHED = (TrialStatus.DONE.value, TrialStatus.FAILED.value, TrialStatus.CACHED.value)
+
+
+class _WatchState:
+    """What one watch stream has read of its sweep: the finished trials (each read and decoded
+    once, as they never change), their rankings per search, the search summary and the best's NAV.
+    The sweep row and the trials per status are read again at every poll, so what any replica
+    writes shows at the next poll and nothing kept here goes stale."""
+
+    def __init__(self, sweep: Sweep, rows: Sequence[SweepTrial], view: SweepView) -> None:
+        self.spec = search_spec(json.loads(sweep.spec_json), 10**9)
+        self.phase = _search_phase(self.spec)
+        self.mark: tuple[Any, ...] = ()
+        self.known: set[int] = set()
+        self.groups: dict[tuple[int, str], list[TrialView]] = {}  # (fold, phase) → finished trials
+        self.search_folds = {t.fold for t in rows if t.phase == self.phase}
+        self.search: tuple[TrialView | None, int, float | None] = (view.best, view.evaluated, view.deflated_sharpe)
+        self.nav: tuple[int, str] = (0, "")
+        self.add(sweep, [t for t in rows if t.status in _FINISHED])
+
+    def add(self, sweep: Sweep, rows: Sequence[SweepTrial]) -> list[TrialView]:
+        """Takes in trials finished since the last call; returns them ranked in their searches,
+        in ``rows``' order. Only their searches are ranked again, as fresh views (views handed out
+        before keep their rank)."""
+        for t in rows:
+            self.known.add(t.id)
+            self.groups.setdefault((t.fold, t.phase), []).append(_view(sweep, t))
+            if t.phase == self.phase:
+                self.search_folds.add(t.fold)
+        ranked: dict[int, TrialView] = {}
+        for key in {(t.fold, t.phase) for t in rows}:
+            fresh = [TrialView(v.row, v.params, v.metrics) for v in self.groups[key]]
+            rank_search(self.spec, fresh)
+            self.groups[key] = fresh
+            ranked.update((v.row.id, v) for v in fresh)
+        return [ranked[t.id] for t in rows]
+
+    def summarize(self, sweep: Sweep, load_nav: Callable[[SweepTrial], str]) -> None:
+        """The search summary again (after trials finished); the best's NAV is read again only
+        when the best changed."""
+        def nav(trial: SweepTrial) -> str:
+            if self.nav[0] != trial.id:
+                self.nav = (trial.id, load_nav(trial))
+            return self.nav[1]
+
+        folds = {f: self.groups.get((f, self.phase), []) for f in self.search_folds}
+        self.search = search_summary(sweep, self.spec, folds, nav)
 
 
 @dataclass
 class _Polled:
-    mark: tuple[Any, ...]
-    sweep: Any
-    view: SweepView
+    sweep: Sweep
+    view: SweepView | None
     finished: list[TrialView]
 
 
@@ -622,24 +674,23 @@ def _groups(views: Sequence[TrialView]) -> dict[tuple[int, str], list[TrialView]
 
 # ---------------------------------------------------------------------------- summaries
 
-def summarize(sweep: Sweep, trials: Sequence[SweepTrial], nav_of: Callable[[SweepTrial], str],
-              now: datetime | None = None) -> SweepView:
-    """Counts, the best ranked trial (of the latest fold with one), its deflated Sharpe ratio
-    (sweeplib.overfit, from its NAV — ``nav_of`` loads it — and the search's Sharpe ratios),
-    elapsed time and ETA."""
-    counts = Counts()
-    tally = Counter(t.status for t in trials)
-    counts.queued, counts.running = tally[TrialStatus.QUEUED.value], tally[TrialStatus.RUNNING.value]
-    counts.done, counts.failed = tally[TrialStatus.DONE.value], tally[TrialStatus.FAILED.value]
-    counts.cached, counts.skipped = tally[TrialStatus.CACHED.value], tally[TrialStatus.SKIPPED.value]
-    spec = search_spec(json.loads(sweep.spec_json), 10**9)
-    phase = _search_phase(spec)
-    views = [_view(sweep, t) for t in trials if t.phase == phase]
-    folds = sorted({v.row.fold for v in views})
+def count_trials(tally: Mapping[str, int]) -> Counts:
+    """Counts from trials per status."""
+    return Counts(queued=tally.get(TrialStatus.QUEUED.value, 0), running=tally.get(TrialStatus.RUNNING.value, 0),
+                  done=tally.get(TrialStatus.DONE.value, 0), failed=tally.get(TrialStatus.FAILED.value, 0),
+                  cached=tally.get(TrialStatus.CACHED.value, 0), skipped=tally.get(TrialStatus.SKIPPED.value, 0))
+
+
+def search_summary(sweep: Sweep, spec: SweepSpec, folds: Mapping[int, Sequence[TrialView]],
+                   nav_of: Callable[[SweepTrial], str]) -> tuple[TrialView | None, int, float | None]:
+    """The best ranked trial of the latest fold with one (what would be traded next), how many
+    trials of that fold's search have a result, and the best's deflated Sharpe ratio
+    (sweeplib.overfit, from its NAV — ``nav_of`` loads it — and the search's Sharpe ratios).
+    ``folds``: each fold's search trials (those without a result or failure do not count)."""
     best: TrialView | None = None
-    group: list[TrialView] = []
-    for f in reversed(folds):  # the latest fold with a ranked trial: what would be traded next
-        group = [v for v in views if v.row.fold == f]
+    group: Sequence[TrialView] = []
+    for f in sorted(folds, reverse=True):
+        group = folds[f]
         best = _best(spec, group)
         if best is not None:
             break
@@ -656,6 +707,11 @@ def summarize(sweep: Sweep, trials: Sequence[SweepTrial], nav_of: Callable[[Swee
             found = deflated_sharpe(nav_returns(nav, float(config["initial_capital"])), sharpes,
                                     risk_free_per_period=rf_daily)
             dsr = found.dsr if found is not None else None
+    return best, len(evaluated), dsr
+
+
+def timing(sweep: Sweep, counts: Counts, now: datetime | None = None) -> tuple[float, float | None]:
+    """Elapsed seconds and the ETA (from the pace of the trials run so far)."""
     now = now or utcnow()
     start = sweep.started_at or sweep.created_at
     end = sweep.completed_at if sweep.completed_at is not None else now
@@ -665,7 +721,21 @@ def summarize(sweep: Sweep, trials: Sequence[SweepTrial], nav_of: Callable[[Swee
     left = counts.queued + counts.running
     if sweep.status in {s.value for s in SWEEP_ACTIVE} and ran > 0 and elapsed > 0:
         eta = elapsed / ran * left
-    return SweepView(sweep, counts, best, len(evaluated), dsr, elapsed, eta)
+    return elapsed, eta
+
+
+def summarize(sweep: Sweep, trials: Sequence[SweepTrial], nav_of: Callable[[SweepTrial], str],
+              now: datetime | None = None) -> SweepView:
+    """Counts, the search's best and deflated Sharpe ratio (search_summary), elapsed time and ETA."""
+    counts = count_trials(Counter(t.status for t in trials))
+    spec = search_spec(json.loads(sweep.spec_json), 10**9)
+    phase = _search_phase(spec)
+    folds: dict[int, list[TrialView]] = {}
+    for t in trials:
+        if t.phase == phase:
+            folds.setdefault(t.fold, []).append(_view(sweep, t))
+    best, evaluated, dsr = search_summary(sweep, spec, folds, nav_of)
+    return SweepView(sweep, counts, best, evaluated, dsr, *timing(sweep, counts, now))
 
 
 def folds_view(sweep: Sweep, spec: SweepSpec, trials: Sequence[SweepTrial]) -> FoldsView:
@@ -710,8 +780,10 @@ def plan(session: Session, sweep: Sweep, spec: SweepSpec | None = None) -> bool:
     if sweep.status not in {s.value for s in SWEEP_ACTIVE}:
         return False
     spec = spec or search_spec(json.loads(sweep.spec_json), 10**9)
-    trials = list(session.scalars(select(SweepTrial).where(SweepTrial.sweep_id == sweep.id)
-                                  .options(defer(SweepTrial.nav_json, raiseload=True))))
+    # Statuses only (the runner plans after every batch): a search's params and results are read
+    # when a rule needs them, and the rows — long with their NAV — are otherwise not read.
+    trials = session.execute(select(SweepTrial.id, SweepTrial.number, SweepTrial.fold, SweepTrial.phase,
+                                    SweepTrial.status).where(SweepTrial.sweep_id == sweep.id)).all()
     folds = json.loads(sweep.folds_json)
     phase = _search_phase(spec)
     now = utcnow()
@@ -720,14 +792,14 @@ def plan(session: Session, sweep: Sweep, spec: SweepSpec | None = None) -> bool:
     for f in folds:
         k = int(f["index"])
         mine = [t for t in trials if t.fold == k and t.phase == phase]
-        # Only an early stop and TPE read the history; a grid's plan after each batch (the runner
-        # plans after every batch) skips decoding every trial's params and metrics.
+        # Only an early stop and TPE read the history; a grid's plan after each batch skips it.
         history = [TrialRecord(t.seq, json.loads(t.params_json),
                                search_value(TrialResult(t.seq, json.loads(t.params_json),
                                                         _loads(t.metrics_json, None)
                                                         if t.status in TRIAL_WITH_RESULT else None),
                                             spec.objective, spec.result_constraints))
-                   for t in mine if t.status in TRIAL_WITH_RESULT or t.status == TrialStatus.FAILED.value
+                   for t in _search_rows(session, sweep, k, phase)
+                   if t.status in TRIAL_WITH_RESULT or t.status == TrialStatus.FAILED.value
                    ] if spec.target is not None or spec.method == "tpe" else []
         if spec.target_reached(history):
             skip_ids += [t.id for t in mine if t.status == TrialStatus.QUEUED.value]
@@ -746,7 +818,7 @@ def plan(session: Session, sweep: Sweep, spec: SweepSpec | None = None) -> bool:
             new += [(k, phase, seq, f["train_start"], f["train_end"], p) for seq, p in planned]
             continue
         if phase == IN_SAMPLE and not any(t.fold == k and t.phase == OUT_OF_SAMPLE for t in trials):
-            best = _best(spec, [_view(sweep, t) for t in mine])
+            best = _best(spec, [_view(sweep, t) for t in _search_rows(session, sweep, k, phase)])
             if best is not None:
                 new.append((k, OUT_OF_SAMPLE, -1, f["test_start"], f["test_end"], best.params))
     if skip_ids:
@@ -777,6 +849,15 @@ def plan(session: Session, sweep: Sweep, spec: SweepSpec | None = None) -> bool:
                     .execution_options(synchronize_session=False))
     sweep.status = status.value
     return True
+
+
+def _search_rows(session: Session, sweep: Sweep, fold: int, phase: str) -> list[Any]:
+    """One search's trials with their params and results (not their NAV), in number order."""
+    return list(session.execute(
+        select(SweepTrial.id, SweepTrial.number, SweepTrial.seq, SweepTrial.status, SweepTrial.params_json,
+               SweepTrial.metrics_json)
+        .where(SweepTrial.sweep_id == sweep.id, SweepTrial.fold == fold, SweepTrial.phase == phase)
+        .order_by(SweepTrial.number)).all())
 
 
 def _insert_trials(session: Session, sweep: Sweep, new: list[tuple[int, str, int, str, str, dict[str, Any]]],
