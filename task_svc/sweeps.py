@@ -548,11 +548,12 @@ class Sweeps:
         After the snapshot a read costs what changed, not the sweep's size (_WatchState): the
         sweep row and its trials per status, then only the trials finished since the last read."""
         sweep, rows = await asyncio.to_thread(self._load, user_id, sweep_id)
-        view = await asyncio.to_thread(self._summarize, sweep, rows)
+        nav = _LastNav(self._nav_loader(user_id))
+        view = await asyncio.to_thread(summarize, sweep, rows, nav)
         yield WatchEvent("SNAPSHOT", view, terminal=sweep.status not in {s.value for s in SWEEP_ACTIVE})
         if sweep.status not in {s.value for s in SWEEP_ACTIVE}:
             return
-        state = _WatchState(sweep, rows, view)
+        state = _WatchState(sweep, rows, view, nav)
         counts = view.counts
         best = view.best.row.number if view.best else 0
         while True:
@@ -595,7 +596,7 @@ class Sweeps:
         state.mark = mark
         finished = state.add(sweep, new)
         if finished:
-            state.summarize(sweep, self._nav_loader(user_id))
+            state.summarize(sweep)
         counts = count_trials(tally)
         return _Polled(sweep, SweepView(sweep, counts, *state.search, *timing(sweep, counts)), finished)
 
@@ -614,11 +615,12 @@ _FINISHED = (TrialStatus.DONE.value, TrialStatus.FAILED.value, TrialStatus.CACHE
 
 class _WatchState:
     """What one watch stream has read of its sweep: the finished trials (each read and decoded
-    once, as they never change), their rankings per search, the search summary and the best's NAV.
+    once, as they never change), their rankings per search, the search summary and the best's NAV
+    (_LastNav).
     The sweep row and the trials per status are read again at every poll, so what any replica
     writes shows at the next poll and nothing kept here goes stale."""
 
-    def __init__(self, sweep: Sweep, rows: Sequence[SweepTrial], view: SweepView) -> None:
+    def __init__(self, sweep: Sweep, rows: Sequence[SweepTrial], view: SweepView, nav: _LastNav) -> None:
         self.spec = search_spec(json.loads(sweep.spec_json), 10**9)
         self.phase = _search_phase(self.spec)
         self.mark: tuple[Any, ...] = ()
@@ -626,7 +628,7 @@ class _WatchState:
         self.groups: dict[tuple[int, str], list[TrialView]] = {}  # (fold, phase) → finished trials
         self.search_folds = {t.fold for t in rows if t.phase == self.phase}
         self.search: tuple[TrialView | None, int, float | None] = (view.best, view.evaluated, view.deflated_sharpe)
-        self.nav: tuple[int, str] = (0, "")
+        self.nav = nav
         self.add(sweep, [t for t in rows if t.status in _FINISHED])
 
     def add(self, sweep: Sweep, rows: Sequence[SweepTrial]) -> list[TrialView]:
@@ -646,16 +648,25 @@ class _WatchState:
             ranked.update((v.row.id, v) for v in fresh)
         return [ranked[t.id] for t in rows]
 
-    def summarize(self, sweep: Sweep, load_nav: Callable[[SweepTrial], str]) -> None:
-        """The search summary again (after trials finished); the best's NAV is read again only
-        when the best changed."""
-        def nav(trial: SweepTrial) -> str:
-            if self.nav[0] != trial.id:
-                self.nav = (trial.id, load_nav(trial))
-            return self.nav[1]
-
+    def summarize(self, sweep: Sweep) -> None:
+        """The search summary again, after trials finished."""
         folds = {f: self.groups.get((f, self.phase), []) for f in self.search_folds}
-        self.search = search_summary(sweep, self.spec, folds, nav)
+        self.search = search_summary(sweep, self.spec, folds, self.nav)
+
+
+class _LastNav:
+    """A NAV loader that keeps the last NAV it read: the best's, read again when the best changes
+    (a finished trial's NAV never changes)."""
+
+    def __init__(self, load: Callable[[SweepTrial], str]) -> None:
+        self.load = load
+        self.trial_id = 0
+        self.nav = ""
+
+    def __call__(self, trial: SweepTrial) -> str:
+        if trial.id != self.trial_id:
+            self.trial_id, self.nav = trial.id, self.load(trial)
+        return self.nav
 
 
 @dataclass
