@@ -12,12 +12,12 @@ Nothing here commits: callers own the transaction (``services.db.transaction``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session, defer
 
 from services.paging import Page, count_rows, ordered
@@ -233,13 +233,23 @@ class TrialQueue:
                                    .execution_options(synchronize_session=False))
         return int(res.rowcount)  # type: ignore[attr-defined]
 
-    def finish(self, trial_id: int, owner: str, values: dict[str, Any]) -> bool:
-        """RUNNING (under ``owner``) → DONE | FAILED with its result; False when no longer held."""
-        res = self.session.execute(
-            update(SweepTrial).where(SweepTrial.id == trial_id, self._held(owner))
-            .values(**values, lease_owner=None, lease_expires_at=None, finished_at=utcnow())
-            .execution_options(synchronize_session=False))
-        return res.rowcount == 1  # type: ignore[attr-defined]
+    def finish(self, owner: str, results: Sequence[tuple[int, dict[str, Any]]]) -> None:
+        """RUNNING (under ``owner``) → DONE | FAILED with their results; a trial no longer held is
+        left alone. One executemany per set of columns written (a batch's results share one or
+        two), not one ORM statement per trial."""
+        table = SweepTrial.__table__
+        now = utcnow()
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for trial_id, values in results:
+            by_columns.setdefault(tuple(sorted(values)), []).append(
+                {"p_id": trial_id, **{f"p_{k}": v for k, v in values.items()}})
+        for columns, params in by_columns.items():
+            stmt = (update(table)
+                    .where(table.c.id == bindparam("p_id"), table.c.status == TrialStatus.RUNNING.value,
+                           table.c.lease_owner == owner)
+                    .values({**{k: bindparam(f"p_{k}") for k in columns}, "lease_owner": None,
+                             "lease_expires_at": None, "finished_at": now}))
+            self.session.execute(stmt, params)
 
     def release(self, owner: str, sweep_id: int, not_before: datetime | None) -> int:
         """The batch back to QUEUED, its attempt not charged (engine busy or going away)."""

@@ -68,6 +68,12 @@ def metrics_dict(m: engine_pb2.Metrics) -> dict[str, float | int | None]:
     return {name: (getattr(m, name) if m.HasField(name) else None) for name in METRIC_FIELDS}
 
 
+def nav_json(dates_json: str, nav: list[float]) -> str:
+    """json.dumps({"dates": dates, "nav": nav}), character for character, with the dates already
+    encoded (``dates_json``: a batch's trials share them)."""
+    return '{"dates": ' + dates_json + ', "nav": ' + json.dumps(nav) + "}"
+
+
 class _BatchRun:
     def __init__(self, batch: Batch) -> None:
         self.batch = batch
@@ -336,29 +342,33 @@ class SweepRunner:
         from sweeplib.ranking import objective_value
 
         objective = spec.objective  # type: ignore[attr-defined]
+        rows: list[tuple[int, dict[str, object]]] = []
+        dates: tuple[list[str], str] = ([], "[]")  # a batch's trials share their dates: encoded once
+        for k, trial in enumerate(trials):
+            r = results.get(k)
+            if r is None:
+                values: dict[str, object] = {"status": "FAILED", "error_message": "the engine sent no result",
+                                             "seconds": per_trial}
+            elif r.HasField("failure"):
+                values = {"status": "FAILED", "error_message": engine_error_message(r.failure)[:20000],
+                          "seconds": per_trial}
+            else:
+                metrics = metrics_dict(r.metrics)
+                trial_dates = list(r.dates)
+                if trial_dates != dates[0]:
+                    dates = (trial_dates, json.dumps(trial_dates))
+                values = {"status": "DONE", "metrics_json": json.dumps(metrics, allow_nan=False),
+                          "nav_json": nav_json(dates[1], list(r.nav)),
+                          "objective": objective_value(metrics, objective), "trades": r.trades,
+                          "seconds": per_trial, "error_message": ""}
+            rows.append((trial.id, values))
         with transaction(self.sessions) as session:
-            queue = TrialQueue(session)
-            for k, trial in enumerate(trials):
-                r = results.get(k)
-                if r is None:
-                    values: dict[str, object] = {"status": "FAILED", "error_message": "the engine sent no result",
-                                                 "seconds": per_trial}
-                elif r.HasField("failure"):
-                    values = {"status": "FAILED", "error_message": engine_error_message(r.failure)[:20000],
-                              "seconds": per_trial}
-                else:
-                    metrics = metrics_dict(r.metrics)
-                    values = {"status": "DONE", "metrics_json": json.dumps(metrics, allow_nan=False),
-                              "nav_json": json.dumps({"dates": list(r.dates), "nav": list(r.nav)}),
-                              "objective": objective_value(metrics, objective), "trades": r.trades,
-                              "seconds": per_trial, "error_message": ""}
-                queue.finish(trial.id, run.batch.owner, values)
+            TrialQueue(session).finish(run.batch.owner, rows)
 
     def _fail_all(self, run: _BatchRun, trials: list[SweepTrial], message: str) -> None:
         with transaction(self.sessions) as session:
-            queue = TrialQueue(session)
-            for trial in trials:
-                queue.finish(trial.id, run.batch.owner, {"status": "FAILED", "error_message": message[:20000]})
+            TrialQueue(session).finish(run.batch.owner, [(t.id, {"status": "FAILED", "error_message": message[:20000]})
+                                                         for t in trials])
 
     def _release(self, run: _BatchRun) -> None:
         self._backoff = min(MAX_RETRY_SECONDS, max(RETRY_SECONDS, self._backoff * 2))
