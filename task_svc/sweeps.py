@@ -616,9 +616,8 @@ _FINISHED = (TrialStatus.DONE.value, TrialStatus.FAILED.value, TrialStatus.CACHE
 class _WatchState:
     """What one watch stream has read of its sweep: the finished trials (each read and decoded
     once, as they never change), their rankings per search, the search summary and the best's NAV
-    (_LastNav).
-    The sweep row and the trials per status are read again at every poll, so what any replica
-    writes shows at the next poll and nothing kept here goes stale."""
+    (_LastNav). The sweep row and the trials per status are read again at every poll, so what any
+    replica writes shows at the next poll and nothing kept here goes stale."""
 
     def __init__(self, sweep: Sweep, rows: Sequence[SweepTrial], view: SweepView, nav: _LastNav) -> None:
         self.spec = search_spec(json.loads(sweep.spec_json), 10**9)
