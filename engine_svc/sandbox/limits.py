@@ -43,7 +43,7 @@ class SandboxLimits:
     spares: int = 1
     # µs each side of a backtest polls for the other's next frame before sleeping (spin.py); only
     # with two or more usable CPUs, and each side stops when its spins keep running out. 0: off.
-    spin_us: int = 50
+    spin_us: int = 100
     cpu_seconds: int | None = None  # fixed CPU limit instead of the scaled one (tests, tools)
     wall_seconds: float | None = None  # fixed wall limit instead of the scaled one
 
