@@ -83,6 +83,21 @@ class SweepRepository:
             SweepTrial.sweep_id == sweep_id, SweepTrial.user_id == self.user_id, SweepTrial.id.in_(ids))
             .options(defer(SweepTrial.nav_json, raiseload=True)).order_by(SweepTrial.number)))
 
+    def trial_states(self, sweep: Sweep) -> list[Any]:
+        """Every trial of a sweep as (id, number, fold, phase, status) rows: what planning reads
+        after each batch (the rows themselves, long with their NAV, are not read)."""
+        return list(self.session.execute(
+            select(SweepTrial.id, SweepTrial.number, SweepTrial.fold, SweepTrial.phase, SweepTrial.status)
+            .where(SweepTrial.sweep_id == sweep.id)).all())
+
+    def search_rows(self, sweep: Sweep, fold: int, phase: str) -> list[Any]:
+        """One search's trials with their params and results (not their NAV), in number order."""
+        return list(self.session.execute(
+            select(SweepTrial.id, SweepTrial.number, SweepTrial.seq, SweepTrial.status, SweepTrial.params_json,
+                   SweepTrial.metrics_json)
+            .where(SweepTrial.sweep_id == sweep.id, SweepTrial.fold == fold, SweepTrial.phase == phase)
+            .order_by(SweepTrial.number)).all())
+
     def trial(self, sweep_id: int, number: int) -> SweepTrial | None:
         return self.session.scalar(select(SweepTrial).where(
             SweepTrial.sweep_id == sweep_id, SweepTrial.number == number, SweepTrial.user_id == self.user_id))

@@ -791,9 +791,9 @@ def plan(session: Session, sweep: Sweep, spec: SweepSpec | None = None) -> bool:
         return False
     spec = spec or search_spec(json.loads(sweep.spec_json), 10**9)
     # Statuses only (the runner plans after every batch): a search's params and results are read
-    # when a rule needs them, and the rows — long with their NAV — are otherwise not read.
-    trials = session.execute(select(SweepTrial.id, SweepTrial.number, SweepTrial.fold, SweepTrial.phase,
-                                    SweepTrial.status).where(SweepTrial.sweep_id == sweep.id)).all()
+    # when a rule needs them.
+    repo = SweepRepository(session, sweep.user_id)
+    trials = repo.trial_states(sweep)
     folds = json.loads(sweep.folds_json)
     phase = _search_phase(spec)
     now = utcnow()
@@ -808,7 +808,7 @@ def plan(session: Session, sweep: Sweep, spec: SweepSpec | None = None) -> bool:
                                                         _loads(t.metrics_json, None)
                                                         if t.status in TRIAL_WITH_RESULT else None),
                                             spec.objective, spec.result_constraints))
-                   for t in _search_rows(session, sweep, k, phase)
+                   for t in repo.search_rows(sweep, k, phase)
                    if t.status in TRIAL_WITH_RESULT or t.status == TrialStatus.FAILED.value
                    ] if spec.target is not None or spec.method == "tpe" else []
         if spec.target_reached(history):
@@ -828,7 +828,7 @@ def plan(session: Session, sweep: Sweep, spec: SweepSpec | None = None) -> bool:
             new += [(k, phase, seq, f["train_start"], f["train_end"], p) for seq, p in planned]
             continue
         if phase == IN_SAMPLE and not any(t.fold == k and t.phase == OUT_OF_SAMPLE for t in trials):
-            best = _best(spec, [_view(sweep, t) for t in _search_rows(session, sweep, k, phase)])
+            best = _best(spec, [_view(sweep, t) for t in repo.search_rows(sweep, k, phase)])
             if best is not None:
                 new.append((k, OUT_OF_SAMPLE, -1, f["test_start"], f["test_end"], best.params))
     if skip_ids:
@@ -859,15 +859,6 @@ def plan(session: Session, sweep: Sweep, spec: SweepSpec | None = None) -> bool:
                     .execution_options(synchronize_session=False))
     sweep.status = status.value
     return True
-
-
-def _search_rows(session: Session, sweep: Sweep, fold: int, phase: str) -> list[Any]:
-    """One search's trials with their params and results (not their NAV), in number order."""
-    return list(session.execute(
-        select(SweepTrial.id, SweepTrial.number, SweepTrial.seq, SweepTrial.status, SweepTrial.params_json,
-               SweepTrial.metrics_json)
-        .where(SweepTrial.sweep_id == sweep.id, SweepTrial.fold == fold, SweepTrial.phase == phase)
-        .order_by(SweepTrial.number)).all())
 
 
 def _insert_trials(session: Session, sweep: Sweep, new: list[tuple[int, str, int, str, str, dict[str, Any]]],
